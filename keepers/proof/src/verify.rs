@@ -1,0 +1,352 @@
+//! The verifier: every check of a transcript, each failure named.
+//!
+//! Cost: two signature checks, `K` SHA-256 for the seed chain, and per opened tile `2 t n`
+//! PRF bytes, `t^2 n` int8 multiply-adds and `log2((n/t)^2)` node hashes — independent of
+//! how long the GPU worked. Single-threaded by design (it is what one keeper core pays).
+
+use crate::challenge::{GENESIS_ROOT, PROTOCOL_VERSION, round_seed};
+use crate::cpu::compute_tile;
+use crate::merkle::{Hash, leaf_hash, root_from_path};
+use crate::transcript::Transcript;
+
+/// How strict the timing check is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimingPolicy {
+    /// Allowed shortfall below the class's expected throughput, in percent (default 25).
+    pub slack_percent: u32,
+}
+
+impl Default for TimingPolicy {
+    fn default() -> Self {
+        Self { slack_percent: 25 }
+    }
+}
+
+/// What the verifying keeper knows independently of the transcript.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectations {
+    /// The keeper that must have signed the challenge.
+    pub keeper: [u8; 32],
+    /// The worker the proof must come from.
+    pub worker: [u8; 32],
+    /// The epoch being checkpointed.
+    pub epoch: u64,
+    /// The nonce of the challenge the keeper issued, when it is the issuing keeper
+    /// (`None` for another keeper auditing a transcript).
+    pub nonce: Option<Hash>,
+    /// Timing strictness.
+    pub timing: TimingPolicy,
+}
+
+impl Expectations {
+    /// Expectations of the keeper that issued `challenge`.
+    pub fn for_issued(challenge: &crate::challenge::SignedChallenge) -> Self {
+        Self {
+            keeper: challenge.body.keeper,
+            worker: challenge.body.worker,
+            epoch: challenge.body.epoch,
+            nonce: Some(challenge.nonce()),
+            timing: TimingPolicy::default(),
+        }
+    }
+}
+
+/// Why a proof was refused.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// The transcript bytes do not decode.
+    #[error("undecodable transcript: {0}")]
+    Decode(String),
+    /// Parameters outside the supported ranges.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    /// Unknown protocol version.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    /// The challenge's keeper signature does not verify.
+    #[error("the keeper's signature on the challenge does not verify")]
+    BadKeeperSignature,
+    /// The challenge was issued by another keeper.
+    #[error("challenge issued by another keeper")]
+    WrongKeeper,
+    /// The challenge is for another worker.
+    #[error("challenge addressed to another worker")]
+    WrongWorker,
+    /// The challenge is for another epoch.
+    #[error("challenge for epoch {got}, expected {expected}")]
+    WrongEpoch {
+        /// Expected epoch.
+        expected: u64,
+        /// Epoch in the challenge.
+        got: u64,
+    },
+    /// The transcript answers a different challenge than the one issued.
+    #[error("transcript answers another challenge (nonce mismatch)")]
+    NonceMismatch,
+    /// Not exactly `K` commits.
+    #[error("{got} round commits, expected {expected}")]
+    RoundCount {
+        /// `K`.
+        expected: u32,
+        /// Commits present.
+        got: u32,
+    },
+    /// Commit at position `index` carries another round number.
+    #[error("commit {index} is for round {round}")]
+    RoundOutOfOrder {
+        /// Position in the stream (from 0).
+        index: u32,
+        /// Round number it claims.
+        round: u32,
+    },
+    /// A seed is not `SHA-256(nonce || k || root_{k-1})`.
+    #[error("round {round}: wrong seed (not derived from this nonce and the previous root)")]
+    SeedMismatch {
+        /// Round.
+        round: u32,
+    },
+    /// A root equal to the previous round's root (a copied round).
+    #[error("round {round}: root repeats the previous round's")]
+    RepeatedRoot {
+        /// Round.
+        round: u32,
+    },
+    /// Receive times go backwards.
+    #[error("round {round}: receive time earlier than the previous round's")]
+    TimestampsNotMonotonic {
+        /// Round.
+        round: u32,
+    },
+    /// The worker's signature on the opening does not verify.
+    #[error("the worker's signature on the opening does not verify")]
+    BadWorkerSignature,
+    /// Not as many opened tiles as the request selects.
+    #[error("{got} tiles opened, {expected} requested")]
+    OpeningCount {
+        /// Requested.
+        expected: u32,
+        /// Opened.
+        got: u32,
+    },
+    /// An opened tile that the request did not select (or out of order).
+    #[error("opened tile {index} is (round {round}, tile {tile}), not the one requested")]
+    UnrequestedTile {
+        /// Position in the opening.
+        index: u32,
+        /// Its round.
+        round: u32,
+        /// Its tile.
+        tile: u32,
+    },
+    /// Wrong number of values or path length.
+    #[error("round {round} tile {tile}: wrong number of values or path length")]
+    TileShape {
+        /// Round.
+        round: u32,
+        /// Tile.
+        tile: u32,
+    },
+    /// The tile and path do not lead to the committed root.
+    #[error("round {round} tile {tile}: Merkle path does not lead to the committed root")]
+    MerklePathInvalid {
+        /// Round.
+        round: u32,
+        /// Tile.
+        tile: u32,
+    },
+    /// The committed tile is not `A * B` for the round's seed.
+    #[error("round {round} tile {tile}: value at ({row}, {col}) is not the product")]
+    TileMismatch {
+        /// Round.
+        round: u32,
+        /// Tile.
+        tile: u32,
+        /// Row within the tile.
+        row: u32,
+        /// Column within the tile.
+        col: u32,
+    },
+    /// Slower than the claimed GPU class allows.
+    #[error("measured {measured_tops:.1} TOP/s, the claimed class needs {required_tops:.1}")]
+    TooSlow {
+        /// Throughput from the gaps between roots.
+        measured_tops: f64,
+        /// Class expectation less slack.
+        required_tops: f64,
+    },
+}
+
+/// A proof that passed every check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyReport {
+    /// The transcript digest (the on-chain evidence).
+    pub digest: Hash,
+    /// Throughput from the gaps between streamed roots, TOP/s (`2 n^3` per round).
+    pub measured_tops: f64,
+    /// What the claimed class needed, TOP/s.
+    pub required_tops: f64,
+    /// Tiles checked exactly.
+    pub tiles_checked: u32,
+}
+
+/// Decodes and verifies transcript bytes.
+pub fn verify_bytes(bytes: &[u8], expect: &Expectations) -> Result<VerifyReport, Rejection> {
+    let t = Transcript::decode(bytes).map_err(|e| Rejection::Decode(e.to_string()))?;
+    verify(&t, expect)
+}
+
+/// Throughput (TOP/s) implied by the receive times: `2 n^3` per round over the gaps
+/// between the first and last root (the first root's own time includes the network round
+/// trip and set-up, so it only counts when there is a single round).
+pub fn measured_tops(t: &Transcript) -> f64 {
+    let ops = t.challenge.params().ops_per_round();
+    let times: Vec<u64> = t.commits.iter().map(|c| c.received_us).collect();
+    let (rounds, micros) = match (times.first(), times.last()) {
+        (Some(&first), Some(&last)) if times.len() >= 2 => {
+            ((times.len() - 1) as f64, last.saturating_sub(first) as f64)
+        }
+        (Some(&only), _) => (1.0, only as f64),
+        _ => return 0.0,
+    };
+    if micros <= 0.0 {
+        return f64::INFINITY;
+    }
+    ops * rounds / (micros * 1e-6) / 1e12
+}
+
+/// Runs every check, cheapest first; the first failure is returned.
+pub fn verify(t: &Transcript, expect: &Expectations) -> Result<VerifyReport, Rejection> {
+    let body = &t.challenge.body;
+    let params = body.params;
+    params
+        .validate()
+        .map_err(|e| Rejection::InvalidParams(e.to_string()))?;
+    if body.version != PROTOCOL_VERSION {
+        return Err(Rejection::UnsupportedVersion(body.version));
+    }
+    t.challenge
+        .verify_signature()
+        .map_err(|_| Rejection::BadKeeperSignature)?;
+    if body.keeper != expect.keeper {
+        return Err(Rejection::WrongKeeper);
+    }
+    if body.worker != expect.worker {
+        return Err(Rejection::WrongWorker);
+    }
+    if body.epoch != expect.epoch {
+        return Err(Rejection::WrongEpoch {
+            expected: expect.epoch,
+            got: body.epoch,
+        });
+    }
+    let nonce = t.challenge.nonce();
+    if expect.nonce.is_some_and(|n| n != nonce) {
+        return Err(Rejection::NonceMismatch);
+    }
+
+    // The commit stream: K commits, in order, each seed chained to the previous root.
+    if t.commits.len() != params.rounds as usize {
+        return Err(Rejection::RoundCount {
+            expected: params.rounds,
+            got: u32::try_from(t.commits.len()).unwrap_or(u32::MAX),
+        });
+    }
+    let mut previous = GENESIS_ROOT;
+    let mut previous_time = 0u64;
+    for (i, rc) in t.commits.iter().enumerate() {
+        let c = &rc.commit;
+        let round = i as u32 + 1;
+        if c.round != round {
+            return Err(Rejection::RoundOutOfOrder {
+                index: i as u32,
+                round: c.round,
+            });
+        }
+        if c.seed != round_seed(&nonce, round, &previous) {
+            return Err(Rejection::SeedMismatch { round });
+        }
+        if c.root == previous {
+            return Err(Rejection::RepeatedRoot { round });
+        }
+        if rc.received_us < previous_time {
+            return Err(Rejection::TimestampsNotMonotonic { round });
+        }
+        previous = c.root;
+        previous_time = rc.received_us;
+    }
+
+    // The opening: signed by the worker, exactly the selected tiles.
+    let commits = t.round_commits();
+    if !t
+        .opening
+        .verify_signature(&body.worker, &nonce, &commits, &t.request)
+    {
+        return Err(Rejection::BadWorkerSignature);
+    }
+    let selection = t.request.selection(&nonce, &params);
+    if selection.len() != t.opening.tiles.len() {
+        return Err(Rejection::OpeningCount {
+            expected: selection.len() as u32,
+            got: u32::try_from(t.opening.tiles.len()).unwrap_or(u32::MAX),
+        });
+    }
+    for (i, (want, got)) in selection.iter().zip(&t.opening.tiles).enumerate() {
+        if *want != (got.round, got.tile) {
+            return Err(Rejection::UnrequestedTile {
+                index: i as u32,
+                round: got.round,
+                tile: got.tile,
+            });
+        }
+    }
+
+    // Each opened tile: shape, Merkle path to the committed root, exact values.
+    let depth = params.merkle_depth() as usize;
+    let tile_side = params.tile;
+    for op in &t.opening.tiles {
+        let (round, tile) = (op.round, op.tile);
+        if op.values.len() != params.tile_len() || op.path.len() != depth {
+            return Err(Rejection::TileShape { round, tile });
+        }
+        let Some(commit) = (round as usize)
+            .checked_sub(1)
+            .and_then(|i| t.commits.get(i))
+            .map(|c| &c.commit)
+        else {
+            return Err(Rejection::TileShape { round, tile });
+        };
+        if root_from_path(&leaf_hash(&op.values), u64::from(tile), &op.path) != commit.root {
+            return Err(Rejection::MerklePathInvalid { round, tile });
+        }
+        let expect_values = compute_tile(&params, &commit.seed, tile);
+        if let Some(pos) = expect_values
+            .iter()
+            .zip(&op.values)
+            .position(|(a, b)| a != b)
+        {
+            return Err(Rejection::TileMismatch {
+                round,
+                tile,
+                row: pos as u32 / tile_side,
+                col: pos as u32 % tile_side,
+            });
+        }
+    }
+
+    // Timing: the gaps between roots against the claimed class.
+    let measured = measured_tops(t);
+    let required =
+        body.gpu_class.expected_tops() * f64::from(100u32.saturating_sub(expect.timing.slack_percent.min(100))) / 100.0;
+    if measured < required {
+        return Err(Rejection::TooSlow {
+            measured_tops: measured,
+            required_tops: required,
+        });
+    }
+    Ok(VerifyReport {
+        digest: t.digest(),
+        measured_tops: measured,
+        required_tops: required,
+        tiles_checked: t.opening.tiles.len() as u32,
+    })
+}
