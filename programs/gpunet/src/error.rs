@@ -1,0 +1,96 @@
+//! Every error the program returns. Native mode drops the program's log lines, so clients
+//! see only the code (`custom program error: 0x…`); the SDK maps codes back to these names
+//! and messages.
+
+use anchor_lang::prelude::*;
+
+#[error_code]
+pub enum GpunetError {
+    // --- authority and identity -------------------------------------------------------
+    #[msg("signer is not the config admin")]
+    NotAdmin,
+    #[msg("signer is not the pending admin of this config")]
+    NotPendingAdmin,
+    #[msg("no admin handover is pending")]
+    NoPendingAdmin,
+    #[msg("only the program's upgrade authority may initialise the config")]
+    NotUpgradeAuthority,
+    #[msg("program data account does not belong to this program")]
+    WrongProgramData,
+    #[msg("signer is not this account's authority")]
+    WrongAuthority,
+    #[msg("token account or mint is not the configured mint")]
+    WrongMint,
+    #[msg("token account is not the configured treasury")]
+    WrongTreasury,
+    #[msg("token account is not owned by the expected wallet")]
+    WrongTokenOwner,
+    #[msg("vault is not this account's vault")]
+    WrongVault,
+
+    // --- config sanity ----------------------------------------------------------------
+    #[msg("protocol fee plus keeper fee exceed 10,000 bps")]
+    FeesTooHigh,
+    #[msg("a basis-point value exceeds 10,000")]
+    BpsOutOfRange,
+    #[msg("slash quorum must be at least 1 and at most min(max keepers, 7)")]
+    InvalidSlashQuorum,
+    #[msg("max keepers must be at least 1, at most 1,024 and not below the active keepers")]
+    InvalidMaxKeepers,
+    #[msg("a period or interval must be positive and at most 365 days")]
+    InvalidPeriod,
+    #[msg("the keeper bond must be positive")]
+    InvalidKeeperBond,
+    #[msg("the new admin must not be the default key")]
+    InvalidAdmin,
+    #[msg("protocol is paused")]
+    ProtocolPaused,
+
+    // --- arguments --------------------------------------------------------------------
+    #[msg("region or zone must be 1-16 printable ASCII characters")]
+    InvalidLocation,
+    #[msg("endpoint must be 1-128 printable ASCII characters")]
+    InvalidEndpoint,
+    #[msg("GPU count must be between 1 and 1,024")]
+    InvalidGpuCount,
+    #[msg("GPU VRAM must be positive")]
+    InvalidVram,
+    #[msg("price per GPU-second must be positive")]
+    InvalidPrice,
+    #[msg("workers must be 1-16 distinct, non-default keys")]
+    InvalidWorkers,
+    #[msg("amount must be positive")]
+    ZeroAmount,
+
+    // --- state machine ----------------------------------------------------------------
+    #[msg("account already exists")]
+    AlreadyInitialized,
+    #[msg("keeper is not active")]
+    KeeperNotActive,
+    #[msg("keeper is not unbonding")]
+    KeeperNotUnbonding,
+    #[msg("keeper still has leases assigned")]
+    KeeperHasLeases,
+    #[msg("the keeper set is full")]
+    KeeperSetFull,
+    #[msg("unbonding period has not finished")]
+    UnbondingNotFinished,
+    #[msg("nothing is unbonding")]
+    NothingToWithdraw,
+    #[msg("not enough free stake: stake locked by active leases cannot be unbonded")]
+    StakeLocked,
+    #[msg("not enough stake")]
+    InsufficientStake,
+    #[msg("provider still has stake, unbonding stake or leases")]
+    ProviderNotEmpty,
+    #[msg("GPU count cannot drop below the GPUs currently leased")]
+    GpusInUse,
+    #[msg("GPU class cannot change while leases are active")]
+    ClassChangeWithLeases,
+
+    // --- arithmetic and invariants ----------------------------------------------------
+    #[msg("arithmetic overflow or underflow")]
+    MathOverflow,
+    #[msg("account invariant violated")]
+    InvariantViolated,
+}

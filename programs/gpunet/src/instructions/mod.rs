@@ -1,0 +1,32 @@
+//! One file per instruction, named noun-then-verb. Each file reads top to bottom: arguments,
+//! accounts, `validate` (rules that span accounts or time), handler.
+//!
+//! Accounts structs (and Anchor's generated client modules) are used through the globs below;
+//! each file's `handler` is always called by its full path from lib.rs.
+#![allow(ambiguous_glob_reexports)]
+
+pub mod config_accept_admin;
+pub mod config_init;
+pub mod config_update;
+pub mod keeper_close;
+pub mod keeper_deregister;
+pub mod keeper_register;
+pub mod provider_close;
+pub mod provider_register;
+pub mod provider_stake;
+pub mod provider_unstake_request;
+pub mod provider_update;
+pub mod provider_withdraw;
+
+pub use config_accept_admin::*;
+pub use config_init::*;
+pub use config_update::*;
+pub use keeper_close::*;
+pub use keeper_deregister::*;
+pub use keeper_register::*;
+pub use provider_close::*;
+pub use provider_register::*;
+pub use provider_stake::*;
+pub use provider_unstake_request::*;
+pub use provider_update::*;
+pub use provider_withdraw::*;
