@@ -15,11 +15,11 @@ use crate::params::ChallengeParams;
 use crate::prf::{STREAM_A, STREAM_B, fill_rows, key_words};
 use crate::prover::RoundBackend;
 
-/// Rows of `A` (and of `Bt`) for tile-row (tile-column) `index`: `t x n` int8 values.
+/// Rows of `A` (and of `Bt`) for tile-row (tile-column) `index`: `t x inner` int8 values.
 pub fn tile_panel(params: &ChallengeParams, seed: &Hash, stream: u64, index: u32) -> Vec<i8> {
-    let (n, t) = (params.n as usize, params.tile as usize);
-    let mut panel = vec![0i8; t * n];
-    fill_rows(&key_words(seed), stream, n, index as usize * t, &mut panel);
+    let (k, t) = (params.inner as usize, params.tile as usize);
+    let mut panel = vec![0i8; t * k];
+    fill_rows(&key_words(seed), stream, k, index as usize * t, &mut panel);
     panel
 }
 
@@ -32,26 +32,26 @@ pub fn compute_tile(params: &ChallengeParams, seed: &Hash, tile: u32) -> Vec<i32
     let b = tile_panel(params, seed, STREAM_B, tj);
     let t = params.tile as usize;
     let mut out = vec![0i32; t * t];
-    dots(&a, t, &b, t, params.n as usize, &mut out, t);
+    dots(&a, t, &b, t, params.inner as usize, &mut out, t);
     out
 }
 
-/// Generates a whole `n x n` operand (`A`, or `Bt`) in parallel.
+/// Generates a whole `n x inner` operand (`A`, or `Bt`) in parallel.
 pub fn generate_matrix(params: &ChallengeParams, seed: &Hash, stream: u64) -> Vec<i8> {
-    let n = params.n as usize;
+    let (n, k) = (params.n as usize, params.inner as usize);
     let key = key_words(seed);
-    let mut m = vec![0i8; n * n];
-    let rows_per_task = (65_536 / n).max(1);
-    m.par_chunks_mut(rows_per_task * n)
+    let mut m = vec![0i8; n * k];
+    let rows_per_task = (65_536 / k).max(1);
+    m.par_chunks_mut(rows_per_task * k)
         .enumerate()
-        .for_each(|(i, chunk)| fill_rows(&key, stream, n, i * rows_per_task, chunk));
+        .for_each(|(i, chunk)| fill_rows(&key, stream, k, i * rows_per_task, chunk));
     m
 }
 
 /// One full round on the CPU: the Merkle tree over all tiles of `C`.
 pub fn compute_round_tree(params: &ChallengeParams, seed: &Hash) -> Result<MerkleTree, ProofError> {
     params.validate()?;
-    let (n, t) = (params.n as usize, params.tile as usize);
+    let (k, t) = (params.inner as usize, params.tile as usize);
     let tps = params.tiles_per_side() as usize;
     let a = generate_matrix(params, seed, STREAM_A);
     let bt = generate_matrix(params, seed, STREAM_B);
@@ -69,11 +69,11 @@ pub fn compute_round_tree(params: &ChallengeParams, seed: &Hash) -> Result<Merkl
             let mut tile = vec![0i32; t * t];
             let rows_in_band = out.len() / tps;
             for tj in 0..tps {
-                let bp = &bt[tj * t * n..(tj + 1) * t * n];
+                let bp = &bt[tj * t * k..(tj + 1) * t * k];
                 for r in 0..rows_in_band {
                     let ti = bi * band + r;
-                    let ap = &a[ti * t * n..(ti + 1) * t * n];
-                    dots(ap, t, bp, t, n, &mut tile, t);
+                    let ap = &a[ti * t * k..(ti + 1) * t * k];
+                    dots(ap, t, bp, t, k, &mut tile, t);
                     out[r * tps + tj] = leaf_hash(&tile);
                 }
             }
@@ -141,11 +141,8 @@ mod tests {
     #[test]
     fn full_round_tiles_equal_single_tile_recomputation_and_naive_product() {
         let params = ChallengeParams {
-            n: 128,
-            rounds: 1,
-            tile: 16,
-            samples_per_round: 1,
-            rounds_sampled: 1,
+            inner: 256,
+            ..ChallengeParams::square(128, 1, 16, 1, 1)
         };
         let seed = [42u8; 32];
         let tree = compute_round_tree(&params, &seed).expect("round");
@@ -155,10 +152,10 @@ mod tests {
         }
         // One entry of C from single PRF elements, the slow way.
         let (i, j) = (37u64, 101u64);
-        let expect: i32 = (0..128u64)
+        let expect: i32 = (0..256u64)
             .map(|k| {
-                i32::from(element(&seed, STREAM_A, 128, i, k))
-                    * i32::from(element(&seed, STREAM_B, 128, j, k))
+                i32::from(element(&seed, STREAM_A, 256, i, k))
+                    * i32::from(element(&seed, STREAM_B, 256, j, k))
             })
             .sum();
         let tile = (i / 16) as u32 * 8 + (j / 16) as u32;

@@ -75,7 +75,9 @@ pub fn libraries_present() -> Result<(), ProofError> {
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ProofError>) -> Result<T, ProofError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(ProofError::CudaUnavailable(format!("{what} panicked inside cudarc"))),
+        Err(_) => Err(ProofError::CudaUnavailable(format!(
+            "{what} panicked inside cudarc"
+        ))),
     }
 }
 
@@ -109,7 +111,9 @@ impl Device {
             let ctx = CudaContext::new(0)
                 .map_err(|e| ProofError::CudaUnavailable(format!("no usable GPU: {e:?}")))?;
             let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-            let cc = ctx.compute_capability().map_err(|e| cuda_err("compute capability", e))?;
+            let cc = ctx
+                .compute_capability()
+                .map_err(|e| cuda_err("compute capability", e))?;
             let stream = ctx.new_stream().map_err(|e| cuda_err("stream", e))?;
             let blas = CudaBlas::new(stream.clone()).map_err(|e| cuda_err("cuBLAS handle", e))?;
             let opts = CompileOptions {
@@ -119,7 +123,9 @@ impl Device {
             };
             let ptx = compile_ptx_with_opts(KERNELS_SRC, opts)
                 .map_err(|e| cuda_err("NVRTC compile", e))?;
-            let module = ctx.load_module(ptx).map_err(|e| cuda_err("module load", e))?;
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| cuda_err("module load", e))?;
             let f = |n: &str| module.load_function(n).map_err(|e| cuda_err(n, e));
             Ok(Self {
                 name: format!("{name} (compute capability {}.{})", cc.0, cc.1),
@@ -142,7 +148,12 @@ impl Device {
         })
     }
 
-    fn fill(&self, out: &mut CudaSlice<u8>, key: &[u32; 8], stream_id: u64) -> Result<(), ProofError> {
+    fn fill(
+        &self,
+        out: &mut CudaSlice<u8>,
+        key: &[u32; 8],
+        stream_id: u64,
+    ) -> Result<(), ProofError> {
         let nblocks = (out.len() / 64) as u64;
         let cfg = Self::grid(nblocks)?;
         let mut b = self.stream.launch_builder(&self.prf);
@@ -157,22 +168,26 @@ impl Device {
         Ok(())
     }
 
-    /// `C = A * B` (row-major `C`) from `A` and `Bt`, int8 in, int32 out, TN layout.
+    /// `C = A * B` (row-major `n x n` `C`) from `A` and `Bt` (both `n x k`, k-contiguous),
+    /// int8 in, int32 out, TN layout.
     fn gemm(
         &self,
         n: usize,
+        k: usize,
         a: &CudaSlice<u8>,
         bt: &CudaSlice<u8>,
         c: &mut CudaSlice<i32>,
     ) -> Result<(), ProofError> {
         let ni = i32::try_from(n).map_err(|_| ProofError::Cuda("n too large".into()))?;
+        let ki = i32::try_from(k).map_err(|_| ProofError::Cuda("inner too large".into()))?;
         let (alpha, beta) = (1i32, 0i32);
         let (pa, _ra) = a.device_ptr(&self.stream);
         let (pb, _rb) = bt.device_ptr(&self.stream);
         let (pc, _rc) = c.device_ptr_mut(&self.stream);
-        // Column-major view: C^T (n x n) = op(Bt_cm)^T * A_cm with op = T on the first
-        // operand: C_cm(j, i) = sum_k Bt[j][k] * A[i][k], stored at i*n + j, i.e. C
-        // row-major. Both operands are k-contiguous: the "TN" form int8 wants.
+        // Column-major view (cuBLAS): the first operand is Bt's memory read as a k x n
+        // column-major matrix with op = T, the second A's memory as k x n with op = N, so
+        // C_cm(j, i) = sum_k Bt[j][k] * A[i][k] = C[i][j], stored at i*n + j: C row-major.
+        // Both operands are k-contiguous (lda = ldb = k): the "TN" form int8 GEMM wants.
         // SAFETY: all three buffers hold n*n elements of the declared types; alpha and
         // beta are i32 as CUBLAS_COMPUTE_32I requires; pointers outlive the call's
         // scheduling (the record guards drop after it).
@@ -183,14 +198,14 @@ impl Device {
                 cublasOperation_t::CUBLAS_OP_N,
                 ni,
                 ni,
-                ni,
+                ki,
                 (&alpha as *const i32).cast(),
                 pb as *const _,
                 cudaDataType_t::CUDA_R_8I,
-                ni,
+                ki,
                 pa as *const _,
                 cudaDataType_t::CUDA_R_8I,
-                ni,
+                ki,
                 (&beta as *const i32).cast(),
                 pc as *mut _,
                 cudaDataType_t::CUDA_R_32I,
@@ -252,11 +267,11 @@ impl CudaBackend {
     pub fn new(params: ChallengeParams) -> Result<Self, ProofError> {
         params.validate()?;
         let dev = Device::open()?;
-        let n = params.n as usize;
+        let (n, k) = (params.n as usize, params.inner as usize);
         let tiles = params.tiles_per_round();
         let levels = level_offsets(tiles);
         let tree_words = (2 * tiles - 1) as usize * 8;
-        let need = 2 * n * n + 4 * n * n + params.rounds as usize * tree_words * 4;
+        let need = 2 * n * k + 4 * n * n + params.rounds as usize * tree_words * 4;
         let ctx = dev.stream.context().clone();
         let (free, _) = ctx.mem_get_info().map_err(|e| cuda_err("memory info", e))?;
         if need > free {
@@ -265,12 +280,21 @@ impl CudaBackend {
             )));
         }
         let s = &dev.stream;
-        let a = s.alloc_zeros::<u8>(n * n).map_err(|e| cuda_err("alloc A", e))?;
-        let bt = s.alloc_zeros::<u8>(n * n).map_err(|e| cuda_err("alloc Bt", e))?;
-        let c = s.alloc_zeros::<i32>(n * n).map_err(|e| cuda_err("alloc C", e))?;
+        let a = s
+            .alloc_zeros::<u8>(n * k)
+            .map_err(|e| cuda_err("alloc A", e))?;
+        let bt = s
+            .alloc_zeros::<u8>(n * k)
+            .map_err(|e| cuda_err("alloc Bt", e))?;
+        let c = s
+            .alloc_zeros::<i32>(n * n)
+            .map_err(|e| cuda_err("alloc C", e))?;
         let mut trees = Vec::with_capacity(params.rounds as usize);
         for _ in 0..params.rounds {
-            trees.push(s.alloc_zeros::<u32>(tree_words).map_err(|e| cuda_err("alloc tree", e))?);
+            trees.push(
+                s.alloc_zeros::<u32>(tree_words)
+                    .map_err(|e| cuda_err("alloc tree", e))?,
+            );
         }
         Ok(Self {
             params,
@@ -291,14 +315,20 @@ impl CudaBackend {
     /// Times `iters` bare cuBLAS int8 GEMMs of this backend's size on the same buffers
     /// (after one warm-up); returns seconds per GEMM.
     pub fn bare_gemm_seconds(&mut self, iters: u32) -> Result<f64, ProofError> {
-        let n = self.params.n as usize;
-        self.dev.gemm(n, &self.a, &self.bt, &mut self.c)?;
-        self.dev.stream.synchronize().map_err(|e| cuda_err("sync", e))?;
+        let (n, k) = (self.params.n as usize, self.params.inner as usize);
+        self.dev.gemm(n, k, &self.a, &self.bt, &mut self.c)?;
+        self.dev
+            .stream
+            .synchronize()
+            .map_err(|e| cuda_err("sync", e))?;
         let start = Instant::now();
         for _ in 0..iters.max(1) {
-            self.dev.gemm(n, &self.a, &self.bt, &mut self.c)?;
+            self.dev.gemm(n, k, &self.a, &self.bt, &mut self.c)?;
         }
-        self.dev.stream.synchronize().map_err(|e| cuda_err("sync", e))?;
+        self.dev
+            .stream
+            .synchronize()
+            .map_err(|e| cuda_err("sync", e))?;
         Ok(start.elapsed().as_secs_f64() / f64::from(iters.max(1)))
     }
 
@@ -319,11 +349,11 @@ impl RoundBackend for CudaBackend {
 
     fn compute_round(&mut self, round: u32, seed: &Hash) -> Result<Hash, ProofError> {
         let ri = self.tree_index(round)?;
-        let n = self.params.n as usize;
+        let (n, k) = (self.params.n as usize, self.params.inner as usize);
         let key = key_words(seed);
         self.dev.fill(&mut self.a, &key, STREAM_A)?;
         self.dev.fill(&mut self.bt, &key, STREAM_B)?;
-        self.dev.gemm(n, &self.a, &self.bt, &mut self.c)?;
+        self.dev.gemm(n, k, &self.a, &self.bt, &mut self.c)?;
 
         let t_log2 = self.params.tile.trailing_zeros();
         let tps_log2 = self.params.tiles_per_side().trailing_zeros();

@@ -16,9 +16,9 @@ const RB: usize = 4;
 /// Requirements (checked; the function returns without writing when violated, which the
 /// callers never do): `ra`, `rb` multiples of 4, `k` a multiple of 64, slices long enough.
 pub fn dots(a: &[i8], ra: usize, b: &[i8], rb: usize, k: usize, out: &mut [i32], ld_out: usize) {
-    if ra % RB != 0
-        || rb % RB != 0
-        || k % 64 != 0
+    if !ra.is_multiple_of(RB)
+        || !rb.is_multiple_of(RB)
+        || !k.is_multiple_of(64)
         || a.len() < ra * k
         || b.len() < rb * k
         || ld_out < rb
@@ -153,7 +153,12 @@ mod tests {
 
     fn pseudo(len: usize, salt: u8) -> Vec<i8> {
         let mut v = vec![0i8; len];
-        crate::prf::fill(&crate::prf::key_words(&[salt; 32]), 0, 0, crate::prf::as_u8_mut(&mut v));
+        crate::prf::fill(
+            &crate::prf::key_words(&[salt; 32]),
+            0,
+            0,
+            crate::prf::as_u8_mut(&mut v),
+        );
         v
     }
 

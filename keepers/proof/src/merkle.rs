@@ -139,7 +139,10 @@ mod tests {
             assert_eq!(root_from_path(leaf, i as u64, &path), tree.root());
             // Wrong index or wrong leaf gives another root.
             assert_ne!(root_from_path(leaf, (i as u64) ^ 1, &path), tree.root());
-            assert_ne!(root_from_path(&leaves[(i + 1) % 16], i as u64, &path), tree.root());
+            assert_ne!(
+                root_from_path(&leaves[(i + 1) % 16], i as u64, &path),
+                tree.root()
+            );
         }
         assert!(tree.path(16).is_none());
         assert!(MerkleTree::from_leaves(vec![[0; 32]; 3]).is_err());

@@ -73,7 +73,10 @@ impl OpeningRequest {
         let rounds = rng.subset(u64::from(params.rounds), u64::from(params.rounds_sampled));
         let mut out = Vec::with_capacity(params.opened_tiles() as usize);
         for r in rounds {
-            let tiles = rng.subset(params.tiles_per_round(), u64::from(params.samples_per_round));
+            let tiles = rng.subset(
+                params.tiles_per_round(),
+                u64::from(params.samples_per_round),
+            );
             for t in tiles {
                 out.push(((r + 1) as u32, t as u32));
             }
@@ -240,13 +243,7 @@ mod tests {
 
     #[test]
     fn selection_is_distinct_sorted_in_range_and_entropy_dependent() {
-        let p = ChallengeParams {
-            n: 64,
-            rounds: 10,
-            tile: 16,
-            samples_per_round: 16,
-            rounds_sampled: 10,
-        };
+        let p = ChallengeParams::square(64, 10, 16, 16, 10);
         let req = OpeningRequest { entropy: [1; 32] };
         let sel = req.selection(&[2; 32], &p);
         assert_eq!(sel.len(), 160);
@@ -268,13 +265,7 @@ mod tests {
     #[test]
     fn selection_is_uniform_over_tiles() {
         // 4,000 single draws over 16 tiles: each count ~ Binomial(4000, 1/16), sd ~ 15.3.
-        let p = ChallengeParams {
-            n: 64,
-            rounds: 1,
-            tile: 16,
-            samples_per_round: 1,
-            rounds_sampled: 1,
-        };
+        let p = ChallengeParams::square(64, 1, 16, 1, 1);
         let mut counts = [0u32; 16];
         for i in 0..4000u32 {
             let mut e = [0u8; 32];
@@ -282,6 +273,9 @@ mod tests {
             let sel = OpeningRequest { entropy: e }.selection(&[0; 32], &p);
             counts[sel[0].1 as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (250 - 80..=250 + 80).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (250 - 80..=250 + 80).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

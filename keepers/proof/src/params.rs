@@ -6,9 +6,9 @@ use crate::error::ProofError;
 
 /// Smallest supported matrix size (one ChaCha block per row at least).
 pub const MIN_N: u32 = 64;
-/// Largest supported matrix size: with int8 operands every dot product of length
-/// `n <= 65,536` fits in an `i32` (|sum| <= 65,536 * 128 * 128 = 2^30), so the product is
-/// exact on any hardware.
+/// Largest supported matrix size and inner dimension: with int8 operands every dot product
+/// of length `<= 65,536` fits in an `i32` (|sum| <= 65,536 * 128 * 128 = 2^30), so the
+/// product is exact on any hardware.
 pub const MAX_N: u32 = 65_536;
 /// Smallest tile side.
 pub const MIN_TILE: u32 = 4;
@@ -21,13 +21,23 @@ pub const MAX_OPENED_TILES: u32 = 4_096;
 
 /// What the keeper asks the worker to compute and how much of it will be checked.
 ///
-/// Defaults ([`ChallengeParams::default`]) are sized for an H100/H200-class GPU: about
-/// 0.7 s of GPU work, 32 tiles opened (see `docs/proof.md` for the arithmetic).
+/// Defaults ([`ChallengeParams::default`]) are sized for an H100/H200-class GPU: 64 rounds
+/// of `n = 16,384` (about 0.6-0.7 s of GPU work), one tile opened in each of 32 rounds.
+/// One tile per sampled round is deliberate: with `s = 1` a prover that does any fraction
+/// `F` of the work, however it spreads it over rounds, passes with probability at most
+/// `F^32`; with `s > 1` skipping whole rounds would only be caught at `1 - F^r`
+/// (`docs/proof.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
 pub struct ChallengeParams {
-    /// Matrix side: every round multiplies two `n x n` int8 matrices. A power of two in
+    /// Matrix side: every round computes an `n x n` product `C = A * B`. A power of two in
     /// `[MIN_N, MAX_N]`.
     pub n: u32,
+    /// Inner dimension: `A` is `n x inner`, `B` is `inner x n`. A power of two in
+    /// `[MIN_N, MAX_N]`; `inner = n` (the default) is the square case. A larger `inner`
+    /// makes each round more GEMM per byte of `C` hashed (`2 n^2 inner` operations against
+    /// `4 n^2` bytes), which is the knob if hashing shows up in the GPU prover's time; the
+    /// verifier's cost per tile grows with it in the same proportion as the prover's.
+    pub inner: u32,
     /// Number of sequential rounds `K` (each seeded by the previous round's root).
     pub rounds: u32,
     /// Tile side `t`: `C` is committed as `(n/t)^2` Merkle leaves of `t x t` int32 values.
@@ -43,10 +53,11 @@ impl Default for ChallengeParams {
     fn default() -> Self {
         Self {
             n: 16_384,
+            inner: 16_384,
             rounds: 64,
             tile: 16,
-            samples_per_round: 4,
-            rounds_sampled: 8,
+            samples_per_round: 1,
+            rounds_sampled: 32,
         }
     }
 }
@@ -59,6 +70,12 @@ impl ChallengeParams {
             return bad(format!(
                 "n = {} must be a power of two in [{MIN_N}, {MAX_N}]",
                 self.n
+            ));
+        }
+        if !self.inner.is_power_of_two() || self.inner < MIN_N || self.inner > MAX_N {
+            return bad(format!(
+                "inner = {} must be a power of two in [{MIN_N}, {MAX_N}]",
+                self.inner
             ));
         }
         if !self.tile.is_power_of_two()
@@ -120,9 +137,28 @@ impl ChallengeParams {
         (self.tile as usize) * (self.tile as usize)
     }
 
-    /// Integer operations of one round's product, counted as BLAS does: `2 n^3`.
+    /// Integer operations of one round's product, counted as BLAS does: `2 n^2 inner`
+    /// (`2 n^3` when square).
     pub fn ops_per_round(&self) -> f64 {
-        2.0 * f64::from(self.n).powi(3)
+        2.0 * f64::from(self.n).powi(2) * f64::from(self.inner)
+    }
+
+    /// A square challenge (`inner = n`).
+    pub fn square(
+        n: u32,
+        rounds: u32,
+        tile: u32,
+        samples_per_round: u32,
+        rounds_sampled: u32,
+    ) -> Self {
+        Self {
+            n,
+            inner: n,
+            rounds,
+            tile,
+            samples_per_round,
+            rounds_sampled,
+        }
     }
 
     /// Tiles opened in one proof.
@@ -145,26 +181,34 @@ mod tests {
 
     #[test]
     fn out_of_range_params_are_refused() {
-        let ok = ChallengeParams {
-            n: 64,
-            rounds: 2,
-            tile: 8,
-            samples_per_round: 2,
-            rounds_sampled: 1,
-        };
+        let ok = ChallengeParams::square(64, 2, 8, 2, 1);
         ok.validate().expect("valid");
         let cases = [
             ChallengeParams { n: 96, ..ok },
             ChallengeParams { n: 32, ..ok },
             ChallengeParams { n: 131_072, ..ok },
+            ChallengeParams { inner: 32, ..ok },
+            ChallengeParams { inner: 192, ..ok },
             ChallengeParams { tile: 12, ..ok },
             ChallengeParams { tile: 128, ..ok },
             ChallengeParams { tile: 2, ..ok },
             ChallengeParams { rounds: 0, ..ok },
-            ChallengeParams { rounds_sampled: 3, ..ok },
-            ChallengeParams { rounds_sampled: 0, ..ok },
-            ChallengeParams { samples_per_round: 0, ..ok },
-            ChallengeParams { samples_per_round: 65, ..ok },
+            ChallengeParams {
+                rounds_sampled: 3,
+                ..ok
+            },
+            ChallengeParams {
+                rounds_sampled: 0,
+                ..ok
+            },
+            ChallengeParams {
+                samples_per_round: 0,
+                ..ok
+            },
+            ChallengeParams {
+                samples_per_round: 65,
+                ..ok
+            },
         ];
         for c in cases {
             assert!(c.validate().is_err(), "{c:?} should be refused");

@@ -1,7 +1,7 @@
 //! The counter-based PRF that fills the int8 matrices: ChaCha8 (Bernstein's original layout,
 //! 64-bit block counter, 64-bit stream id), keyed by the round seed.
 //!
-//! Element `(row, col)` of a matrix is byte `row * n + col` of the key stream whose stream id
+//! Element `(row, col)` of a matrix is byte `row * inner + col` of the key stream whose stream id
 //! is [`STREAM_A`] or [`STREAM_B`], read as a two's-complement `i8`. Any element is therefore
 //! computable alone (one ChaCha block), and any row is a contiguous run of blocks — the
 //! verifier regenerates just the rows and columns it needs. `B` is generated *transposed*
@@ -28,7 +28,12 @@ const LANES: usize = 8;
 pub fn key_words(seed: &[u8; 32]) -> [u32; 8] {
     let mut k = [0u32; 8];
     for (i, w) in k.iter_mut().enumerate() {
-        *w = u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]]);
+        *w = u32::from_le_bytes([
+            seed[4 * i],
+            seed[4 * i + 1],
+            seed[4 * i + 2],
+            seed[4 * i + 3],
+        ]);
     }
     k
 }
@@ -88,6 +93,7 @@ fn qr(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
 }
 
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane loops written for the vectoriser
 fn qr8(x: &mut [[u32; LANES]; 16], a: usize, b: usize, c: usize, d: usize) {
     for l in 0..LANES {
         x[a][l] = x[a][l].wrapping_add(x[b][l]);
@@ -103,6 +109,7 @@ fn qr8(x: &mut [[u32; LANES]; 16], a: usize, b: usize, c: usize, d: usize) {
 
 /// Eight consecutive blocks at once, lanes side by side so the compiler vectorises them.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn blocks8(key: &[u32; 8], stream: u64, counter: u64, out: &mut [u8]) {
     let mut init = [[0u32; LANES]; 16];
     for l in 0..LANES {
@@ -124,7 +131,8 @@ fn blocks8(key: &[u32; 8], stream: u64, counter: u64, out: &mut [u8]) {
     }
     for (l, chunk) in out.chunks_exact_mut(BLOCK_BYTES).take(LANES).enumerate() {
         for w in 0..16 {
-            chunk[4 * w..4 * w + 4].copy_from_slice(&x[w][l].wrapping_add(init[w][l]).to_le_bytes());
+            chunk[4 * w..4 * w + 4]
+                .copy_from_slice(&x[w][l].wrapping_add(init[w][l]).to_le_bytes());
         }
     }
 }
@@ -179,16 +187,18 @@ pub fn fill(key: &[u32; 8], stream: u64, first_block: u64, out: &mut [u8]) {
     fill_body(key, stream, first_block, out)
 }
 
-/// Fills `rows` consecutive rows (starting at `first_row`) of an `n`-column matrix of the
-/// given stream. `n` must be a multiple of 64 (guaranteed by parameter validation).
-pub fn fill_rows(key: &[u32; 8], stream: u64, n: usize, first_row: usize, out: &mut [i8]) {
-    let first_block = (first_row * n / BLOCK_BYTES) as u64;
+/// Fills consecutive rows (starting at `first_row`, `out.len() / row_len` of them) of a
+/// matrix with `row_len` columns (the inner dimension) of the given stream. `row_len` must be
+/// a multiple of 64 (guaranteed by parameter validation).
+pub fn fill_rows(key: &[u32; 8], stream: u64, row_len: usize, first_row: usize, out: &mut [i8]) {
+    let first_block = (first_row * row_len / BLOCK_BYTES) as u64;
     fill(key, stream, first_block, as_u8_mut(out));
 }
 
-/// One matrix element computed on its own (one ChaCha block).
-pub fn element(seed: &[u8; 32], stream: u64, n: u64, row: u64, col: u64) -> i8 {
-    let index = row.wrapping_mul(n).wrapping_add(col);
+/// One matrix element computed on its own (one ChaCha block); `row_len` is the inner
+/// dimension.
+pub fn element(seed: &[u8; 32], stream: u64, row_len: u64, row: u64, col: u64) -> i8 {
+    let index = row.wrapping_mul(row_len).wrapping_add(col);
     let blk = block(&key_words(seed), stream, index / BLOCK_BYTES as u64);
     blk[(index % BLOCK_BYTES as u64) as usize] as i8
 }

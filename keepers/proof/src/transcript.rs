@@ -145,7 +145,10 @@ impl KeeperSession {
     }
 
     /// As [`Self::request_opening`] with given randomness (tests, replays).
-    pub fn request_opening_with(&mut self, entropy: [u8; 32]) -> Result<OpeningRequest, ProofError> {
+    pub fn request_opening_with(
+        &mut self,
+        entropy: [u8; 32],
+    ) -> Result<OpeningRequest, ProofError> {
         if !self.is_complete() {
             return Err(ProofError::Protocol(format!(
                 "opening requested after {} of {} roots",

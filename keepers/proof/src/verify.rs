@@ -1,7 +1,7 @@
 //! The verifier: every check of a transcript, each failure named.
 //!
-//! Cost: two signature checks, `K` SHA-256 for the seed chain, and per opened tile `2 t n`
-//! PRF bytes, `t^2 n` int8 multiply-adds and `log2((n/t)^2)` node hashes — independent of
+//! Cost: two signature checks, `K` SHA-256 for the seed chain, and per opened tile
+//! `2 t inner` PRF bytes, `t^2 inner` int8 multiply-adds and `log2((n/t)^2)` node hashes — independent of
 //! how long the GPU worked. Single-threaded by design (it is what one keeper core pays).
 
 use crate::challenge::{GENESIS_ROOT, PROTOCOL_VERSION, round_seed};
@@ -335,8 +335,9 @@ pub fn verify(t: &Transcript, expect: &Expectations) -> Result<VerifyReport, Rej
 
     // Timing: the gaps between roots against the claimed class.
     let measured = measured_tops(t);
-    let required =
-        body.gpu_class.expected_tops() * f64::from(100u32.saturating_sub(expect.timing.slack_percent.min(100))) / 100.0;
+    let required = body.gpu_class.expected_tops()
+        * f64::from(100u32.saturating_sub(expect.timing.slack_percent.min(100)))
+        / 100.0;
     if measured < required {
         return Err(Rejection::TooSlow {
             measured_tops: measured,

@@ -24,14 +24,14 @@ fn other_worker() -> SigningKey {
     SigningKey::from_bytes(&[3; 32])
 }
 
-fn params(n: u32, rounds: u32, tile: u32, samples_per_round: u32, rounds_sampled: u32) -> ChallengeParams {
-    ChallengeParams {
-        n,
-        rounds,
-        tile,
-        samples_per_round,
-        rounds_sampled,
-    }
+fn params(
+    n: u32,
+    rounds: u32,
+    tile: u32,
+    samples_per_round: u32,
+    rounds_sampled: u32,
+) -> ChallengeParams {
+    ChallengeParams::square(n, rounds, tile, samples_per_round, rounds_sampled)
 }
 
 fn h(parts: &[&[u8]]) -> Hash {
@@ -42,7 +42,12 @@ fn h(parts: &[&[u8]]) -> Hash {
     s.finalize().into()
 }
 
-fn challenge_for(p: ChallengeParams, w: &SigningKey, class: GpuClass, salt: u64) -> SignedChallenge {
+fn challenge_for(
+    p: ChallengeParams,
+    w: &SigningKey,
+    class: GpuClass,
+    salt: u64,
+) -> SignedChallenge {
     SignedChallenge::issue(
         &keeper(),
         ChallengeBody {
@@ -89,7 +94,9 @@ impl<F: FnMut(u32, &Hash, u32) -> Vec<i32>> RoundBackend for Scripted<F> {
     }
     fn compute_round(&mut self, round: u32, seed: &Hash) -> Result<Hash, ProofError> {
         let tiles = self.params.tiles_per_round() as u32;
-        let values: Vec<Vec<i32>> = (0..tiles).map(|t| (self.strategy)(round, seed, t)).collect();
+        let values: Vec<Vec<i32>> = (0..tiles)
+            .map(|t| (self.strategy)(round, seed, t))
+            .collect();
         let tree = MerkleTree::from_leaves(values.iter().map(|v| leaf_hash(v)).collect())?;
         let root = tree.root();
         self.rounds.push((values, tree));
@@ -101,14 +108,26 @@ impl<F: FnMut(u32, &Hash, u32) -> Vec<i32>> RoundBackend for Scripted<F> {
             .path(u64::from(tile))
             .ok_or_else(|| ProofError::Protocol("tile".into()))
     }
-    fn tile_values(&mut self, _: &ChallengeParams, round: u32, _: &Hash, tile: u32) -> Result<Vec<i32>, ProofError> {
+    fn tile_values(
+        &mut self,
+        _: &ChallengeParams,
+        round: u32,
+        _: &Hash,
+        tile: u32,
+    ) -> Result<Vec<i32>, ProofError> {
         Ok(self.rounds[round as usize - 1].0[tile as usize].clone())
     }
 }
 
 /// Runs the full exchange through a `KeeperSession` with synthetic receive times
 /// (`gap_us` apart) and returns the transcript.
-fn exchange<B: RoundBackend + ?Sized>(c: &SignedChallenge, backend: &mut B, w: &SigningKey, entropy: [u8; 32], gap_us: u64) -> Transcript {
+fn exchange<B: RoundBackend + ?Sized>(
+    c: &SignedChallenge,
+    backend: &mut B,
+    w: &SigningKey,
+    entropy: [u8; 32],
+    gap_us: u64,
+) -> Transcript {
     let mut session = KeeperSession::new(c.clone());
     let mut received = Vec::new();
     let run = prove(c, backend, |commit| {
@@ -117,7 +136,9 @@ fn exchange<B: RoundBackend + ?Sized>(c: &SignedChallenge, backend: &mut B, w: &
     })
     .expect("prove");
     for (i, commit) in received.into_iter().enumerate() {
-        session.receive_at(commit, 1000 + gap_us * i as u64).expect("commit accepted");
+        session
+            .receive_at(commit, 1000 + gap_us * i as u64)
+            .expect("commit accepted");
     }
     let req = session.request_opening_with(entropy).expect("request");
     let opening = run.open(backend, &req, w).expect("open");
@@ -127,7 +148,13 @@ fn exchange<B: RoundBackend + ?Sized>(c: &SignedChallenge, backend: &mut B, w: &
 fn honest_transcript(p: ChallengeParams, salt: u64) -> Transcript {
     let c = challenge(p, salt);
     let mut b = CpuBackend::new(p).expect("backend");
-    exchange(&c, &mut b, &worker(), h(&[b"open", &salt.to_le_bytes()]), 10)
+    exchange(
+        &c,
+        &mut b,
+        &worker(),
+        h(&[b"open", &salt.to_le_bytes()]),
+        10,
+    )
 }
 
 /// Builds a transcript from a custom seed rule (the keeper session would refuse it early,
@@ -200,6 +227,14 @@ fn test_honest_proof_verifies_for_several_n_and_k() {
         params(128, 2, 8, 3, 2),
         params(256, 4, 16, 2, 3),
         params(512, 2, 32, 1, 1),
+        ChallengeParams {
+            inner: 256,
+            ..params(64, 2, 8, 2, 2)
+        },
+        ChallengeParams {
+            inner: 64,
+            ..params(128, 3, 16, 1, 3)
+        },
     ]
     .into_iter()
     .enumerate()
@@ -217,7 +252,10 @@ fn test_honest_proof_verifies_for_several_n_and_k() {
             nonce: None,
             ..expect_for(&c)
         };
-        assert_eq!(verify_bytes(&bytes, &audit).expect("audit").digest, report.digest);
+        assert_eq!(
+            verify_bytes(&bytes, &audit).expect("audit").digest,
+            report.digest
+        );
     }
 }
 
@@ -244,7 +282,9 @@ fn test_cpu_backend_matches_single_tile_recomputation_for_every_tile() {
     let seed = h(&[b"s"]);
     let mut b = CpuBackend::new(p).expect("backend");
     let root = b.compute_round(1, &seed).expect("round");
-    let leaves: Vec<Hash> = (0..64).map(|t| leaf_hash(&compute_tile(&p, &seed, t))).collect();
+    let leaves: Vec<Hash> = (0..64)
+        .map(|t| leaf_hash(&compute_tile(&p, &seed, t)))
+        .collect();
     assert_eq!(MerkleTree::from_leaves(leaves).expect("tree").root(), root);
 }
 
@@ -255,7 +295,10 @@ fn test_wrong_seed_refused() {
     let c = challenge(params(64, 3, 8, 2, 2), 10);
     // Seeds not chained to the previous root.
     let t = custom_seed_transcript(&c, |k, nonce, _| h(&[nonce, &k.to_le_bytes()]), |_, r, _| r);
-    assert_eq!(verify(&t, &expect_for(&c)), Err(Rejection::SeedMismatch { round: 1 }));
+    assert_eq!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::SeedMismatch { round: 1 })
+    );
 }
 
 #[test]
@@ -267,10 +310,14 @@ fn test_reused_seed_refused() {
         |k, nonce, prev| *first.get_or_insert_with(|| round_seed(nonce, k, prev)),
         |_, r, _| r,
     );
-    assert_eq!(verify(&t, &expect_for(&c)), Err(Rejection::SeedMismatch { round: 2 }));
+    assert_eq!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::SeedMismatch { round: 2 })
+    );
     // The keeper session refuses it as soon as the bad commit arrives.
     let mut s = KeeperSession::new(c.clone());
-    s.receive_at(t.commits[0].commit.clone(), 1).expect("round 1 fine");
+    s.receive_at(t.commits[0].commit.clone(), 1)
+        .expect("round 1 fine");
     assert_eq!(
         s.receive_at(t.commits[1].commit.clone(), 2),
         Err(Rejection::SeedMismatch { round: 2 })
@@ -286,14 +333,24 @@ fn test_correct_seed_claimed_but_old_matrices_used_refused() {
         compute_tile(&p, &h(&[b"stale", &round.to_le_bytes()]), tile)
     });
     let t = exchange(&c, &mut b, &worker(), [5; 32], 10);
-    assert!(matches!(verify(&t, &expect_for(&c)), Err(Rejection::TileMismatch { .. })));
+    assert!(matches!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::TileMismatch { .. })
+    ));
 }
 
 #[test]
 fn test_round_copied_from_previous_refused() {
     let c = challenge(params(64, 3, 8, 2, 3), 13);
-    let t = custom_seed_transcript(&c, |k, nonce, prev| round_seed(nonce, k, prev), |k, r, prev| if k == 2 { *prev } else { r });
-    assert_eq!(verify(&t, &expect_for(&c)), Err(Rejection::RepeatedRoot { round: 2 }));
+    let t = custom_seed_transcript(
+        &c,
+        |k, nonce, prev| round_seed(nonce, k, prev),
+        |k, r, prev| if k == 2 { *prev } else { r },
+    );
+    assert_eq!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::RepeatedRoot { round: 2 })
+    );
 }
 
 #[test]
@@ -302,7 +359,11 @@ fn test_zeroed_tiles_refused() {
     let c = challenge(p, 14);
     // Round 1 all zeros (round 2 honest, so the roots differ); both rounds are opened.
     let mut b = Scripted::new(p, move |round, seed, tile| {
-        if round == 1 { vec![0; 64] } else { compute_tile(&p, seed, tile) }
+        if round == 1 {
+            vec![0; 64]
+        } else {
+            compute_tile(&p, seed, tile)
+        }
     });
     let t = exchange(&c, &mut b, &worker(), [6; 32], 10);
     assert!(matches!(
@@ -321,7 +382,10 @@ fn test_random_tiles_refused() {
         (0..64).map(|i| i32::from(d[i % 32]) * 1000 - 7).collect()
     });
     let t = exchange(&c, &mut b, &worker(), [7; 32], 10);
-    assert!(matches!(verify(&t, &expect_for(&c)), Err(Rejection::TileMismatch { .. })));
+    assert!(matches!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::TileMismatch { .. })
+    ));
 }
 
 #[test]
@@ -332,7 +396,10 @@ fn test_opened_values_not_committed_refused() {
     t.opening.tiles[1].values[5] = t.opening.tiles[1].values[5].wrapping_add(1);
     resign(&mut t, &worker());
     let (round, tile) = (t.opening.tiles[1].round, t.opening.tiles[1].tile);
-    assert_eq!(verify(&t, &expect_for(&c)), Err(Rejection::MerklePathInvalid { round, tile }));
+    assert_eq!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::MerklePathInvalid { round, tile })
+    );
 }
 
 #[test]
@@ -342,12 +409,18 @@ fn test_forged_merkle_path_refused() {
     t.opening.tiles[0].path[3][0] ^= 0x80;
     resign(&mut t, &worker());
     let (round, tile) = (t.opening.tiles[0].round, t.opening.tiles[0].tile);
-    assert_eq!(verify(&t, &expect_for(&c)), Err(Rejection::MerklePathInvalid { round, tile }));
+    assert_eq!(
+        verify(&t, &expect_for(&c)),
+        Err(Rejection::MerklePathInvalid { round, tile })
+    );
     // A path of the wrong length.
     let mut t2 = honest_transcript(params(128, 2, 8, 2, 2), 17);
     t2.opening.tiles[0].path.pop();
     resign(&mut t2, &worker());
-    assert!(matches!(verify(&t2, &expect_for(&c)), Err(Rejection::TileShape { .. })));
+    assert!(matches!(
+        verify(&t2, &expect_for(&c)),
+        Err(Rejection::TileShape { .. })
+    ));
 }
 
 #[test]
@@ -356,11 +429,17 @@ fn test_proof_replayed_for_another_nonce_refused() {
     let old = honest_transcript(p, 20);
     let fresh = challenge(p, 21);
     // The whole old transcript against the new challenge's record.
-    assert_eq!(verify(&old, &expect_for(&fresh)), Err(Rejection::NonceMismatch));
+    assert_eq!(
+        verify(&old, &expect_for(&fresh)),
+        Err(Rejection::NonceMismatch)
+    );
     // The old commits and opening stitched under the new challenge.
     let mut stitched = old.clone();
     stitched.challenge = fresh.clone();
-    assert_eq!(verify(&stitched, &expect_for(&fresh)), Err(Rejection::SeedMismatch { round: 1 }));
+    assert_eq!(
+        verify(&stitched, &expect_for(&fresh)),
+        Err(Rejection::SeedMismatch { round: 1 })
+    );
     // Even with the seed chain recomputed for the new nonce over the old roots, the worker's
     // signature (over the nonce) and then the tiles give it away.
     let mut rechained = stitched.clone();
@@ -370,7 +449,10 @@ fn test_proof_replayed_for_another_nonce_refused() {
         rc.commit.seed = round_seed(&nonce, rc.commit.round, &prev);
         prev = rc.commit.root;
     }
-    assert_eq!(verify(&rechained, &expect_for(&fresh)), Err(Rejection::BadWorkerSignature));
+    assert_eq!(
+        verify(&rechained, &expect_for(&fresh)),
+        Err(Rejection::BadWorkerSignature)
+    );
     let mut opened = rechained.clone();
     let sel = opened.request.selection(&nonce, &p);
     let old_nonce = old.challenge.nonce();
@@ -378,7 +460,9 @@ fn test_proof_replayed_for_another_nonce_refused() {
     // Open the newly selected tiles from the old rounds (the cheater still has them).
     let mut old_backend = CpuBackend::new(p).expect("backend");
     for (k, rc) in old.commits.iter().enumerate() {
-        old_backend.compute_round(k as u32 + 1, &rc.commit.seed).expect("round");
+        old_backend
+            .compute_round(k as u32 + 1, &rc.commit.seed)
+            .expect("round");
     }
     opened.opening.tiles = sel
         .iter()
@@ -391,7 +475,10 @@ fn test_proof_replayed_for_another_nonce_refused() {
         .collect();
     resign(&mut opened, &worker());
     let _ = old_sel;
-    assert!(matches!(verify(&opened, &expect_for(&fresh)), Err(Rejection::TileMismatch { .. })));
+    assert!(matches!(
+        verify(&opened, &expect_for(&fresh)),
+        Err(Rejection::TileMismatch { .. })
+    ));
 }
 
 #[test]
@@ -399,11 +486,17 @@ fn test_proof_replayed_for_another_worker_refused() {
     let p = params(64, 2, 8, 2, 2);
     let mine = honest_transcript(p, 30);
     let theirs = challenge_for(p, &other_worker(), GpuClass::CpuReference, 30);
-    assert_eq!(verify(&mine, &expect_for(&theirs)), Err(Rejection::WrongWorker));
+    assert_eq!(
+        verify(&mine, &expect_for(&theirs)),
+        Err(Rejection::WrongWorker)
+    );
     // Other worker's challenge with my commits and opening.
     let mut t = mine.clone();
     t.challenge = theirs.clone();
-    assert_eq!(verify(&t, &expect_for(&theirs)), Err(Rejection::SeedMismatch { round: 1 }));
+    assert_eq!(
+        verify(&t, &expect_for(&theirs)),
+        Err(Rejection::SeedMismatch { round: 1 })
+    );
     // My opening signature does not pass for the other worker's key.
     let mut e = expect_for(&mine.challenge);
     e.worker = other_worker().verifying_key().to_bytes();
@@ -418,30 +511,57 @@ fn test_tampered_challenge_and_opening_signatures_refused() {
     let c = t.challenge.clone();
     let mut a = t.clone();
     a.challenge.signature[0] ^= 1;
-    assert_eq!(verify(&a, &expect_for(&c)), Err(Rejection::BadKeeperSignature));
+    assert_eq!(
+        verify(&a, &expect_for(&c)),
+        Err(Rejection::BadKeeperSignature)
+    );
     let mut b = t.clone();
     b.opening.tiles[0].values[0] ^= 1; // not re-signed
-    assert_eq!(verify(&b, &expect_for(&c)), Err(Rejection::BadWorkerSignature));
+    assert_eq!(
+        verify(&b, &expect_for(&c)),
+        Err(Rejection::BadWorkerSignature)
+    );
     let mut d = t.clone();
     d.opening.tiles.pop();
     resign(&mut d, &worker());
     assert_eq!(
         verify(&d, &expect_for(&c)),
-        Err(Rejection::OpeningCount { expected: 4, got: 3 })
+        Err(Rejection::OpeningCount {
+            expected: 4,
+            got: 3
+        })
     );
     let mut e = t.clone();
     e.opening.tiles[0].tile ^= 1;
     resign(&mut e, &worker());
-    assert!(matches!(verify(&e, &expect_for(&c)), Err(Rejection::UnrequestedTile { index: 0, .. })));
+    assert!(matches!(
+        verify(&e, &expect_for(&c)),
+        Err(Rejection::UnrequestedTile { index: 0, .. })
+    ));
     let mut f = t.clone();
     f.commits.pop();
-    assert_eq!(verify(&f, &expect_for(&c)), Err(Rejection::RoundCount { expected: 2, got: 1 }));
+    assert_eq!(
+        verify(&f, &expect_for(&c)),
+        Err(Rejection::RoundCount {
+            expected: 2,
+            got: 1
+        })
+    );
     let mut g = t.clone();
     g.commits.swap(0, 1);
-    assert_eq!(verify(&g, &expect_for(&c)), Err(Rejection::RoundOutOfOrder { index: 0, round: 2 }));
+    assert_eq!(
+        verify(&g, &expect_for(&c)),
+        Err(Rejection::RoundOutOfOrder { index: 0, round: 2 })
+    );
     let mut wrong_epoch = expect_for(&c);
     wrong_epoch.epoch = 8;
-    assert_eq!(verify(&t, &wrong_epoch), Err(Rejection::WrongEpoch { expected: 8, got: 7 }));
+    assert_eq!(
+        verify(&t, &wrong_epoch),
+        Err(Rejection::WrongEpoch {
+            expected: 8,
+            got: 7
+        })
+    );
     let mut wrong_keeper = expect_for(&c);
     wrong_keeper.keeper = [0; 32];
     assert_eq!(verify(&t, &wrong_keeper), Err(Rejection::WrongKeeper));
@@ -455,7 +575,10 @@ fn test_timing_check_refuses_slow_prover_for_its_class() {
     // 1 ms between roots of 2 * 64^3 ops: 0.0005 TOP/s, far below an H100.
     let t = exchange(&c, &mut b, &worker(), [1; 32], 1000);
     match verify(&t, &expect_for(&c)) {
-        Err(Rejection::TooSlow { measured_tops, required_tops }) => {
+        Err(Rejection::TooSlow {
+            measured_tops,
+            required_tops,
+        }) => {
             assert!((measured_tops - 2.0 * 64f64.powi(3) / 1e-3 / 1e12).abs() < 1e-9);
             assert!((required_tops - 790.0 * 0.75).abs() < 1e-9);
         }
@@ -490,7 +613,9 @@ fn test_keeper_session_enforces_order() {
     }
     let req = s.request_opening().expect("fresh request");
     assert!(s.request_opening().is_err(), "only one request");
-    let t = s.finish(run.open(&mut b, &req, &worker()).expect("open")).expect("finish");
+    let t = s
+        .finish(run.open(&mut b, &req, &worker()).expect("open"))
+        .expect("finish");
     verify(&t, &expect_for(&c)).expect("verifies");
 }
 
@@ -499,7 +624,10 @@ fn test_prover_refuses_unsigned_challenge() {
     let mut c = challenge(params(64, 1, 8, 1, 1), 70);
     c.signature[10] ^= 4;
     let mut b = CpuBackend::new(*c.params()).expect("backend");
-    assert!(matches!(prove(&c, &mut b, |_| Ok(())), Err(ProofError::BadChallengeSignature)));
+    assert!(matches!(
+        prove(&c, &mut b, |_| Ok(())),
+        Err(ProofError::BadChallengeSignature)
+    ));
 }
 
 // ---------------------------------------------------------------- garbage bytes
@@ -510,8 +638,14 @@ fn test_truncated_and_garbage_bytes_give_errors() {
     let e = expect_for(&t.challenge);
     let bytes = t.encode();
     for cut in [0, 1, 10, 100, bytes.len() / 2, bytes.len() - 1] {
-        assert!(matches!(Transcript::decode(&bytes[..cut]), Err(ProofError::Decode { .. })));
-        assert!(matches!(verify_bytes(&bytes[..cut], &e), Err(Rejection::Decode(_))));
+        assert!(matches!(
+            Transcript::decode(&bytes[..cut]),
+            Err(ProofError::Decode { .. })
+        ));
+        assert!(matches!(
+            verify_bytes(&bytes[..cut], &e),
+            Err(Rejection::Decode(_))
+        ));
     }
     let mut trailing = bytes.clone();
     trailing.push(0);
@@ -591,12 +725,18 @@ fn test_fraction_f_cheater_caught_at_predicted_rate() {
     let tiles = p.tiles_per_round();
     const TRIALS: u32 = 5000;
     const PER_CHALLENGE: u32 = 250;
-    println!("fraction-f cheater, n={} t={} K={} rounds_sampled={} samples_per_round={}, {TRIALS} trials each",
-        p.n, p.tile, p.rounds, p.rounds_sampled, p.samples_per_round);
-    println!("{:>5} {:>4} {:>10} {:>10} {:>10} {:>8}", "f", "m", "predicted", "measured", "f^(R*S)", "z");
+    println!(
+        "fraction-f cheater, n={} t={} K={} rounds_sampled={} samples_per_round={}, {TRIALS} trials each",
+        p.n, p.tile, p.rounds, p.rounds_sampled, p.samples_per_round
+    );
+    println!(
+        "{:>5} {:>4} {:>10} {:>10} {:>10} {:>8}",
+        "f", "m", "predicted", "measured", "f^(R*S)", "z"
+    );
     for f in [0.5f64, 0.75, 0.9] {
         let m = (f * tiles as f64).round() as u64;
-        let predicted_caught = 1.0 - predicted_pass(tiles, m, u64::from(p.samples_per_round), p.rounds_sampled);
+        let predicted_caught =
+            1.0 - predicted_pass(tiles, m, u64::from(p.samples_per_round), p.rounds_sampled);
         let mut caught = 0u32;
         for batch in 0..TRIALS / PER_CHALLENGE {
             let salt = 1_000 + batch as u64 + (f * 100.0) as u64 * 100;
@@ -605,7 +745,14 @@ fn test_fraction_f_cheater_caught_at_predicted_rate() {
             let honest: Vec<BTreeSet<u32>> = (0..p.rounds)
                 .map(|r| {
                     let mut order: Vec<u32> = (0..tiles as u32).collect();
-                    order.sort_by_key(|t| h(&[b"perm", &salt.to_le_bytes(), &r.to_le_bytes(), &t.to_le_bytes()]));
+                    order.sort_by_key(|t| {
+                        h(&[
+                            b"perm",
+                            &salt.to_le_bytes(),
+                            &r.to_le_bytes(),
+                            &t.to_le_bytes(),
+                        ])
+                    });
                     order.into_iter().take(m as usize).collect()
                 })
                 .collect();
@@ -627,7 +774,14 @@ fn test_fraction_f_cheater_caught_at_predicted_rate() {
                 let opening = run.open(&mut b, &request, &worker()).expect("open");
                 let t = Transcript {
                     challenge: c.clone(),
-                    commits: run.commits().iter().map(|rc| ReceivedCommit { commit: rc.clone(), received_us: 1 }).collect(),
+                    commits: run
+                        .commits()
+                        .iter()
+                        .map(|rc| ReceivedCommit {
+                            commit: rc.clone(),
+                            received_us: 1,
+                        })
+                        .collect(),
                     request,
                     opening,
                 };
@@ -651,9 +805,14 @@ fn test_fraction_f_cheater_caught_at_predicted_rate() {
         // N = 5000; 4.5 sd leaves a false-failure chance below 1e-5 per f.
         let sd = (predicted_caught * (1.0 - predicted_caught) / f64::from(TRIALS)).sqrt();
         let z = (measured - predicted_caught) / sd;
-        println!("{f:>5} {m:>4} {predicted_caught:>10.4} {measured:>10.4} {:>10.4} {z:>8.2}",
-            1.0 - f.powi((p.rounds_sampled * p.samples_per_round) as i32));
-        assert!(z.abs() < 4.5, "f = {f}: measured {measured}, predicted {predicted_caught} (z = {z})");
+        println!(
+            "{f:>5} {m:>4} {predicted_caught:>10.4} {measured:>10.4} {:>10.4} {z:>8.2}",
+            1.0 - f.powi((p.rounds_sampled * p.samples_per_round) as i32)
+        );
+        assert!(
+            z.abs() < 4.5,
+            "f = {f}: measured {measured}, predicted {predicted_caught} (z = {z})"
+        );
     }
 }
 
@@ -703,12 +862,22 @@ fn test_cuda_kernels_emulated_on_host_match_cpu_roots() {
             return;
         }
     }
-    for (n, t) in [(64u32, 8u32), (128, 16), (256, 32), (128, 4)] {
-        let p = params(n, 1, t, 1, 1);
+    for (n, inner, t) in [
+        (64u32, 64u32, 8u32),
+        (128, 128, 16),
+        (256, 256, 32),
+        (128, 128, 4),
+        (64, 512, 16),
+        (256, 64, 8),
+    ] {
+        let p = ChallengeParams {
+            inner,
+            ..params(n, 1, t, 1, 1)
+        };
         let seed = h(&[b"emulate", &n.to_le_bytes(), &t.to_le_bytes()]);
         let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
         let out = std::process::Command::new(&exe)
-            .args([n.to_string(), t.to_string(), hex])
+            .args([n.to_string(), inner.to_string(), t.to_string(), hex])
             .output()
             .expect("run emulator");
         assert!(out.status.success());
@@ -716,8 +885,7 @@ fn test_cuda_kernels_emulated_on_host_match_cpu_roots() {
         let mut cpu = CpuBackend::new(p).expect("cpu");
         let root = cpu.compute_round(1, &seed).expect("round");
         let cpu_root: String = root.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(gpu_root, cpu_root, "n={n} t={t}");
+        assert_eq!(gpu_root, cpu_root, "n={n} inner={inner} t={t}");
     }
     let _ = std::fs::remove_file(&exe);
 }
-

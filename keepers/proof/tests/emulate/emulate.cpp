@@ -46,13 +46,13 @@ template <class F> static void grid(uint64_t threads, F f) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 4) { fprintf(stderr, "usage: emulate N TILE SEED_HEX\n"); return 2; }
-    unsigned n = (unsigned)atoi(argv[1]), t = (unsigned)atoi(argv[2]);
+    if (argc != 5) { fprintf(stderr, "usage: emulate N INNER TILE SEED_HEX\n"); return 2; }
+    unsigned n = (unsigned)atoi(argv[1]), kk = (unsigned)atoi(argv[2]), t = (unsigned)atoi(argv[3]);
     unsigned char seed[32];
-    for (int i = 0; i < 32; ++i) { unsigned b; sscanf(argv[3] + 2 * i, "%2x", &b); seed[i] = (unsigned char)b; }
+    for (int i = 0; i < 32; ++i) { unsigned b; sscanf(argv[4] + 2 * i, "%2x", &b); seed[i] = (unsigned char)b; }
     unsigned k[8];
     for (int i = 0; i < 8; ++i) k[i] = seed[4*i] | (seed[4*i+1] << 8) | (seed[4*i+2] << 16) | ((unsigned)seed[4*i+3] << 24);
-    uint64_t nblocks = (uint64_t)n * n / 64;
+    uint64_t nblocks = (uint64_t)n * kk / 64;
     std::vector<uint4> a(nblocks * 4), bt(nblocks * 4);
     grid(nblocks, [&] { chacha8_fill(a.data(), nblocks, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], 0ull); });
     grid(nblocks, [&] { chacha8_fill(bt.data(), nblocks, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], 1ull); });
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     for (unsigned i = 0; i < n; ++i)
         for (unsigned j = 0; j < n; ++j) {
             int s = 0;
-            for (unsigned x = 0; x < n; ++x) s += (int)A[(size_t)i * n + x] * (int)B[(size_t)j * n + x];
+            for (unsigned x = 0; x < kk; ++x) s += (int)A[(size_t)i * kk + x] * (int)B[(size_t)j * kk + x];
             c[(size_t)i * n + j] = s;
         }
     unsigned tps = n / t, t_log2 = __builtin_ctz(t), tps_log2 = __builtin_ctz(tps), ntiles = tps * tps;
