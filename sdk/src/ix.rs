@@ -4,7 +4,9 @@
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{InstructionData, ToAccountMetas};
-use gpunet::instructions::{ConfigUpdateArgs, ProviderRegisterArgs, ProviderUpdateArgs};
+use gpunet::instructions::{
+    ConfigUpdateArgs, LeaseCheckpointArgs, LeaseOpenArgs, ProviderRegisterArgs, ProviderUpdateArgs,
+};
 use gpunet::state::ConfigParams;
 
 use crate::pda;
@@ -99,13 +101,16 @@ pub fn keeper_register(authority: &Pubkey, authority_token: &Pubkey, mint: &Pubk
     )
 }
 
-/// `keeper_deregister`: `authority` signs.
-pub fn keeper_deregister(authority: &Pubkey) -> Instruction {
+/// `keeper_deregister`: `authority` signs. `last_keeper` is the keeper account with the
+/// highest index in the active set (it moves into the freed index), or `None` when that is the
+/// caller's own keeper.
+pub fn keeper_deregister(authority: &Pubkey, last_keeper: Option<Pubkey>) -> Instruction {
     build(
         gpunet::accounts::KeeperDeregister {
             authority: *authority,
             config: pda::config(),
             keeper: pda::keeper(authority),
+            last_keeper,
             event_authority: pda::event_authority(),
             program: gpunet::ID,
         },
@@ -243,4 +248,190 @@ pub fn provider_close(authority: &Pubkey, destination: &Pubkey, mint: &Pubkey) -
         },
         gpunet::instruction::ProviderClose {},
     )
+}
+
+/// `lease_open`: `user` signs and pays the escrow from `user_token`; `rent_payer` signs and
+/// pays the rent (may be the user). `provider` and `keeper` are accounts (not wallets); the
+/// keeper must be the one whose turn it is ([`crate::Config::next_keeper_index`]).
+pub fn lease_open(
+    user: &Pubkey,
+    rent_payer: &Pubkey,
+    user_token: &Pubkey,
+    provider: &Pubkey,
+    keeper: &Pubkey,
+    mint: &Pubkey,
+    args: LeaseOpenArgs,
+) -> Instruction {
+    let lease = pda::lease(user, args.nonce);
+    build(
+        gpunet::accounts::LeaseOpen {
+            user: *user,
+            rent_payer: *rent_payer,
+            config: pda::config(),
+            provider: *provider,
+            keeper: *keeper,
+            lease,
+            vault: pda::lease_vault(&lease),
+            user_token: *user_token,
+            mint: *mint,
+            token_program: TOKEN_PROGRAM_ID,
+            system_program: SYSTEM_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseOpen { args },
+    )
+}
+
+/// `lease_top_up`: `funder` signs and pays from `funder_token`.
+pub fn lease_top_up(
+    funder: &Pubkey,
+    funder_token: &Pubkey,
+    lease: &Pubkey,
+    mint: &Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        gpunet::accounts::LeaseTopUp {
+            funder: *funder,
+            config: pda::config(),
+            lease: *lease,
+            vault: pda::lease_vault(lease),
+            funder_token: *funder_token,
+            mint: *mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseTopUp { amount },
+    )
+}
+
+/// Accounts of a lease that several builders need.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseParties {
+    /// The lease account.
+    pub lease: Pubkey,
+    /// The provider account.
+    pub provider: Pubkey,
+    /// The assigned keeper account.
+    pub keeper: Pubkey,
+    /// The config mint.
+    pub mint: Pubkey,
+    /// The config treasury.
+    pub treasury: Pubkey,
+}
+
+/// `lease_checkpoint`: the assigned keeper's wallet signs; the provider is paid into
+/// `provider_token` (owned by the provider's wallet), the keeper fee into `keeper_token`.
+pub fn lease_checkpoint(
+    keeper_authority: &Pubkey,
+    parties: &LeaseParties,
+    provider_token: &Pubkey,
+    keeper_token: &Pubkey,
+    args: LeaseCheckpointArgs,
+) -> Instruction {
+    build(
+        gpunet::accounts::LeaseCheckpoint {
+            keeper_authority: *keeper_authority,
+            config: pda::config(),
+            keeper: pda::keeper(keeper_authority),
+            lease: parties.lease,
+            vault: pda::lease_vault(&parties.lease),
+            provider: parties.provider,
+            provider_token: *provider_token,
+            keeper_token: *keeper_token,
+            treasury: parties.treasury,
+            mint: parties.mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseCheckpoint { args },
+    )
+}
+
+/// `lease_close`: `closer` signs (the user, or anyone once the lease may be closed by anyone);
+/// the refund goes to `user_token`, the rent to `rent_payer`.
+pub fn lease_close(
+    closer: &Pubkey,
+    parties: &LeaseParties,
+    user_token: &Pubkey,
+    rent_payer: &Pubkey,
+) -> Instruction {
+    build(
+        gpunet::accounts::LeaseClose {
+            closer: *closer,
+            config: pda::config(),
+            lease: parties.lease,
+            vault: pda::lease_vault(&parties.lease),
+            user_token: *user_token,
+            rent_payer: *rent_payer,
+            provider: parties.provider,
+            keeper: parties.keeper,
+            mint: parties.mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseClose {},
+    )
+}
+
+/// `lease_reassign_keeper`: the new keeper's wallet signs.
+pub fn lease_reassign_keeper(
+    new_keeper_authority: &Pubkey,
+    lease: &Pubkey,
+    old_keeper: &Pubkey,
+) -> Instruction {
+    build(
+        gpunet::accounts::LeaseReassignKeeper {
+            new_keeper_authority: *new_keeper_authority,
+            config: pda::config(),
+            lease: *lease,
+            old_keeper: *old_keeper,
+            new_keeper: pda::keeper(new_keeper_authority),
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseReassignKeeper {},
+    )
+}
+
+/// `provider_slash`: each wallet in `keeper_wallets` must sign the transaction (at least the
+/// config's slash quorum of distinct active keepers); compensation goes to `user_token`.
+pub fn provider_slash(
+    parties: &LeaseParties,
+    user_token: &Pubkey,
+    keeper_wallets: &[Pubkey],
+    evidence_digest: [u8; 32],
+) -> Instruction {
+    let mut ix = build(
+        gpunet::accounts::ProviderSlash {
+            config: pda::config(),
+            lease: parties.lease,
+            provider: parties.provider,
+            provider_vault: pda::provider_vault(&parties.provider),
+            keeper: parties.keeper,
+            user_token: *user_token,
+            treasury: parties.treasury,
+            mint: parties.mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::ProviderSlash { evidence_digest },
+    );
+    for wallet in keeper_wallets {
+        ix.accounts.push(
+            anchor_lang::solana_program::instruction::AccountMeta::new_readonly(*wallet, true),
+        );
+        ix.accounts.push(
+            anchor_lang::solana_program::instruction::AccountMeta::new_readonly(
+                pda::keeper(wallet),
+                false,
+            ),
+        );
+    }
+    ix
 }

@@ -10,5 +10,6 @@ pub mod pda;
 
 pub use gpunet;
 pub use gpunet::state::{
-    Config, ConfigParams, GpuClass, GpuOffer, Keeper, KeeperStatus, Provider, ProviderStatus,
+    Config, ConfigParams, GpuClass, GpuOffer, Keeper, KeeperStatus, Lease, LeaseStatus, Provider,
+    ProviderStatus, Verdict,
 };

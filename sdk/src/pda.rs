@@ -2,7 +2,8 @@
 
 use anchor_lang::prelude::Pubkey;
 use gpunet::state::{
-    CONFIG_SEED, KEEPER_SEED, KEEPER_VAULT_SEED, PROVIDER_SEED, PROVIDER_VAULT_SEED,
+    CONFIG_SEED, KEEPER_SEED, KEEPER_VAULT_SEED, LEASE_SEED, LEASE_VAULT_SEED, PROVIDER_SEED,
+    PROVIDER_VAULT_SEED,
 };
 
 /// The singleton config.
@@ -28,6 +29,20 @@ pub fn provider(authority: &Pubkey) -> Pubkey {
 /// The stake vault of a provider account.
 pub fn provider_vault(provider: &Pubkey) -> Pubkey {
     Pubkey::find_program_address(&[PROVIDER_VAULT_SEED, provider.as_ref()], &gpunet::ID).0
+}
+
+/// The lease a user opened with `nonce`.
+pub fn lease(user: &Pubkey, nonce: u64) -> Pubkey {
+    Pubkey::find_program_address(
+        &[LEASE_SEED, user.as_ref(), &nonce.to_le_bytes()],
+        &gpunet::ID,
+    )
+    .0
+}
+
+/// The escrow vault of a lease account.
+pub fn lease_vault(lease: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(&[LEASE_VAULT_SEED, lease.as_ref()], &gpunet::ID).0
 }
 
 /// The event authority that signs the program's `emit_cpi!` self-invocations.

@@ -93,6 +93,8 @@ pub struct Fixture {
     pub mint_authority: Keypair,
     pub mint: Pubkey,
     pub treasury: Pubkey,
+    /// Wallets of the keepers registered through [`Fixture::keeper_wallet`].
+    pub keepers: Vec<Pubkey>,
     uniq: u32,
 }
 
@@ -112,6 +114,7 @@ impl Fixture {
             mint_authority: Keypair::new(),
             mint: Pubkey::default(),
             treasury: Pubkey::default(),
+            keepers: Vec::new(),
             uniq: 0,
         };
         let admin = f.admin.pubkey();
@@ -349,7 +352,87 @@ impl Fixture {
         self.send(&[ix], &[&w.keypair])
             .await
             .expect("keeper_register");
+        self.keepers.push(w.pubkey());
         w
+    }
+
+    /// The keeper account whose turn it is to be assigned the next lease.
+    pub async fn next_keeper(&mut self) -> Pubkey {
+        let index = self
+            .config()
+            .await
+            .next_keeper_index()
+            .expect("an active keeper");
+        for authority in self.keepers.clone() {
+            let address = pda::keeper(&authority);
+            if self.raw(&address).await.is_none() {
+                continue;
+            }
+            let k = self.keeper(&authority).await;
+            if k.index == index && k.status == gpunet::state::KeeperStatus::Active {
+                return address;
+            }
+        }
+        panic!("no keeper with index {index}");
+    }
+
+    /// Opens a lease for `user` on the provider of `provider_authority` with the keeper whose
+    /// turn it is; the user pays the rent.
+    pub async fn open_lease(
+        &mut self,
+        user: &Wallet,
+        provider_authority: &Pubkey,
+        args: gpunet::instructions::LeaseOpenArgs,
+    ) -> Result<ix::LeaseParties, BanksClientError> {
+        let keeper = self.next_keeper().await;
+        let provider = pda::provider(provider_authority);
+        let lease = pda::lease(&user.pubkey(), args.nonce);
+        let mint = self.mint;
+        let ix = ix::lease_open(
+            &user.pubkey(),
+            &user.pubkey(),
+            &user.token,
+            &provider,
+            &keeper,
+            &mint,
+            args,
+        );
+        self.send(&[ix], &[&user.keypair]).await?;
+        Ok(self.parties(&lease).await)
+    }
+
+    /// The accounts around an existing lease.
+    pub async fn parties(&mut self, lease: &Pubkey) -> ix::LeaseParties {
+        let l = self.lease(lease).await;
+        ix::LeaseParties {
+            lease: *lease,
+            provider: l.provider,
+            keeper: l.keeper,
+            mint: self.mint,
+            treasury: self.treasury,
+        }
+    }
+
+    /// The lease account at `address`.
+    pub async fn lease(&mut self, address: &Pubkey) -> gpunet::state::Lease {
+        self.account(address).await
+    }
+
+    /// Rewrites an Anchor account in place (for states no instruction can reach yet).
+    pub async fn rewrite<T: AccountDeserialize + anchor_lang::AccountSerialize>(
+        &mut self,
+        address: &Pubkey,
+        edit: impl FnOnce(&mut T),
+    ) {
+        let raw = self.raw(address).await.expect("account exists");
+        let mut value: T = self.account(address).await;
+        edit(&mut value);
+        let mut data = Vec::with_capacity(raw.data.len());
+        value.try_serialize(&mut data).expect("serialize");
+        data.resize(raw.data.len(), 0);
+        let mut acct = solana_sdk::account::AccountSharedData::from(raw);
+        solana_sdk::account::WritableAccount::data_as_mut_slice(&mut acct).copy_from_slice(&data);
+        self.ctx.set_account(address, &acct);
     }
 
     /// A registered provider offering `gpus` H100s, with `stake` staked and `spare` more tokens

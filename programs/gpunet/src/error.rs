@@ -33,9 +33,9 @@ pub enum GpunetError {
     FeesTooHigh,
     #[msg("a basis-point value exceeds 10,000")]
     BpsOutOfRange,
-    #[msg("slash quorum must be at least 1 and at most min(max keepers, 7)")]
+    #[msg("slash quorum must be at least 2 and at most min(max keepers, 7)")]
     InvalidSlashQuorum,
-    #[msg("max keepers must be at least 1, at most 1,024 and not below the active keepers")]
+    #[msg("max keepers must be at least 2, at most 1,024 and not below the active keepers")]
     InvalidMaxKeepers,
     #[msg("a period or interval must be positive and at most 365 days")]
     InvalidPeriod,
@@ -87,6 +87,60 @@ pub enum GpunetError {
     GpusInUse,
     #[msg("GPU class cannot change while leases are active")]
     ClassChangeWithLeases,
+
+    // --- leases -----------------------------------------------------------------------
+    #[msg("the provider's price is above the most the user agreed to pay")]
+    PriceAboveMax,
+    #[msg("the provider does not have that many free GPUs")]
+    NotEnoughCapacity,
+    #[msg("the provider is jailed")]
+    ProviderJailed,
+    #[msg("the provider is unbonding stake and takes no new leases")]
+    ProviderUnbonding,
+    #[msg("the provider's stake is below its minimum or too little is free to lock")]
+    BelowMinimumStake,
+    #[msg("lease duration must be positive and at most 365 days")]
+    InvalidDuration,
+    #[msg("GPU count must be positive")]
+    ZeroGpus,
+    #[msg("no active keeper to assign")]
+    NoActiveKeeper,
+    #[msg("keeper is not the one this lease is assigned to")]
+    WrongKeeper,
+    #[msg("account is not the lease's provider")]
+    WrongProvider,
+    #[msg("account is not the lease's user")]
+    WrongUser,
+    #[msg("account is not the lease's rent payer")]
+    WrongRentPayer,
+    #[msg("lease is not active")]
+    LeaseNotActive,
+    #[msg("checkpoint sequence must be exactly one more than the last")]
+    SequenceNotNext,
+    #[msg("checkpoint period must start where the last one ended")]
+    PeriodStartMismatch,
+    #[msg("checkpoint period must end after it starts")]
+    EmptyPeriod,
+    #[msg("checkpoint period ends in the future")]
+    PeriodInFuture,
+    #[msg("checkpoint period goes beyond what the escrow funds")]
+    PeriodBeyondEscrow,
+    #[msg("lease ran out of funds longer ago than the grace period")]
+    LeaseExpired,
+    #[msg("only the user may close this lease before it expires and its grace period ends")]
+    NotClosableYet,
+    #[msg("fewer distinct active keepers signed than the slash quorum")]
+    SlashQuorumNotMet,
+    #[msg("a keeper appears twice among the slash signers")]
+    DuplicateSlashSigner,
+    #[msg("a slash signer is not an active keeper")]
+    SlashSignerNotKeeper,
+    #[msg("the assigned keeper is not late: it may still checkpoint")]
+    KeeperNotLate,
+    #[msg("the last keeper account is not the keeper with the highest index")]
+    WrongLastKeeper,
+    #[msg("a checkpoint's verdict must be Pass or Fail")]
+    InvalidVerdict,
 
     // --- arithmetic and invariants ----------------------------------------------------
     #[msg("arithmetic overflow or underflow")]

@@ -93,3 +93,69 @@ pub struct ProviderClosed {
     pub provider: Pubkey,
     pub authority: Pubkey,
 }
+
+#[event]
+pub struct LeaseOpened {
+    pub lease: Pubkey,
+    pub user: Pubkey,
+    pub provider: Pubkey,
+    pub keeper: Pubkey,
+    pub gpus: u16,
+    pub price_per_gpu_second: u64,
+    pub deposit: u64,
+    pub funded_until: i64,
+    pub stake_locked: u64,
+}
+
+#[event]
+pub struct LeaseToppedUp {
+    pub lease: Pubkey,
+    pub funder: Pubkey,
+    pub amount: u64,
+    pub funded: u64,
+    pub funded_until: i64,
+}
+
+#[event]
+pub struct CheckpointPosted {
+    pub lease: Pubkey,
+    pub keeper: Pubkey,
+    pub sequence: u64,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub proof_digest: [u8; 32],
+    pub verdict: crate::state::Verdict,
+    pub score: u64,
+    pub paid_provider: u64,
+    pub protocol_fee: u64,
+    pub keeper_fee: u64,
+}
+
+#[event]
+pub struct LeaseClosed {
+    pub lease: Pubkey,
+    pub closer: Pubkey,
+    pub refunded: u64,
+    pub paid_provider: u64,
+    pub paid_protocol: u64,
+    pub paid_keeper: u64,
+    pub funded: u64,
+}
+
+#[event]
+pub struct ProviderSlashed {
+    pub lease: Pubkey,
+    pub provider: Pubkey,
+    pub evidence_digest: [u8; 32],
+    pub slashed: u64,
+    pub to_user: u64,
+    pub to_treasury: u64,
+    pub keepers: Vec<Pubkey>,
+}
+
+#[event]
+pub struct LeaseKeeperReassigned {
+    pub lease: Pubkey,
+    pub old_keeper: Pubkey,
+    pub new_keeper: Pubkey,
+}

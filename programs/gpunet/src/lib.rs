@@ -92,6 +92,42 @@ pub mod gpunet {
         instructions::provider_withdraw::handler(ctx)
     }
 
+    /// A user reserves GPUs and deposits escrow; a keeper is assigned round-robin.
+    pub fn lease_open(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
+        instructions::lease_open::handler(ctx, args)
+    }
+
+    /// Anyone adds funds to a lease's escrow.
+    pub fn lease_top_up(ctx: Context<LeaseTopUp>, amount: u64) -> Result<()> {
+        instructions::lease_top_up::handler(ctx, amount)
+    }
+
+    /// The lease's keeper settles one period with proof evidence.
+    pub fn lease_checkpoint(
+        ctx: Context<LeaseCheckpoint>,
+        args: LeaseCheckpointArgs,
+    ) -> Result<()> {
+        instructions::lease_checkpoint::handler(ctx, args)
+    }
+
+    /// Final settlement: refund, stake lock released, accounts closed.
+    pub fn lease_close(ctx: Context<LeaseClose>) -> Result<()> {
+        instructions::lease_close::handler(ctx)
+    }
+
+    /// Another active keeper takes over a lease whose keeper stopped checkpointing.
+    pub fn lease_reassign_keeper(ctx: Context<LeaseReassignKeeper>) -> Result<()> {
+        instructions::lease_reassign_keeper::handler(ctx)
+    }
+
+    /// A quorum of keepers slashes the stake a lease locks and ends the lease.
+    pub fn provider_slash<'info>(
+        ctx: Context<'info, ProviderSlash<'info>>,
+        evidence_digest: [u8; 32],
+    ) -> Result<()> {
+        instructions::provider_slash::handler(ctx, evidence_digest)
+    }
+
     /// An empty provider closes its account and vault.
     pub fn provider_close(ctx: Context<ProviderClose>) -> Result<()> {
         instructions::provider_close::handler(ctx)

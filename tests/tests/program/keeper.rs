@@ -176,7 +176,7 @@ async fn test_keeper_deregister_and_close_ok() {
     let mut f = Fixture::new().await;
     let k = f.keeper_wallet().await;
     let bond = default_params().keeper_bond;
-    f.send(&[ix::keeper_deregister(&k.pubkey())], &[&k.keypair])
+    f.send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await
         .unwrap();
     let now = f.clock().await.unix_timestamp;
@@ -210,7 +210,7 @@ async fn test_keeper_deregister_and_close_ok() {
 async fn test_keeper_close_before_unbonding_ends_fails() {
     let mut f = Fixture::new().await;
     let k = f.keeper_wallet().await;
-    f.send(&[ix::keeper_deregister(&k.pubkey())], &[&k.keypair])
+    f.send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await
         .unwrap();
     f.warp(default_params().unbonding_period - 10).await;
@@ -243,11 +243,11 @@ async fn test_keeper_close_while_active_fails() {
 async fn test_keeper_deregister_twice_fails() {
     let mut f = Fixture::new().await;
     let k = f.keeper_wallet().await;
-    f.send(&[ix::keeper_deregister(&k.pubkey())], &[&k.keypair])
+    f.send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await
         .unwrap();
     let res = f
-        .send(&[ix::keeper_deregister(&k.pubkey())], &[&k.keypair])
+        .send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await;
     assert_gpunet_err(res, GpunetError::KeeperNotActive);
     assert_eq!(f.config().await.active_keepers, 0);
@@ -260,7 +260,7 @@ async fn test_keeper_deregister_someone_elses_keeper_fails() {
     let thief = f.wallet(0).await;
     // The thief signs but points at the victim's keeper account.
     let ix = substitute(
-        ix::keeper_deregister(&thief.pubkey()),
+        ix::keeper_deregister(&thief.pubkey(), None),
         &pda::keeper(&thief.pubkey()),
         &pda::keeper(&victim.pubkey()),
     );
@@ -279,7 +279,8 @@ async fn test_keeper_close_with_another_keepers_vault_fails() {
     let mut f = Fixture::new().await;
     let a = f.keeper_wallet().await;
     let b = f.keeper_wallet().await;
-    f.send(&[ix::keeper_deregister(&a.pubkey())], &[&a.keypair])
+    let last = Some(pda::keeper(&b.pubkey()));
+    f.send(&[ix::keeper_deregister(&a.pubkey(), last)], &[&a.keypair])
         .await
         .unwrap();
     f.warp(default_params().unbonding_period).await;
@@ -307,7 +308,7 @@ async fn test_keeper_vault_gift_does_not_freeze_and_goes_back() {
     let k = f.keeper_wallet().await;
     let vault = pda::keeper_vault(&pda::keeper(&k.pubkey()));
     f.mint_to(&vault, 3).await; // anyone can send tokens to a token account
-    f.send(&[ix::keeper_deregister(&k.pubkey())], &[&k.keypair])
+    f.send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await
         .unwrap();
     f.warp(default_params().unbonding_period).await;
@@ -319,4 +320,36 @@ async fn test_keeper_vault_gift_does_not_freeze_and_goes_back() {
     .await
     .unwrap();
     assert_eq!(f.balance(&k.token).await, default_params().keeper_bond + 3);
+}
+
+#[tokio::test]
+async fn test_keeper_deregister_keeps_the_active_set_dense() {
+    let mut f = Fixture::new().await;
+    let a = f.keeper_wallet().await;
+    let b = f.keeper_wallet().await;
+    let c = f.keeper_wallet().await;
+    assert_eq!(f.keeper(&c.pubkey()).await.index, 2);
+
+    // Leaving from the middle: the last keeper must be named, and takes the freed index.
+    let res = f
+        .send(&[ix::keeper_deregister(&b.pubkey(), None)], &[&b.keypair])
+        .await;
+    assert_gpunet_err(res, GpunetError::WrongLastKeeper);
+    let wrong_last = Some(pda::keeper(&a.pubkey()));
+    let res = f
+        .send(
+            &[ix::keeper_deregister(&b.pubkey(), wrong_last)],
+            &[&b.keypair],
+        )
+        .await;
+    assert_gpunet_err(res, GpunetError::WrongLastKeeper);
+
+    let last = Some(pda::keeper(&c.pubkey()));
+    f.send(&[ix::keeper_deregister(&b.pubkey(), last)], &[&b.keypair])
+        .await
+        .unwrap();
+    assert_eq!(f.keeper(&a.pubkey()).await.index, 0);
+    assert_eq!(f.keeper(&c.pubkey()).await.index, 1);
+    assert_eq!(f.keeper(&b.pubkey()).await.index, gpunet::state::NO_INDEX);
+    assert_eq!(f.config().await.active_keepers, 2);
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod keeper;
+mod lease;
 mod provider;
 
 use solana_sdk::instruction::Instruction;

@@ -1,13 +1,11 @@
 //! Provider actions: register, update, stake, unstake_request, withdraw, close.
 
-use anchor_lang::AccountSerialize;
 use anchor_lang::error::ErrorCode as AnchorError;
 use gpunet::error::GpunetError;
 use gpunet::instructions::ProviderUpdateArgs;
 use gpunet::state::{GpuClass, ProviderStatus};
 use gpunet_sdk::{ix, pda};
 use gpunet_tests::*;
-use solana_sdk::account::AccountSharedData;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
@@ -15,22 +13,13 @@ use crate::{substitute, unsigned};
 
 const STAKE: u64 = 4_000 * TOKEN; // 4 H100s × 1,000 tokens minimum
 
-/// Rewrites a provider account in place (stands in for the lease instructions that lock stake).
+/// Rewrites a provider account in place (stands in for lease states set up elsewhere).
 async fn poke_provider(
     f: &mut Fixture,
     authority: &Pubkey,
     edit: impl FnOnce(&mut gpunet::state::Provider),
 ) {
-    let address = pda::provider(authority);
-    let raw = f.raw(&address).await.unwrap();
-    let mut p = f.provider(authority).await;
-    edit(&mut p);
-    let mut data = Vec::with_capacity(raw.data.len());
-    p.try_serialize(&mut data).unwrap();
-    data.resize(raw.data.len(), 0);
-    let mut acct = AccountSharedData::from(raw);
-    acct.set_data_from_slice(&data);
-    f.ctx.set_account(&address, &acct);
+    f.rewrite(&pda::provider(authority), edit).await;
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ pub fn handler(ctx: Context<ConfigInit>, params: ConfigParams) -> Result<()> {
         treasury: ctx.accounts.treasury.key(),
         params,
         active_keepers: 0,
+        keeper_cursor: 0,
         paused: false,
         bump,
         reserved: [0; 128],

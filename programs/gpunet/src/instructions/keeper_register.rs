@@ -65,6 +65,7 @@ pub fn handler(ctx: Context<KeeperRegister>) -> Result<()> {
         authority: authority_key,
         status: KeeperStatus::Active,
         bond,
+        index: ctx.accounts.config.active_keepers,
         unbonding_ends_at: 0,
         leases_assigned: 0,
         leases_served: 0,

@@ -9,6 +9,8 @@ use crate::state::gpu::{GPU_CLASS_COUNT, GpuClass};
 /// Largest slash quorum: every co-signing keeper adds a signature (64 B) and a key (32 B) to a
 /// transaction limited to 1,232 bytes.
 pub const MAX_SLASH_QUORUM: u8 = 7;
+/// Smallest slash quorum: one keeper alone can never slash.
+pub const MIN_SLASH_QUORUM: u8 = 2;
 /// Largest keeper set a config may allow.
 pub const MAX_KEEPERS_LIMIT: u16 = 1024;
 /// Longest period any time parameter may have (365 days), so that `now + period` never overflows
@@ -65,13 +67,13 @@ impl ConfigParams {
             );
         }
         require!(
-            self.max_keepers >= 1
+            self.max_keepers >= u16::from(MIN_SLASH_QUORUM)
                 && self.max_keepers <= MAX_KEEPERS_LIMIT
                 && self.max_keepers >= active_keepers,
             GpunetError::InvalidMaxKeepers
         );
         require!(
-            self.slash_quorum >= 1
+            self.slash_quorum >= MIN_SLASH_QUORUM
                 && self.slash_quorum <= MAX_SLASH_QUORUM
                 && u16::from(self.slash_quorum) <= self.max_keepers,
             GpunetError::InvalidSlashQuorum
@@ -81,8 +83,8 @@ impl ConfigParams {
 }
 
 /// Singleton config account, PDA `[CONFIG_SEED]`. Written by the admin only (`config_init`,
-/// `config_update`, `config_accept_admin`), except `active_keepers`, which keeper
-/// registration and deregistration maintain.
+/// `config_update`, `config_accept_admin`), except `active_keepers` (maintained by keeper
+/// registration and deregistration) and `keeper_cursor` (advanced by `lease_open`).
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct Config {
@@ -102,6 +104,9 @@ pub struct Config {
     /// Keepers currently active (registered and not deregistering). Maintained by
     /// `keeper_register` / `keeper_deregister`.
     pub active_keepers: u16,
+    /// Round-robin cursor: the next lease goes to the active keeper with index
+    /// `keeper_cursor % active_keepers`. Advanced by `lease_open`.
+    pub keeper_cursor: u64,
     /// When true, every instruction except the admin's refuses to run.
     pub paused: bool,
     /// PDA bump.
@@ -117,6 +122,13 @@ impl Config {
             self.params.min_stake_per_gpu[class.index()],
             u64::from(count),
         )
+    }
+
+    /// Index of the keeper the next lease is assigned to.
+    pub fn next_keeper_index(&self) -> Result<u16> {
+        require!(self.active_keepers > 0, GpunetError::NoActiveKeeper);
+        let i = self.keeper_cursor % u64::from(self.active_keepers);
+        u16::try_from(i).map_err(|_| error!(GpunetError::MathOverflow))
     }
 
     /// Fails with [`GpunetError::ProtocolPaused`] when the protocol is paused.

@@ -4,6 +4,9 @@ use anchor_lang::prelude::*;
 
 use crate::error::GpunetError;
 
+/// `Keeper::index` of a keeper outside the active set.
+pub const NO_INDEX: u16 = u16::MAX;
+
 /// Where a keeper is in its life.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub enum KeeperStatus {
@@ -24,6 +27,9 @@ pub struct Keeper {
     pub status: KeeperStatus,
     /// Tokens bonded, base units; equals the vault's balance. Set at registration.
     pub bond: u64,
+    /// Position in the active keeper set (0..config.active_keepers), used for round-robin
+    /// lease assignment; [`NO_INDEX`] once deregistered. Kept dense by swap-remove.
+    pub index: u16,
     /// Unix time after which `keeper_close` returns the bond; 0 while active.
     pub unbonding_ends_at: i64,
     /// Leases currently assigned to this keeper (maintained by the lease instructions).
@@ -47,10 +53,12 @@ impl Keeper {
     pub fn invariant(&self) -> Result<()> {
         match self.status {
             KeeperStatus::Active => {
-                require!(self.unbonding_ends_at == 0, GpunetError::InvariantViolated)
+                require!(self.unbonding_ends_at == 0, GpunetError::InvariantViolated);
+                require!(self.index != NO_INDEX, GpunetError::InvariantViolated);
             }
             KeeperStatus::Unbonding => {
                 require!(self.unbonding_ends_at > 0, GpunetError::InvariantViolated);
+                require!(self.index == NO_INDEX, GpunetError::InvariantViolated);
                 require!(self.leases_assigned == 0, GpunetError::InvariantViolated);
             }
         }

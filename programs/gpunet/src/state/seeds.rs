@@ -10,3 +10,7 @@ pub const KEEPER_VAULT_SEED: &[u8] = b"keeper_vault";
 pub const PROVIDER_SEED: &[u8] = b"provider";
 /// `[PROVIDER_VAULT_SEED, provider]` → the provider's stake vault (authority = provider PDA).
 pub const PROVIDER_VAULT_SEED: &[u8] = b"provider_vault";
+/// `[LEASE_SEED, user, nonce (u64 little-endian)]` → [`crate::state::Lease`].
+pub const LEASE_SEED: &[u8] = b"lease";
+/// `[LEASE_VAULT_SEED, lease]` → the lease's escrow vault (authority = lease PDA).
+pub const LEASE_VAULT_SEED: &[u8] = b"lease_vault";

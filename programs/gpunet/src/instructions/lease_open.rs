@@ -1,0 +1,251 @@
+//! `lease_open`: a user reserves GPUs on a provider and deposits price × GPUs × duration into
+//! the lease's escrow. The keeper is assigned round-robin over the active keeper set (neither
+//! the user nor the provider chooses who verifies them), and a share of the provider's stake
+//! (the per-GPU minimum for the GPUs leased) is locked for the lease's life.
+
+use anchor_lang::prelude::*;
+use anchor_spl::token::{Mint, Token, TokenAccount};
+
+use crate::create::{create_program_account, create_vault};
+use crate::error::GpunetError;
+use crate::events::LeaseOpened;
+use crate::math::{cost, lease_rate, safe_add, safe_mul};
+use crate::state::config::MAX_PERIOD_SECONDS;
+use crate::state::{
+    CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, LEASE_VAULT_SEED, Lease,
+    LeaseStatus, PROVIDER_SEED, Provider, ProviderStatus, Verdict,
+};
+use crate::transfers::pay_in;
+
+/// What the user signs for.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
+pub struct LeaseOpenArgs {
+    /// Any number the user has not used for another open lease (part of the lease's address).
+    pub nonce: u64,
+    /// GPUs to reserve, at most the provider's free GPUs.
+    pub gpus: u16,
+    /// Seconds to pay for up front (1 s … 365 days); top-ups extend it.
+    pub duration: i64,
+    /// The most the user pays per GPU-second; the lease takes the provider's current price,
+    /// which must not be higher.
+    pub max_price_per_gpu_second: u64,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(args: LeaseOpenArgs)]
+pub struct LeaseOpen<'info> {
+    /// The user's wallet: signs, and pays the escrow from `user_token`.
+    pub user: Signer<'info>,
+
+    /// Pays the rent of the lease and its vault (the user or a dApp); gets it back at close.
+    #[account(mut)]
+    pub rent_payer: Signer<'info>,
+
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Account<'info, Config>,
+
+    #[account(
+        mut,
+        seeds = [PROVIDER_SEED, provider.authority.as_ref()],
+        bump = provider.bump,
+    )]
+    pub provider: Account<'info, Provider>,
+
+    /// The keeper whose turn it is (`config.keeper_cursor % active_keepers`).
+    #[account(
+        mut,
+        seeds = [KEEPER_SEED, keeper.authority.as_ref()],
+        bump = keeper.bump,
+    )]
+    pub keeper: Account<'info, Keeper>,
+
+    /// CHECK: the lease PDA (address fixed by its seeds), created in the handler; reusing a
+    /// nonce of a lease still open is refused there (`AlreadyInitialized`).
+    #[account(
+        mut,
+        seeds = [LEASE_SEED, user.key().as_ref(), &args.nonce.to_le_bytes()],
+        bump,
+    )]
+    pub lease: UncheckedAccount<'info>,
+
+    /// CHECK: the escrow vault PDA, created in the handler as a token account of `mint` whose
+    /// authority is the lease PDA.
+    #[account(mut, seeds = [LEASE_VAULT_SEED, lease.key().as_ref()], bump)]
+    pub vault: UncheckedAccount<'info>,
+
+    /// The user's token account the escrow comes from.
+    #[account(
+        mut,
+        constraint = user_token.mint == config.mint @ GpunetError::WrongMint,
+        constraint = user_token.owner == user.key() @ GpunetError::WrongTokenOwner,
+    )]
+    pub user_token: Account<'info, TokenAccount>,
+
+    #[account(address = config.mint @ GpunetError::WrongMint)]
+    pub mint: Account<'info, Mint>,
+
+    pub token_program: Program<'info, Token>,
+    pub system_program: Program<'info, System>,
+}
+
+impl LeaseOpen<'_> {
+    fn validate(&self, args: &LeaseOpenArgs) -> Result<()> {
+        self.config.require_not_paused()?;
+        require!(args.gpus > 0, GpunetError::ZeroGpus);
+        require!(
+            args.duration > 0 && args.duration <= MAX_PERIOD_SECONDS,
+            GpunetError::InvalidDuration
+        );
+        let p = &self.provider;
+        require!(
+            p.status != ProviderStatus::Jailed,
+            GpunetError::ProviderJailed
+        );
+        require!(
+            p.status != ProviderStatus::Unbonding,
+            GpunetError::ProviderUnbonding
+        );
+        require!(
+            p.gpu.price_per_gpu_second <= args.max_price_per_gpu_second,
+            GpunetError::PriceAboveMax
+        );
+        let free_gpus = p
+            .gpu
+            .count
+            .checked_sub(p.gpus_leased)
+            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+        require!(args.gpus <= free_gpus, GpunetError::NotEnoughCapacity);
+        require!(
+            p.staked >= self.config.min_stake(p.gpu.class, p.gpu.count)?
+                && p.free_stake()? >= self.stake_to_lock(args.gpus)?,
+            GpunetError::BelowMinimumStake
+        );
+        require!(
+            self.keeper.status == KeeperStatus::Active
+                && self.keeper.index == self.config.next_keeper_index()?,
+            GpunetError::WrongKeeper
+        );
+        Ok(())
+    }
+
+    /// Stake locked for `gpus` GPUs: the per-GPU minimum of the provider's class.
+    fn stake_to_lock(&self, gpus: u16) -> Result<u64> {
+        safe_mul(
+            self.config.params.min_stake_per_gpu[self.provider.gpu.class.index()],
+            u64::from(gpus),
+        )
+    }
+}
+
+#[access_control(ctx.accounts.validate(&args))]
+pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    let price = ctx.accounts.provider.gpu.price_per_gpu_second;
+    let deposit = cost(lease_rate(price, args.gpus)?, args.duration)?;
+    require!(deposit > 0, GpunetError::ZeroAmount);
+    let stake_locked = ctx.accounts.stake_to_lock(args.gpus)?;
+    let user_key = ctx.accounts.user.key();
+    let lease_key = ctx.accounts.lease.key();
+    let (lease_bump, vault_bump) = (ctx.bumps.lease, ctx.bumps.vault);
+
+    let lease = Lease {
+        user: user_key,
+        provider: ctx.accounts.provider.key(),
+        keeper: ctx.accounts.keeper.key(),
+        rent_payer: ctx.accounts.rent_payer.key(),
+        nonce: args.nonce,
+        status: LeaseStatus::Active,
+        gpus: args.gpus,
+        price_per_gpu_second: price,
+        stake_locked,
+        funded: deposit,
+        paid_provider: 0,
+        paid_protocol: 0,
+        paid_keeper: 0,
+        refunded: 0,
+        compensation: 0,
+        start: now,
+        paid_until: now,
+        last_checkpoint_at: now,
+        last_sequence: 0,
+        last_digest: [0; 32],
+        last_verdict: Verdict::None,
+        last_score: 0,
+        bump: lease_bump,
+        vault_bump,
+        reserved: [0; 64],
+    };
+    lease.invariant()?;
+
+    let a = &ctx.accounts;
+    let lease_info = a.lease.to_account_info();
+    let vault_info = a.vault.to_account_info();
+    create_program_account(
+        &a.rent_payer,
+        &lease_info,
+        &a.system_program,
+        Lease::INIT_SPACE,
+        &[
+            LEASE_SEED,
+            user_key.as_ref(),
+            &args.nonce.to_le_bytes(),
+            &[lease_bump],
+        ],
+        &lease,
+    )?;
+    create_vault(
+        &a.rent_payer,
+        &vault_info,
+        &a.mint,
+        &lease_info,
+        &a.system_program,
+        &a.token_program,
+        &[LEASE_VAULT_SEED, lease_key.as_ref(), &[vault_bump]],
+    )?;
+    pay_in(
+        &a.token_program,
+        &a.user_token,
+        &vault_info,
+        &a.user,
+        &a.mint,
+        deposit,
+    )?;
+
+    let provider = &mut ctx.accounts.provider;
+    provider.gpus_leased = provider
+        .gpus_leased
+        .checked_add(args.gpus)
+        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    provider.active_leases = provider
+        .active_leases
+        .checked_add(1)
+        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    provider.locked = safe_add(provider.locked, stake_locked)?;
+    provider.leases_total = safe_add(provider.leases_total, 1)?;
+    provider.invariant()?;
+
+    let keeper = &mut ctx.accounts.keeper;
+    keeper.leases_assigned = keeper
+        .leases_assigned
+        .checked_add(1)
+        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    keeper.invariant()?;
+
+    let config = &mut ctx.accounts.config;
+    config.keeper_cursor = config.keeper_cursor.wrapping_add(1);
+    config.invariant()?;
+
+    emit_cpi!(LeaseOpened {
+        lease: lease_key,
+        user: user_key,
+        provider: ctx.accounts.provider.key(),
+        keeper: ctx.accounts.keeper.key(),
+        gpus: args.gpus,
+        price_per_gpu_second: price,
+        deposit,
+        funded_until: lease.funded_until()?,
+        stake_locked,
+    });
+    Ok(())
+}

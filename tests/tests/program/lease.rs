@@ -1,0 +1,904 @@
+//! Lease actions: open, top up, checkpoint, close, reassign, and the provider slash.
+
+use anchor_lang::error::ErrorCode as AnchorError;
+use gpunet::error::GpunetError;
+use gpunet::instructions::{LeaseCheckpointArgs, LeaseOpenArgs, ProviderUpdateArgs};
+use gpunet::state::{LeaseStatus, ProviderStatus, Verdict};
+use gpunet_sdk::ix::{self, LeaseParties};
+use gpunet_sdk::pda;
+use gpunet_tests::*;
+use solana_sdk::signature::Signer;
+
+use crate::substitute;
+
+const STAKE: u64 = 4_000 * TOKEN; // 4 H100s × 1,000 tokens minimum
+const PRICE: u64 = 10; // base units per GPU-second
+const HOUR: i64 = 3_600;
+
+/// Two keepers, a provider with 4 H100s fully staked, a user with plenty of tokens.
+struct World {
+    f: Fixture,
+    keepers: Vec<Wallet>,
+    provider: Wallet,
+    user: Wallet,
+}
+
+impl World {
+    async fn new() -> Self {
+        let mut f = Fixture::new().await;
+        let keepers = vec![f.keeper_wallet().await, f.keeper_wallet().await];
+        let provider = f.provider_wallet(4, STAKE, 0).await;
+        let user = f.wallet(10_000_000).await;
+        World {
+            f,
+            keepers,
+            provider,
+            user,
+        }
+    }
+
+    fn args(nonce: u64, gpus: u16, duration: i64) -> LeaseOpenArgs {
+        LeaseOpenArgs {
+            nonce,
+            gpus,
+            duration,
+            max_price_per_gpu_second: PRICE,
+        }
+    }
+
+    async fn open(&mut self, nonce: u64, gpus: u16, duration: i64) -> LeaseParties {
+        let user = Wallet {
+            keypair: self.user.keypair.insecure_clone(),
+            token: self.user.token,
+        };
+        self.f
+            .open_lease(
+                &user,
+                &self.provider.pubkey(),
+                Self::args(nonce, gpus, duration),
+            )
+            .await
+            .expect("lease_open")
+    }
+
+    fn keeper_of(&self, parties: &LeaseParties) -> &Wallet {
+        self.keepers
+            .iter()
+            .find(|k| pda::keeper(&k.pubkey()) == parties.keeper)
+            .expect("assigned keeper is one of ours")
+    }
+
+    /// Posts checkpoint `sequence` for [start, end) with `verdict`, signed by `keeper`.
+    async fn checkpoint_by(
+        &mut self,
+        keeper: &Wallet,
+        parties: &LeaseParties,
+        sequence: u64,
+        start: i64,
+        end: i64,
+        verdict: Verdict,
+    ) -> Result<(), solana_program_test::BanksClientError> {
+        let ix = ix::lease_checkpoint(
+            &keeper.pubkey(),
+            parties,
+            &self.provider.token,
+            &keeper.token,
+            LeaseCheckpointArgs {
+                sequence,
+                period_start: start,
+                period_end: end,
+                proof_digest: [7; 32],
+                verdict,
+                score: 1234,
+            },
+        );
+        let kp = keeper.keypair.insecure_clone();
+        self.f.send(&[ix], &[&kp]).await
+    }
+
+    async fn checkpoint(
+        &mut self,
+        parties: &LeaseParties,
+        sequence: u64,
+        start: i64,
+        end: i64,
+    ) -> Result<(), solana_program_test::BanksClientError> {
+        let k = self.keeper_of(parties);
+        let k = Wallet {
+            keypair: k.keypair.insecure_clone(),
+            token: k.token,
+        };
+        self.checkpoint_by(&k, parties, sequence, start, end, Verdict::Pass)
+            .await
+    }
+
+    async fn close_by_user(
+        &mut self,
+        parties: &LeaseParties,
+    ) -> Result<(), solana_program_test::BanksClientError> {
+        let ix = ix::lease_close(
+            &self.user.pubkey(),
+            parties,
+            &self.user.token,
+            &self.user.pubkey(),
+        );
+        let kp = self.user.keypair.insecure_clone();
+        self.f.send(&[ix], &[&kp]).await
+    }
+
+    async fn slash(
+        &mut self,
+        parties: &LeaseParties,
+        signers: &[&Wallet],
+    ) -> Result<(), solana_program_test::BanksClientError> {
+        let wallets: Vec<_> = signers.iter().map(|w| w.pubkey()).collect();
+        let ix = ix::provider_slash(parties, &self.user.token, &wallets, [9; 32]);
+        let kps: Vec<_> = signers.iter().map(|w| w.keypair.insecure_clone()).collect();
+        let refs: Vec<_> = kps.iter().collect();
+        self.f.send(&[ix], &refs).await
+    }
+}
+
+#[tokio::test]
+async fn test_lease_open_ok() {
+    let mut w = World::new().await;
+    let user_before = w.f.balance(&w.user.token).await;
+    let p = w.open(1, 2, HOUR).await;
+    let deposit = PRICE * 2 * HOUR as u64;
+    let lease = w.f.lease(&p.lease).await;
+    let now = w.f.clock().await.unix_timestamp;
+    assert_eq!(lease.user, w.user.pubkey());
+    assert_eq!(lease.gpus, 2);
+    assert_eq!(lease.price_per_gpu_second, PRICE);
+    assert_eq!(lease.funded, deposit);
+    assert_eq!(lease.funded_until().unwrap(), now + HOUR);
+    assert_eq!(lease.stake_locked, 2_000 * TOKEN);
+    assert_eq!(lease.status, LeaseStatus::Active);
+    assert_eq!(w.f.balance(&pda::lease_vault(&p.lease)).await, deposit);
+    assert_eq!(w.f.balance(&w.user.token).await, user_before - deposit);
+    let prov = w.f.provider(&w.provider.pubkey()).await;
+    assert_eq!(
+        (prov.gpus_leased, prov.active_leases, prov.locked),
+        (2, 1, 2_000 * TOKEN)
+    );
+    let keeper = w.f.account::<gpunet::state::Keeper>(&p.keeper).await;
+    assert_eq!(keeper.leases_assigned, 1);
+}
+
+#[tokio::test]
+async fn test_lease_keepers_are_assigned_round_robin() {
+    let mut w = World::new().await;
+    let a = w.open(1, 1, HOUR).await;
+    let b = w.open(2, 1, HOUR).await;
+    let c = w.open(3, 1, HOUR).await;
+    assert_ne!(a.keeper, b.keeper);
+    assert_eq!(a.keeper, c.keeper);
+}
+
+#[tokio::test]
+async fn test_lease_open_with_the_wrong_keeper_fails() {
+    let mut w = World::new().await;
+    let next = w.f.next_keeper().await;
+    let other = w
+        .keepers
+        .iter()
+        .map(|k| pda::keeper(&k.pubkey()))
+        .find(|k| *k != next)
+        .unwrap();
+    let mint = w.f.mint;
+    let ix = ix::lease_open(
+        &w.user.pubkey(),
+        &w.user.pubkey(),
+        &w.user.token,
+        &pda::provider(&w.provider.pubkey()),
+        &other,
+        &mint,
+        World::args(1, 1, HOUR),
+    );
+    let kp = w.user.keypair.insecure_clone();
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::WrongKeeper);
+}
+
+#[tokio::test]
+async fn test_lease_open_price_above_max_fails() {
+    let mut w = World::new().await;
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let mut args = World::args(1, 1, HOUR);
+    args.max_price_per_gpu_second = PRICE - 1;
+    let res = w.f.open_lease(&user, &w.provider.pubkey(), args).await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::PriceAboveMax);
+}
+
+#[tokio::test]
+async fn test_lease_keeps_its_price_when_the_provider_raises_it() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let mut gpu = h100s(4);
+    gpu.price_per_gpu_second = PRICE * 100;
+    let ix = ix::provider_update(
+        &w.provider.pubkey(),
+        ProviderUpdateArgs {
+            gpu: Some(gpu),
+            ..Default::default()
+        },
+    );
+    let kp = w.provider.keypair.insecure_clone();
+    w.f.send(&[ix], &[&kp]).await.unwrap();
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(100).await;
+    let before = w.f.balance(&w.provider.token).await;
+    w.checkpoint(&p, 1, start, start + 100).await.unwrap();
+    let paid = w.f.balance(&w.provider.token).await - before;
+    assert_eq!(
+        paid,
+        1_000 - 50 - 20,
+        "10/s for 100 s, minus 5% and 2% fees"
+    );
+}
+
+#[tokio::test]
+async fn test_lease_open_more_gpus_than_free_fails() {
+    let mut w = World::new().await;
+    w.open(1, 3, HOUR).await;
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(2, 2, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::NotEnoughCapacity);
+}
+
+#[tokio::test]
+async fn test_lease_open_bad_arguments_fail() {
+    let mut w = World::new().await;
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(1, 0, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::ZeroGpus);
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(1, 1, 0))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::InvalidDuration);
+    let res =
+        w.f.open_lease(
+            &user,
+            &w.provider.pubkey(),
+            World::args(1, 1, 366 * 24 * HOUR),
+        )
+        .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::InvalidDuration);
+}
+
+#[tokio::test]
+async fn test_lease_open_reusing_an_open_nonce_fails() {
+    let mut w = World::new().await;
+    w.open(1, 1, HOUR).await;
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(1, 1, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::AlreadyInitialized);
+}
+
+#[tokio::test]
+async fn test_lease_open_on_unbonding_provider_fails() {
+    let mut w = World::new().await;
+    let kp = w.provider.keypair.insecure_clone();
+    w.f.send(
+        &[ix::provider_unstake_request(&w.provider.pubkey(), 1)],
+        &[&kp],
+    )
+    .await
+    .unwrap();
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(1, 1, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::ProviderUnbonding);
+}
+
+#[tokio::test]
+async fn test_lease_open_below_minimum_stake_fails() {
+    let mut f = Fixture::new().await;
+    f.keeper_wallet().await;
+    f.keeper_wallet().await;
+    let provider = f.provider_wallet(4, STAKE - 1, 0).await;
+    let user = f.wallet(10_000_000).await;
+    let res = f
+        .open_lease(&user, &provider.pubkey(), World::args(1, 1, HOUR))
+        .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::BelowMinimumStake);
+}
+
+#[tokio::test]
+async fn test_lease_open_paying_from_someone_elses_account_fails() {
+    let mut w = World::new().await;
+    let thief = w.f.wallet(0).await;
+    let keeper = w.f.next_keeper().await;
+    let mint = w.f.mint;
+    let ix = ix::lease_open(
+        &thief.pubkey(),
+        &thief.pubkey(),
+        &w.user.token,
+        &pda::provider(&w.provider.pubkey()),
+        &keeper,
+        &mint,
+        World::args(1, 1, HOUR),
+    );
+    assert_gpunet_err(
+        w.f.send(&[ix], &[&thief.keypair]).await,
+        GpunetError::WrongTokenOwner,
+    );
+}
+
+#[tokio::test]
+async fn test_lease_open_paused_fails() {
+    let mut w = World::new().await;
+    w.f.set_paused(true).await;
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(1, 1, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::ProtocolPaused);
+}
+
+#[tokio::test]
+async fn test_lease_top_up_by_a_dapp_extends_it() {
+    let mut w = World::new().await;
+    let p = w.open(1, 2, HOUR).await;
+    let dapp = w.f.wallet(100_000).await;
+    let until = w.f.lease(&p.lease).await.funded_until().unwrap();
+    let mint = w.f.mint;
+    let ix = ix::lease_top_up(&dapp.pubkey(), &dapp.token, &p.lease, &mint, 20 * 60 + 7);
+    w.f.send(&[ix], &[&dapp.keypair]).await.unwrap();
+    let lease = w.f.lease(&p.lease).await;
+    assert_eq!(
+        lease.funded_until().unwrap(),
+        until + 60,
+        "20 tokens/s buys 60 s; 7 left over"
+    );
+    assert_eq!(w.f.balance(&pda::lease_vault(&p.lease)).await, lease.funded);
+}
+
+#[tokio::test]
+async fn test_lease_top_up_after_grace_fails_and_within_grace_resumes() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let grace = default_params().grace_period;
+    let mint = w.f.mint;
+    let kp = w.user.keypair.insecure_clone();
+    // Out of funds, within grace: paused, and a top-up resumes it.
+    w.f.warp(HOUR + grace / 2).await;
+    let ix = ix::lease_top_up(
+        &w.user.pubkey(),
+        &w.user.token,
+        &p.lease,
+        &mint,
+        10 * HOUR as u64,
+    );
+    w.f.send(&[ix], &[&kp]).await.unwrap();
+    // Past the new end plus grace: no more top-ups.
+    w.f.warp(HOUR + grace).await;
+    let ix = ix::lease_top_up(&w.user.pubkey(), &w.user.token, &p.lease, &mint, 10);
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::LeaseExpired);
+}
+
+#[tokio::test]
+async fn test_lease_top_up_zero_or_other_mint_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let mint = w.f.mint;
+    let kp = w.user.keypair.insecure_clone();
+    let ix = ix::lease_top_up(&w.user.pubkey(), &w.user.token, &p.lease, &mint, 0);
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::ZeroAmount);
+    let other_mint = w.f.create_mint(&w.user.pubkey()).await;
+    let other = w.f.token_account(&w.user.pubkey(), &other_mint).await;
+    let ix = ix::lease_top_up(&w.user.pubkey(), &other, &p.lease, &mint, 10);
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::WrongMint);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_ok_pays_provider_treasury_and_keeper() {
+    let mut w = World::new().await;
+    let p = w.open(1, 2, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    let keeper = w.keeper_of(&p).token;
+    let (prov0, tres0, keep0) = (
+        w.f.balance(&w.provider.token).await,
+        w.f.balance(&w.f.treasury.clone()).await,
+        w.f.balance(&keeper).await,
+    );
+    w.f.warp(600).await;
+    w.checkpoint(&p, 1, start, start + 600).await.unwrap();
+    let gross = PRICE * 2 * 600;
+    assert_eq!(
+        w.f.balance(&w.provider.token).await - prov0,
+        gross * 93 / 100
+    );
+    assert_eq!(
+        w.f.balance(&w.f.treasury.clone()).await - tres0,
+        gross * 5 / 100
+    );
+    assert_eq!(w.f.balance(&keeper).await - keep0, gross * 2 / 100);
+    let lease = w.f.lease(&p.lease).await;
+    assert_eq!(lease.paid_until, start + 600);
+    assert_eq!(lease.last_sequence, 1);
+    assert_eq!(lease.last_digest, [7; 32]);
+    assert_eq!(
+        w.f.balance(&pda::lease_vault(&p.lease)).await,
+        lease.funded - gross
+    );
+    assert_eq!(w.f.provider(&w.provider.pubkey()).await.score, 1234);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_replayed_sequence_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(600).await;
+    w.checkpoint(&p, 1, start, start + 300).await.unwrap();
+    let before = w.f.balance(&w.provider.token).await;
+    // The same checkpoint sent again (a keeper that crashed and re-sends) pays nothing.
+    let res = w.checkpoint(&p, 1, start, start + 300).await;
+    assert_gpunet_err(res, GpunetError::SequenceNotNext);
+    // Out of order.
+    let res = w.checkpoint(&p, 3, start + 300, start + 600).await;
+    assert_gpunet_err(res, GpunetError::SequenceNotNext);
+    assert_eq!(w.f.balance(&w.provider.token).await, before);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_overlapping_or_gapped_period_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(600).await;
+    w.checkpoint(&p, 1, start, start + 300).await.unwrap();
+    let res = w.checkpoint(&p, 2, start + 299, start + 600).await;
+    assert_gpunet_err(res, GpunetError::PeriodStartMismatch);
+    let res = w.checkpoint(&p, 2, start + 301, start + 600).await;
+    assert_gpunet_err(res, GpunetError::PeriodStartMismatch);
+    let res = w.checkpoint(&p, 2, start + 300, start + 300).await;
+    assert_gpunet_err(res, GpunetError::EmptyPeriod);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_in_the_future_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(100).await;
+    let res = w.checkpoint(&p, 1, start, start + 101).await;
+    assert_gpunet_err(res, GpunetError::PeriodInFuture);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_past_escrow_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(2 * HOUR).await;
+    let res = w.checkpoint(&p, 1, start, start + HOUR + 1).await;
+    assert_gpunet_err(res, GpunetError::PeriodBeyondEscrow);
+    w.checkpoint(&p, 1, start, start + HOUR).await.unwrap();
+    assert_eq!(w.f.balance(&pda::lease_vault(&p.lease)).await, 0);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_by_another_keeper_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(100).await;
+    let other = w
+        .keepers
+        .iter()
+        .find(|k| pda::keeper(&k.pubkey()) != p.keeper)
+        .unwrap();
+    let other = Wallet {
+        keypair: other.keypair.insecure_clone(),
+        token: other.token,
+    };
+    let res = w
+        .checkpoint_by(&other, &p, 1, start, start + 100, Verdict::Pass)
+        .await;
+    assert_gpunet_err(res, GpunetError::WrongKeeper);
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_with_substituted_accounts_fails() {
+    let mut w = World::new().await;
+    let a = w.open(1, 1, HOUR).await;
+    let b = w.open(2, 1, HOUR).await;
+    let start = w.f.lease(&a.lease).await.start;
+    w.f.warp(100).await;
+    let k = w.keeper_of(&a);
+    let k = Wallet {
+        keypair: k.keypair.insecure_clone(),
+        token: k.token,
+    };
+    let args = LeaseCheckpointArgs {
+        sequence: 1,
+        period_start: start,
+        period_end: start + 100,
+        proof_digest: [1; 32],
+        verdict: Verdict::Pass,
+        score: 1,
+    };
+    let base = ix::lease_checkpoint(&k.pubkey(), &a, &w.provider.token, &k.token, args.clone());
+
+    // Another lease's escrow vault.
+    let ix = substitute(
+        base.clone(),
+        &pda::lease_vault(&a.lease),
+        &pda::lease_vault(&b.lease),
+    );
+    assert_anchor_err(
+        w.f.send(&[ix], &[&k.keypair]).await,
+        AnchorError::ConstraintSeeds,
+    );
+    // A provider token account the provider does not own.
+    let ix = substitute(base.clone(), &w.provider.token, &w.user.token);
+    assert_gpunet_err(
+        w.f.send(&[ix], &[&k.keypair]).await,
+        GpunetError::WrongTokenOwner,
+    );
+    // A "treasury" that is not the configured one.
+    let mint = w.f.mint;
+    let fake_treasury = w.f.token_account(&k.pubkey(), &mint).await;
+    let ix = substitute(base.clone(), &w.f.treasury.clone(), &fake_treasury);
+    assert_gpunet_err(
+        w.f.send(&[ix], &[&k.keypair]).await,
+        GpunetError::WrongTreasury,
+    );
+    // Another mint.
+    let other_mint = w.f.create_mint(&k.pubkey()).await;
+    let ix = substitute(base.clone(), &w.f.mint.clone(), &other_mint);
+    assert_gpunet_err(w.f.send(&[ix], &[&k.keypair]).await, GpunetError::WrongMint);
+    // Nothing moved.
+    assert_eq!(w.f.lease(&a.lease).await.last_sequence, 0);
+    w.f.send(&[base], &[&k.keypair]).await.unwrap();
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_fail_verdict_pays_nothing_and_refunds_at_close() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    let k = w.keeper_of(&p);
+    let k = Wallet {
+        keypair: k.keypair.insecure_clone(),
+        token: k.token,
+    };
+    let user0 = w.f.balance(&w.user.token).await;
+    w.f.warp(600).await;
+    w.checkpoint_by(&k, &p, 1, start, start + 300, Verdict::Fail)
+        .await
+        .unwrap();
+    w.checkpoint_by(&k, &p, 2, start + 300, start + 600, Verdict::Pass)
+        .await
+        .unwrap();
+    assert_eq!(w.f.lease(&p.lease).await.paid_provider, 3_000 * 93 / 100);
+    w.close_by_user(&p).await.unwrap();
+    // Only the 300 verified seconds were paid; everything else came back.
+    assert_eq!(
+        w.f.balance(&w.user.token).await,
+        user0 + (HOUR as u64) * PRICE - 3_000
+    );
+}
+
+#[tokio::test]
+async fn test_lease_checkpoint_none_verdict_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    let k = w.keeper_of(&p);
+    let k = Wallet {
+        keypair: k.keypair.insecure_clone(),
+        token: k.token,
+    };
+    w.f.warp(60).await;
+    let res = w
+        .checkpoint_by(&k, &p, 1, start, start + 60, Verdict::None)
+        .await;
+    assert_gpunet_err(res, GpunetError::InvalidVerdict);
+}
+
+#[tokio::test]
+async fn test_lease_close_by_user_ok_settles_everything() {
+    let mut w = World::new().await;
+    let supply = w.f.supply().await;
+    let p = w.open(1, 2, HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(900).await;
+    w.checkpoint(&p, 1, start, start + 900).await.unwrap();
+    let user0 = w.f.balance(&w.user.token).await;
+    let rent = w.f.lamports(&p.lease).await + w.f.lamports(&pda::lease_vault(&p.lease)).await;
+    let lamports0 = w.f.lamports(&w.user.pubkey()).await;
+    w.close_by_user(&p).await.unwrap();
+    let funded = PRICE * 2 * HOUR as u64;
+    let spent = PRICE * 2 * 900;
+    assert_eq!(w.f.balance(&w.user.token).await, user0 + funded - spent);
+    assert!(w.f.raw(&p.lease).await.is_none());
+    assert!(w.f.raw(&pda::lease_vault(&p.lease)).await.is_none());
+    assert_eq!(w.f.lamports(&w.user.pubkey()).await, lamports0 + rent);
+    let prov = w.f.provider(&w.provider.pubkey()).await;
+    assert_eq!(
+        (prov.gpus_leased, prov.active_leases, prov.locked),
+        (0, 0, 0)
+    );
+    let keeper = w.f.account::<gpunet::state::Keeper>(&p.keeper).await;
+    assert_eq!((keeper.leases_assigned, keeper.leases_served), (0, 1));
+    assert_eq!(w.f.supply().await, supply);
+}
+
+#[tokio::test]
+async fn test_lease_close_by_stranger_before_expiry_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let stranger = w.f.wallet(0).await;
+    let user_token = w.user.token;
+    let user = w.user.pubkey();
+    let ix = ix::lease_close(&stranger.pubkey(), &p, &user_token, &user);
+    assert_gpunet_err(
+        w.f.send(&[ix.clone()], &[&stranger.keypair]).await,
+        GpunetError::NotClosableYet,
+    );
+    // Expired but within grace: still not.
+    w.f.warp(HOUR + default_params().grace_period).await;
+    assert_gpunet_err(
+        w.f.send(&[ix.clone()], &[&stranger.keypair]).await,
+        GpunetError::NotClosableYet,
+    );
+    // After grace: anyone may, and the refund still goes to the user.
+    w.f.warp(1).await;
+    let user0 = w.f.balance(&user_token).await;
+    w.f.send(&[ix], &[&stranger.keypair]).await.unwrap();
+    assert_eq!(w.f.balance(&user_token).await, user0 + PRICE * HOUR as u64);
+}
+
+#[tokio::test]
+async fn test_lease_close_with_refund_to_someone_else_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let thief = w.f.wallet(0).await;
+    let user = w.user.pubkey();
+    let ix = ix::lease_close(&user, &p, &thief.token, &user);
+    let kp = w.user.keypair.insecure_clone();
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::WrongUser);
+    // The rent must go back to whoever paid it.
+    let ix = ix::lease_close(&user, &p, &w.user.token, &thief.pubkey());
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::WrongRentPayer);
+}
+
+#[tokio::test]
+async fn test_keeper_with_a_lease_cannot_deregister() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let k = w.keeper_of(&p);
+    let kp = k.keypair.insecure_clone();
+    // Whichever index it has, the lease blocks it first.
+    let other = w
+        .keepers
+        .iter()
+        .map(|k| pda::keeper(&k.pubkey()))
+        .find(|a| *a != p.keeper);
+    let ix = ix::keeper_deregister(&kp.pubkey(), other);
+    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::KeeperHasLeases);
+}
+
+#[tokio::test]
+async fn test_unstaking_stake_a_lease_locks_fails() {
+    let mut w = World::new().await;
+    w.open(1, 3, HOUR).await; // locks 3,000 of 4,000 tokens
+    let kp = w.provider.keypair.insecure_clone();
+    let res =
+        w.f.send(
+            &[ix::provider_unstake_request(
+                &w.provider.pubkey(),
+                1_000 * TOKEN + 1,
+            )],
+            &[&kp],
+        )
+        .await;
+    assert_gpunet_err(res, GpunetError::StakeLocked);
+}
+
+#[tokio::test]
+async fn test_provider_slash_ok_compensates_jails_and_ends_the_lease() {
+    let mut w = World::new().await;
+    let supply = w.f.supply().await;
+    let p = w.open(1, 2, HOUR).await;
+    let user0 = w.f.balance(&w.user.token).await;
+    let tres0 = w.f.balance(&w.f.treasury.clone()).await;
+    let (k0, k1) = (
+        Wallet {
+            keypair: w.keepers[0].keypair.insecure_clone(),
+            token: w.keepers[0].token,
+        },
+        Wallet {
+            keypair: w.keepers[1].keypair.insecure_clone(),
+            token: w.keepers[1].token,
+        },
+    );
+    w.slash(&p, &[&k0, &k1]).await.unwrap();
+    // 50% of the 2,000 locked; 10% of that to the treasury, the rest to the user.
+    let slashed = 1_000 * TOKEN;
+    assert_eq!(w.f.balance(&w.user.token).await - user0, slashed * 9 / 10);
+    assert_eq!(
+        w.f.balance(&w.f.treasury.clone()).await - tres0,
+        slashed / 10
+    );
+    let prov = w.f.provider(&w.provider.pubkey()).await;
+    assert_eq!(prov.status, ProviderStatus::Jailed);
+    assert_eq!(prov.staked, STAKE - slashed);
+    assert_eq!(
+        (prov.locked, prov.gpus_leased, prov.active_leases),
+        (0, 0, 0)
+    );
+    assert_eq!(prov.slashed_total, slashed);
+    assert_eq!(w.f.lease(&p.lease).await.status, LeaseStatus::Ended);
+
+    // A jailed provider takes no new leases.
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let res =
+        w.f.open_lease(&user, &w.provider.pubkey(), World::args(2, 1, HOUR))
+            .await;
+    assert_gpunet_err(res.map(|_| ()), GpunetError::ProviderJailed);
+    // An ended lease takes no checkpoints, and anyone may close it (refund to the user).
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(10).await;
+    assert_gpunet_err(
+        w.checkpoint(&p, 1, start, start + 10).await,
+        GpunetError::LeaseNotActive,
+    );
+    let stranger = w.f.wallet(0).await;
+    let user_token = w.user.token;
+    let user_key = w.user.pubkey();
+    let ix = ix::lease_close(&stranger.pubkey(), &p, &user_token, &user_key);
+    w.f.send(&[ix], &[&stranger.keypair]).await.unwrap();
+    assert_eq!(w.f.supply().await, supply);
+}
+
+#[tokio::test]
+async fn test_provider_slash_by_one_keeper_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let k0 = Wallet {
+        keypair: w.keepers[0].keypair.insecure_clone(),
+        token: w.keepers[0].token,
+    };
+    assert_gpunet_err(w.slash(&p, &[&k0]).await, GpunetError::SlashQuorumNotMet);
+    // The same keeper twice is still one keeper.
+    assert_gpunet_err(
+        w.slash(&p, &[&k0, &k0]).await,
+        GpunetError::DuplicateSlashSigner,
+    );
+    assert_eq!(w.f.provider(&w.provider.pubkey()).await.staked, STAKE);
+}
+
+#[tokio::test]
+async fn test_provider_slash_with_a_non_keeper_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let k0 = Wallet {
+        keypair: w.keepers[0].keypair.insecure_clone(),
+        token: w.keepers[0].token,
+    };
+    let impostor = w.f.wallet(0).await;
+    assert_gpunet_err(
+        w.slash(&p, &[&k0, &impostor]).await,
+        GpunetError::SlashSignerNotKeeper,
+    );
+}
+
+#[tokio::test]
+async fn test_provider_slash_with_unsigned_keeper_fails() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, HOUR).await;
+    let (k0, k1) = (w.keepers[0].pubkey(), w.keepers[1].pubkey());
+    let mut ix = ix::provider_slash(&p, &w.user.token, &[k0, k1], [9; 32]);
+    for m in ix.accounts.iter_mut().filter(|m| m.pubkey == k1) {
+        m.is_signer = false;
+    }
+    let kp = w.keepers[0].keypair.insecure_clone();
+    assert_gpunet_err(
+        w.f.send(&[ix], &[&kp]).await,
+        GpunetError::SlashSignerNotKeeper,
+    );
+}
+
+#[tokio::test]
+async fn test_provider_slash_with_a_deregistered_keeper_fails() {
+    let mut w = World::new().await;
+    let k2 = w.f.keeper_wallet().await; // index 2, the last
+    let p = w.open(1, 1, HOUR).await; // assigned to keeper index 0
+    let kp2 = k2.keypair.insecure_clone();
+    w.f.send(&[ix::keeper_deregister(&k2.pubkey(), None)], &[&kp2])
+        .await
+        .unwrap();
+    let k0 = Wallet {
+        keypair: w.keepers[0].keypair.insecure_clone(),
+        token: w.keepers[0].token,
+    };
+    assert_gpunet_err(
+        w.slash(&p, &[&k0, &k2]).await,
+        GpunetError::SlashSignerNotKeeper,
+    );
+}
+
+#[tokio::test]
+async fn test_lease_reassign_keeper_ok_after_missed_checkpoints() {
+    let mut w = World::new().await;
+    let p = w.open(1, 1, 10 * HOUR).await;
+    let start = w.f.lease(&p.lease).await.start;
+    let old = w.keeper_of(&p);
+    let old = Wallet {
+        keypair: old.keypair.insecure_clone(),
+        token: old.token,
+    };
+    let new = w
+        .keepers
+        .iter()
+        .find(|k| pda::keeper(&k.pubkey()) != p.keeper)
+        .unwrap();
+    let new = Wallet {
+        keypair: new.keypair.insecure_clone(),
+        token: new.token,
+    };
+    let params = default_params();
+
+    // Not late yet.
+    w.f.warp(params.checkpoint_interval + params.grace_period)
+        .await;
+    let ix = ix::lease_reassign_keeper(&new.pubkey(), &p.lease, &p.keeper);
+    assert_gpunet_err(
+        w.f.send(&[ix.clone()], &[&new.keypair]).await,
+        GpunetError::KeeperNotLate,
+    );
+    // The assigned keeper itself cannot "take over" (the same account twice as writable).
+    let self_ix = ix::lease_reassign_keeper(&old.pubkey(), &p.lease, &p.keeper);
+    w.f.warp(1).await;
+    assert_anchor_err(
+        w.f.send(&[self_ix], &[&old.keypair]).await,
+        AnchorError::ConstraintDuplicateMutableAccount,
+    );
+
+    w.f.send(&[ix], &[&new.keypair]).await.unwrap();
+    let moved = w.f.parties(&p.lease).await;
+    assert_eq!(moved.keeper, pda::keeper(&new.pubkey()));
+    let old_acct = w.f.keeper(&old.pubkey()).await;
+    let new_acct = w.f.keeper(&new.pubkey()).await;
+    assert_eq!((old_acct.leases_assigned, new_acct.leases_assigned), (0, 1));
+    // The old keeper can no longer checkpoint; the new one continues the sequence.
+    let now = w.f.clock().await.unix_timestamp;
+    let res = w
+        .checkpoint_by(&old, &moved, 1, start, now, Verdict::Pass)
+        .await;
+    assert_gpunet_err(res, GpunetError::WrongKeeper);
+    w.checkpoint_by(&new, &moved, 1, start, now, Verdict::Pass)
+        .await
+        .unwrap();
+}
