@@ -416,3 +416,41 @@ impl RoundBackend for CudaBackend {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::{MerkleTree, leaf_hash};
+
+    #[test]
+    fn level_offsets_lay_out_a_complete_tree() {
+        let l = level_offsets(16);
+        assert_eq!(l, vec![(0, 16), (128, 8), (192, 4), (224, 2), (240, 1)]);
+        let (off, count) = l[l.len() - 1];
+        assert_eq!((off + count * 8) as usize, (2 * 16 - 1) * 8);
+        assert_eq!(level_offsets(1), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn device_words_are_big_endian_digest_bytes() {
+        let tree = MerkleTree::from_leaves(vec![leaf_hash(&[1, 2, 3, 4])]).expect("tree");
+        let root = tree.root();
+        let words: Vec<u32> = root
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(words_to_hash(&words), root);
+    }
+
+    #[test]
+    fn missing_driver_is_an_error_not_a_panic() {
+        let p = ChallengeParams::square(64, 1, 8, 1, 1);
+        match CudaBackend::new(p) {
+            Ok(b) => assert!(b.name().contains("CUDA")),
+            Err(ProofError::CudaUnavailable(m)) | Err(ProofError::Cuda(m)) => {
+                assert!(!m.is_empty())
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+}
