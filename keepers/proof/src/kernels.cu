@@ -104,26 +104,36 @@ extern "C" __global__ void leaf_hash(const int* __restrict__ c, u32* __restrict_
     sha256_init(st);
     for (u32 blk = 0; blk < nb; ++blk) {
         u32 w[16];
+        if (blk >= 1u && blk * 16u + 15u <= tt) {
+            // Interior block: all 16 words are tile values (indices 16*blk-1 .. 16*blk+14).
 #pragma unroll
-        for (int q = 0; q < 16; ++q) {
-            u32 idx = blk * 16u + (u32)q;
-            u32 v;
-            if (idx == 0u) {
-                v = 0x4C454146u;  // "LEAF"
-            } else if (idx <= tt) {
-                u32 e = idx - 1u;
+            for (int q = 0; q < 16; ++q) {
+                u32 e = blk * 16u + (u32)q - 1u;
                 u32 raw = (u32)base[(u64)(e >> t_log2) * (u64)n + (u64)(e & (t - 1u))];
-                v = __byte_perm(raw, 0u, 0x0123u);
-            } else if (idx == tt + 1u) {
-                v = 0x80000000u;
-            } else {
-                v = 0u;
+                w[q] = __byte_perm(raw, 0u, 0x0123u);
             }
-            w[q] = v;
-        }
-        if (blk == nb - 1u) {
-            w[14] = 0u;
-            w[15] = bytes * 8u;
+        } else {
+#pragma unroll
+            for (int q = 0; q < 16; ++q) {
+                u32 idx = blk * 16u + (u32)q;
+                u32 v;
+                if (idx == 0u) {
+                    v = 0x4C454146u;  // "LEAF"
+                } else if (idx <= tt) {
+                    u32 e = idx - 1u;
+                    u32 raw = (u32)base[(u64)(e >> t_log2) * (u64)n + (u64)(e & (t - 1u))];
+                    v = __byte_perm(raw, 0u, 0x0123u);
+                } else if (idx == tt + 1u) {
+                    v = 0x80000000u;
+                } else {
+                    v = 0u;
+                }
+                w[q] = v;
+            }
+            if (blk == nb - 1u) {
+                w[14] = 0u;
+                w[15] = bytes * 8u;
+            }
         }
         sha256_compress(st, w);
     }
