@@ -23,6 +23,8 @@
 //! [`opening`] (request, selection, signed opening), [`transcript`] (record, digest,
 //! keeper session), [`verify`] (checks and the timing table's use).
 
+#![warn(missing_docs)]
+
 pub mod challenge;
 mod codec;
 pub mod cpu;

@@ -455,8 +455,6 @@ fn test_proof_replayed_for_another_nonce_refused() {
     );
     let mut opened = rechained.clone();
     let sel = opened.request.selection(&nonce, &p);
-    let old_nonce = old.challenge.nonce();
-    let old_sel: BTreeSet<_> = old.request.selection(&old_nonce, &p).into_iter().collect();
     // Open the newly selected tiles from the old rounds (the cheater still has them).
     let mut old_backend = CpuBackend::new(p).expect("backend");
     for (k, rc) in old.commits.iter().enumerate() {
@@ -474,7 +472,6 @@ fn test_proof_replayed_for_another_nonce_refused() {
         })
         .collect();
     resign(&mut opened, &worker());
-    let _ = old_sel;
     assert!(matches!(
         verify(&opened, &expect_for(&fresh)),
         Err(Rejection::TileMismatch { .. })

@@ -194,10 +194,7 @@ fn synthetic_transcript(p: ChallengeParams) -> Res<Transcript> {
                     let values = compute_tile(&p, &seed, t);
                     leaves.insert(t, (leaf_hash(&values), values));
                 }
-                let tree = Sparse {
-                    leaves: &leaves,
-                    depth,
-                };
+                let tree = Sparse { leaves: &leaves };
                 for (&t, (_, values)) in &leaves {
                     let path = (0..depth)
                         .map(|l| tree.node(l, (u64::from(t) >> l) ^ 1))
@@ -246,7 +243,6 @@ fn synthetic_transcript(p: ChallengeParams) -> Res<Transcript> {
 
 struct Sparse<'a> {
     leaves: &'a BTreeMap<u32, (Hash, Vec<i32>)>,
-    depth: u32,
 }
 
 impl Sparse<'_> {
@@ -269,7 +265,6 @@ impl Sparse<'_> {
                 .map(|l| l.0)
                 .unwrap_or([0; 32]);
         }
-        let _ = self.depth;
         node_hash(
             &self.node(level - 1, 2 * index),
             &self.node(level - 1, 2 * index + 1),
