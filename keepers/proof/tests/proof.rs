@@ -581,6 +581,28 @@ fn test_timing_check_refuses_slow_prover_for_its_class() {
         }
         other => panic!("expected TooSlow, got {other:?}"),
     }
+    // Roots computed slowly and withheld, then sent in a burst 1 us apart: the gaps between
+    // roots look impossibly fast, but the time since the challenge does not.
+    let mut burst = t.clone();
+    for (i, rc) in burst.commits.iter_mut().enumerate() {
+        rc.received_us = 3_000 + i as u64;
+    }
+    let gaps = gpunet_proof::verify::gap_tops(&burst).expect("gaps");
+    assert!(gaps > 1000.0 * gpunet_proof::verify::measured_tops(&burst));
+    assert!(matches!(
+        verify(&burst, &expect_for(&c)),
+        Err(Rejection::TooSlow { .. })
+    ));
+    // Fast enough for the class: 3 rounds of 2 * 512^3 ops all in by 1 us (805 TOP/s).
+    let p512 = params(512, 3, 32, 1, 1);
+    let c512 = challenge_for(p512, &worker(), GpuClass::H100, 52);
+    let mut b512 = CpuBackend::new(p512).expect("backend");
+    let mut fast = exchange(&c512, &mut b512, &worker(), [2; 32], 0);
+    for rc in fast.commits.iter_mut() {
+        rc.received_us = 1;
+    }
+    let report = verify(&fast, &expect_for(&c512)).expect("fast enough");
+    assert!(report.measured_tops >= report.required_tops);
     // The same gaps pass when the class claims nothing.
     let honest = honest_transcript(p, 51);
     assert!(verify(&honest, &expect_for(&honest.challenge)).is_ok());
