@@ -835,6 +835,76 @@ fn test_fraction_f_cheater_caught_at_predicted_rate() {
     }
 }
 
+#[test]
+fn test_round_skipping_cheater_caught_at_predicted_rate() {
+    // A prover that skips whole rounds (garbage roots) and does the others honestly: K = 8,
+    // 2 rounds skipped (work fraction F = 0.75), one tile opened in each of r = 4 rounds.
+    // It passes only if no skipped round is sampled: C(6,4)/C(8,4) = 15/70, so it is caught
+    // with probability 55/70 = 0.7857 (docs/proof.md: <= F^r = 0.316 passes for any spread).
+    let p = params(64, 8, 8, 1, 4);
+    let predicted_caught = 55.0 / 70.0;
+    const TRIALS: u32 = 3000;
+    let mut caught = 0u32;
+    for batch in 0..TRIALS / 300 {
+        let salt = 50_000 + u64::from(batch);
+        let skipped: BTreeSet<u32> = {
+            let mut rounds: Vec<u32> = (1..=8).collect();
+            rounds.sort_by_key(|r| h(&[b"skip", &salt.to_le_bytes(), &r.to_le_bytes()]));
+            rounds.into_iter().take(2).collect()
+        };
+        let c = challenge(p, salt);
+        let mut b = Scripted::new(p, |round, seed, tile| {
+            if skipped.contains(&round) {
+                vec![round as i32; 64]
+            } else {
+                compute_tile(&p, seed, tile)
+            }
+        });
+        let run = prove(&c, &mut b, |_| Ok(())).expect("prove");
+        for trial in 0..300u32 {
+            let request = OpeningRequest {
+                entropy: h(&[b"skip-trial", &salt.to_le_bytes(), &trial.to_le_bytes()]),
+            };
+            let opening = run.open(&mut b, &request, &worker()).expect("open");
+            let t = Transcript {
+                challenge: c.clone(),
+                commits: run
+                    .commits()
+                    .iter()
+                    .map(|rc| ReceivedCommit {
+                        commit: rc.clone(),
+                        received_us: 1,
+                    })
+                    .collect(),
+                request,
+                opening,
+            };
+            let hits = request
+                .selection(&c.nonce(), &p)
+                .iter()
+                .any(|(r, _)| skipped.contains(r));
+            match verify(&t, &expect_for(&c)) {
+                Ok(_) => assert!(!hits, "a skipped round was opened and accepted"),
+                Err(Rejection::TileMismatch { .. }) => {
+                    assert!(hits, "honest rounds refused");
+                    caught += 1;
+                }
+                Err(other) => panic!("unexpected rejection {other}"),
+            }
+        }
+    }
+    let measured = f64::from(caught) / f64::from(TRIALS);
+    let sd = (predicted_caught * (1.0 - predicted_caught) / f64::from(TRIALS)).sqrt();
+    let z = (measured - predicted_caught) / sd;
+    println!(
+        "round skipper F=0.75, r=4, s=1: predicted caught {predicted_caught:.4}, measured {measured:.4} over {TRIALS} trials (z = {z:.2})"
+    );
+    assert!(
+        z.abs() < 4.5,
+        "measured {measured}, predicted {predicted_caught} (z = {z})"
+    );
+}
+
 // ---------------------------------------------------------------- CUDA
 
 #[test]
