@@ -2,7 +2,7 @@
 // stubs, runs each kernel over its grid on the CPU, and prints the Merkle root of one round.
 // tests/proof.rs compares it with the CPU prover, so the kernels' arithmetic (ChaCha8,
 // SHA-256, tile layout, padding, Merkle levels) is checked on machines without a GPU.
-// The GEMM is emulated with the layout the cuBLAS call produces (row-major C = A * Bt^T).
+// The GEMM is the exact cuBLAS call of src/cuda.rs evaluated with cuBLAS's column-major semantics.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +45,23 @@ template <class F> static void grid(uint64_t threads, F f) {
     }
 }
 
+// C(m x n) = op(A) * op(B), column-major, as cublasGemmEx defines it: X(r, c) = X[r + c * ldx];
+// op(A) is m x k (A is k x m when transposed), op(B) is k x n.
+static void gemm_colmajor_8i_32i(bool ta, bool tb, unsigned m, unsigned n, unsigned k,
+                                 const signed char* a, unsigned lda, const signed char* b,
+                                 unsigned ldb, int* c, unsigned ldc) {
+    for (unsigned x = 0; x < m; ++x)
+        for (unsigned y = 0; y < n; ++y) {
+            int s = 0;
+            for (unsigned z = 0; z < k; ++z) {
+                int av = ta ? a[z + (size_t)x * lda] : a[x + (size_t)z * lda];
+                int bv = tb ? b[y + (size_t)z * ldb] : b[z + (size_t)y * ldb];
+                s += av * bv;
+            }
+            c[x + (size_t)y * ldc] = s;
+        }
+}
+
 int main(int argc, char** argv) {
     if (argc != 5) { fprintf(stderr, "usage: emulate N INNER TILE SEED_HEX\n"); return 2; }
     unsigned n = (unsigned)atoi(argv[1]), kk = (unsigned)atoi(argv[2]), t = (unsigned)atoi(argv[3]);
@@ -58,13 +75,11 @@ int main(int argc, char** argv) {
     grid(nblocks, [&] { chacha8_fill(bt.data(), nblocks, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], 1ull); });
     const signed char* A = (const signed char*)a.data();
     const signed char* B = (const signed char*)bt.data();
+    // The cuBLAS call of src/cuda.rs, through cuBLAS's documented column-major semantics:
+    // gemm_ex(OP_T, OP_N, m = n, n = n, k = inner, A = Bt, lda = inner, B = A, ldb = inner,
+    //         C, ldc = n).
     std::vector<int> c((size_t)n * n);
-    for (unsigned i = 0; i < n; ++i)
-        for (unsigned j = 0; j < n; ++j) {
-            int s = 0;
-            for (unsigned x = 0; x < kk; ++x) s += (int)A[(size_t)i * kk + x] * (int)B[(size_t)j * kk + x];
-            c[(size_t)i * n + j] = s;
-        }
+    gemm_colmajor_8i_32i(true, false, n, n, kk, B, kk, A, kk, c.data(), n);
     unsigned tps = n / t, t_log2 = __builtin_ctz(t), tps_log2 = __builtin_ctz(tps), ntiles = tps * tps;
     std::vector<unsigned> level(ntiles * 8);
     grid(ntiles, [&] { leaf_hash(c.data(), level.data(), n, t_log2, tps_log2, ntiles); });
