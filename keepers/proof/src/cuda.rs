@@ -12,8 +12,9 @@
 //! [`ProofError::CudaUnavailable`]; it never panics (library presence is checked before
 //! cudarc is touched, and set-up runs under `catch_unwind` as a second guard).
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use cudarc::cublas::CudaBlas;
@@ -24,7 +25,7 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
     PushKernelArg,
 };
-use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
+use cudarc::nvrtc::{CompileOptions, Ptx, compile_ptx_with_opts};
 
 use crate::error::ProofError;
 use crate::merkle::Hash;
@@ -94,6 +95,25 @@ fn arch_for(cc: (i32, i32)) -> Option<&'static str> {
     })
 }
 
+/// The kernels compiled once per process (NVRTC takes a fraction of a second per compile).
+fn compiled_kernels(cc: (i32, i32)) -> Result<Ptx, ProofError> {
+    static PTX: OnceLock<Mutex<BTreeMap<(i32, i32), Ptx>>> = OnceLock::new();
+    let cache = PTX.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(p) = cache.lock().ok().and_then(|m| m.get(&cc).cloned()) {
+        return Ok(p);
+    }
+    let opts = CompileOptions {
+        arch: arch_for(cc),
+        name: Some("gpunet_proof_kernels.cu".into()),
+        ..Default::default()
+    };
+    let ptx = compile_ptx_with_opts(KERNELS_SRC, opts).map_err(|e| cuda_err("NVRTC compile", e))?;
+    if let Ok(mut m) = cache.lock() {
+        m.insert(cc, ptx.clone());
+    }
+    Ok(ptx)
+}
+
 /// Device-side state shared by the prover and the bare-GEMM benchmark.
 struct Device {
     stream: Arc<CudaStream>,
@@ -116,13 +136,7 @@ impl Device {
                 .map_err(|e| cuda_err("compute capability", e))?;
             let stream = ctx.new_stream().map_err(|e| cuda_err("stream", e))?;
             let blas = CudaBlas::new(stream.clone()).map_err(|e| cuda_err("cuBLAS handle", e))?;
-            let opts = CompileOptions {
-                arch: arch_for(cc),
-                name: Some("gpunet_proof_kernels.cu".into()),
-                ..Default::default()
-            };
-            let ptx = compile_ptx_with_opts(KERNELS_SRC, opts)
-                .map_err(|e| cuda_err("NVRTC compile", e))?;
+            let ptx = compiled_kernels(cc)?;
             let module = ctx
                 .load_module(ptx)
                 .map_err(|e| cuda_err("module load", e))?;
