@@ -6,6 +6,7 @@
 mod config;
 mod keeper;
 mod lease;
+mod property;
 mod provider;
 
 use solana_sdk::instruction::Instruction;
