@@ -46,8 +46,9 @@ impl GpuClass {
     ];
 
     /// Expected *effective* proof throughput of an honest prover on this class, in int8
-    /// TOP/s counted as `2 n^3` per round over the gap between two roots (so PRF and
-    /// hashing time count against it).
+    /// TOP/s counted as `2 n^2 inner` per round over the time per round (so PRF and hashing
+    /// time count against it). The timing check requires this less the policy's slack,
+    /// measured over the time since the challenge (`verify::measured_tops`).
     ///
     /// H100/H200: 85 % of the ~930 TOP/s that bare cuBLAS int8 GEMM reaches there
     /// (TOOLCHAIN.md). The others are **estimates** (vendor dense int8 peak times a typical
