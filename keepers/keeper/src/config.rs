@@ -1,0 +1,244 @@
+//! Keeper configuration: a TOML file, then `GPUNET_KEEPER_*` environment overrides.
+//!
+//! Every field has a documented default, so an empty file is a valid configuration:
+//!
+//! ```toml
+//! listen = "127.0.0.1:7400"        # gRPC (WorkerService, KeeperService, health, reflection)
+//! metrics_listen = "127.0.0.1:7401" # Prometheus /metrics; "" disables
+//! db_path = "gpunet-keeper.redb"    # "" = in-memory database (nothing survives a restart)
+//! durability = "immediate"          # "immediate" (fsync per group commit) or "none"
+//! heartbeat_interval = "500ms"      # what workers are told to use
+//! dead_after = "3s"                 # a worker silent this long is dead
+//! inline_limit = 102400             # outputs up to this many bytes travel inline (Ray: 100 KiB)
+//! default_max_retries = 3           # Ray's default
+//! max_message_bytes = 67108864      # largest gRPC message accepted
+//! session_ttl = "1h"                # idle client sessions expire
+//! # keeper_key = "keeper.key"       # base58 ed25519 secret; absent = fresh key per start
+//!
+//! [[providers]]                     # in-memory WorkerRegistry (chain-backed later)
+//! id = "provider-1"
+//! worker_keys = ["<base58 ed25519 public key>"]
+//!
+//! [[leases]]                        # in-memory LeaseDirectory (chain-backed later)
+//! id = "lease-1"
+//! user = "<base58 ed25519 public key>"
+//! provider = "provider-1"
+//! gpus = 8
+//! ```
+//!
+//! Environment overrides: `GPUNET_KEEPER_LISTEN`, `GPUNET_KEEPER_METRICS_LISTEN`,
+//! `GPUNET_KEEPER_DB_PATH`, `GPUNET_KEEPER_DURABILITY`, `GPUNET_KEEPER_HEARTBEAT_INTERVAL`,
+//! `GPUNET_KEEPER_DEAD_AFTER`, `GPUNET_KEEPER_INLINE_LIMIT`, `GPUNET_KEEPER_DEFAULT_MAX_RETRIES`,
+//! `GPUNET_KEEPER_KEEPER_KEY`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::directory::{InMemoryLeases, InMemoryRegistry, LeaseInfo};
+use crate::error::KeeperError;
+
+/// How each group commit is made durable.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync on every group commit: an acknowledged task survives SIGKILL and power loss.
+    #[default]
+    Immediate,
+    /// No fsync (redb `Durability::None`): survives a process crash only if the OS flushes;
+    /// for benchmarks that want to see the cost of durability.
+    None,
+}
+
+/// Keeper configuration (see the module docs for the TOML form and defaults).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeeperConfig {
+    /// gRPC listen address.
+    pub listen: String,
+    /// Prometheus listen address; empty disables.
+    pub metrics_listen: String,
+    /// Database file; empty = in-memory.
+    pub db_path: String,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Heartbeat interval told to workers.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Silence after which a worker is declared dead.
+    #[serde(with = "humantime_serde")]
+    pub dead_after: Duration,
+    /// Largest output returned inline.
+    pub inline_limit: u64,
+    /// Default `max_retries` of a task.
+    pub default_max_retries: u32,
+    /// Largest gRPC message accepted.
+    pub max_message_bytes: usize,
+    /// Idle lifetime of a client session.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Path of the keeper's ed25519 secret key (base58); absent = fresh per start.
+    pub keeper_key: Option<String>,
+    /// Providers and their worker keys (in-memory registry).
+    pub providers: Vec<ProviderEntry>,
+    /// Leases (in-memory lease directory).
+    pub leases: Vec<LeaseEntry>,
+}
+
+/// A provider and the worker keys it lists.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// Provider id.
+    pub id: String,
+    /// Worker public keys, base58.
+    pub worker_keys: Vec<String>,
+}
+
+/// A lease.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseEntry {
+    /// Lease id.
+    pub id: String,
+    /// User public key, base58.
+    pub user: String,
+    /// Provider id.
+    pub provider: String,
+    /// GPUs leased.
+    pub gpus: u32,
+}
+
+impl Default for KeeperConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7400".into(),
+            metrics_listen: "127.0.0.1:7401".into(),
+            db_path: "gpunet-keeper.redb".into(),
+            durability: Durability::Immediate,
+            heartbeat_interval: Duration::from_millis(500),
+            dead_after: Duration::from_secs(3),
+            inline_limit: 100 * 1024,
+            default_max_retries: 3,
+            max_message_bytes: 64 << 20,
+            session_ttl: Duration::from_secs(3600),
+            keeper_key: None,
+            providers: Vec::new(),
+            leases: Vec::new(),
+        }
+    }
+}
+
+fn parse_duration(name: &str, v: &str) -> Result<Duration, KeeperError> {
+    humantime_serde::re::humantime::parse_duration(v).map_err(|e| KeeperError::Config(format!("{name}: {e}")))
+}
+
+/// Decode a base58 32-byte public key.
+pub fn decode_key(s: &str) -> Result<[u8; 32], KeeperError> {
+    let v = bs58::decode(s).into_vec().map_err(|e| KeeperError::Config(format!("key {s}: {e}")))?;
+    v.try_into().map_err(|_| KeeperError::Config(format!("key {s}: not 32 bytes")))
+}
+
+impl KeeperConfig {
+    /// Parse TOML text (no environment overrides).
+    pub fn from_toml(text: &str) -> Result<Self, KeeperError> {
+        toml::from_str(text).map_err(|e| KeeperError::Config(e.to_string()))
+    }
+
+    /// Read a file (if given) and apply the environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, KeeperError> {
+        let mut cfg = match path {
+            Some(p) => Self::from_toml(&std::fs::read_to_string(p)?)?,
+            None => Self::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    /// Apply `GPUNET_KEEPER_*` overrides from a lookup function.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), KeeperError> {
+        let num = |name: &str, v: String| -> Result<u64, KeeperError> {
+            v.parse().map_err(|e| KeeperError::Config(format!("{name}: {e}")))
+        };
+        if let Some(v) = get("GPUNET_KEEPER_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_METRICS_LISTEN") {
+            self.metrics_listen = v;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_DB_PATH") {
+            self.db_path = v;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_DURABILITY") {
+            self.durability = match v.as_str() {
+                "immediate" => Durability::Immediate,
+                "none" => Durability::None,
+                o => return Err(KeeperError::Config(format!("durability: unknown value {o}"))),
+            };
+        }
+        if let Some(v) = get("GPUNET_KEEPER_HEARTBEAT_INTERVAL") {
+            self.heartbeat_interval = parse_duration("heartbeat_interval", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_DEAD_AFTER") {
+            self.dead_after = parse_duration("dead_after", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_INLINE_LIMIT") {
+            self.inline_limit = num("inline_limit", v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_DEFAULT_MAX_RETRIES") {
+            self.default_max_retries = num("default_max_retries", v)? as u32;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_KEEPER_KEY") {
+            self.keeper_key = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Build the in-memory registry and lease directory from `providers` and `leases`.
+    pub fn directories(&self) -> Result<(InMemoryRegistry, InMemoryLeases), KeeperError> {
+        let reg = InMemoryRegistry::new();
+        for p in &self.providers {
+            for k in &p.worker_keys {
+                reg.allow(&p.id, decode_key(k)?);
+            }
+        }
+        let leases = InMemoryLeases::new();
+        for l in &self.leases {
+            leases.insert(LeaseInfo {
+                lease_id: l.id.clone(),
+                user: decode_key(&l.user)?,
+                provider: l.provider.clone(),
+                gpus: l.gpus,
+            });
+        }
+        Ok((reg, leases))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_and_env_overrides() {
+        let mut c = KeeperConfig::from_toml("").unwrap();
+        assert_eq!(c.dead_after, Duration::from_secs(3));
+        assert_eq!(c.default_max_retries, 3);
+        c.apply_env(|k| match k {
+            "GPUNET_KEEPER_DEAD_AFTER" => Some("250ms".into()),
+            "GPUNET_KEEPER_DURABILITY" => Some("none".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.dead_after, Duration::from_millis(250));
+        assert_eq!(c.durability, Durability::None);
+        assert!(KeeperConfig::from_toml("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let c = KeeperConfig::from_toml("dead_after = \"1s 500ms\"\n").unwrap();
+        assert_eq!(c.dead_after, Duration::from_millis(1500));
+    }
+}

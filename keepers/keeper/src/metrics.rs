@@ -1,0 +1,72 @@
+//! Prometheus metrics (prefix `gpunet_keeper_`), served on `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The keeper's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Tasks accepted.
+    pub tasks_submitted: Counter,
+    /// Tasks finished successfully.
+    pub tasks_finished: Counter,
+    /// Tasks failed or cancelled.
+    pub tasks_failed: Counter,
+    /// Retries after worker failure (and lineage re-executions).
+    pub task_retries: Counter,
+    /// Workers declared dead.
+    pub workers_dead: Counter,
+    /// Workers connected now.
+    pub workers_connected: Gauge,
+    /// Workers refused at registration.
+    pub workers_refused: Counter,
+    /// Requests refused for auth reasons (bad session, replayed nonce, bad signature).
+    pub auth_refused: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("gpunet_keeper");
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            tasks_submitted: Counter::default(),
+            tasks_finished: Counter::default(),
+            tasks_failed: Counter::default(),
+            task_retries: Counter::default(),
+            workers_dead: Counter::default(),
+            workers_connected: Gauge::default(),
+            workers_refused: Counter::default(),
+            auth_refused: Counter::default(),
+        };
+        r.register("tasks_submitted", "Tasks accepted", m.tasks_submitted.clone());
+        r.register("tasks_finished", "Tasks finished successfully", m.tasks_finished.clone());
+        r.register("tasks_failed", "Tasks failed or cancelled", m.tasks_failed.clone());
+        r.register("task_retries", "Task retries and lineage re-executions", m.task_retries.clone());
+        r.register("workers_dead", "Workers declared dead", m.workers_dead.clone());
+        r.register("workers_connected", "Workers connected", m.workers_connected.clone());
+        r.register("workers_refused", "Worker registrations refused", m.workers_refused.clone());
+        r.register("auth_refused", "Client requests refused by authentication", m.auth_refused.clone());
+        Metrics { registry: Arc::new(r), ..m }
+    }
+
+    /// Text exposition format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+}

@@ -1,0 +1,806 @@
+//! The scheduler: a pure, synchronous data structure (no I/O, no clocks) that decides where a
+//! task runs.
+//!
+//! It follows Ray's model (docs.ray.io, "Scheduling"): workers are nodes with resource
+//! capacities; a task asks for resources and a strategy; placement groups reserve bundles of
+//! resources that tasks then run inside. Differences from Ray are listed in `docs/dispatch.md`.
+//!
+//! Hot-path design:
+//! - Tasks with the same request (resources + strategy) form a *scheduling class* (as in Ray);
+//!   each class has a FIFO queue of task ids (8 bytes per queued task here).
+//! - Workers with any free capacity sit in an `avail` vector (swap-remove), so a placement scans
+//!   a bounded window of candidates from a rotating cursor instead of every worker.
+//! - Queued tasks are only looked at when resources are released or workers join, and then one
+//!   class at a time, so a million queued tasks cost nothing while the cluster is full.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Index of a worker inside one scheduler; never reused.
+pub type WorkerIdx = u32;
+/// Task id (unique per keeper).
+pub type TaskId = u64;
+
+/// How many `avail` entries one placement looks at before giving up (the task then queues and
+/// is retried at the next release, from a different window).
+pub const SCAN_LIMIT: usize = 256;
+
+/// A resource amount: a task's request, a worker's capacity or a bundle's reservation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Res {
+    /// Thousandths of a CPU.
+    pub milli_cpus: u32,
+    /// Whole GPUs.
+    pub gpus: u32,
+    /// Bytes of memory.
+    pub memory: u64,
+}
+
+impl Res {
+    /// Whether `self` fits into `free`.
+    pub fn fits_in(&self, free: &Res) -> bool {
+        self.milli_cpus <= free.milli_cpus && self.gpus <= free.gpus && self.memory <= free.memory
+    }
+    fn sub(&mut self, r: &Res) {
+        self.milli_cpus = self.milli_cpus.saturating_sub(r.milli_cpus);
+        self.gpus = self.gpus.saturating_sub(r.gpus);
+        self.memory = self.memory.saturating_sub(r.memory);
+    }
+    fn add(&mut self, r: &Res) {
+        self.milli_cpus = self.milli_cpus.saturating_add(r.milli_cpus);
+        self.gpus = self.gpus.saturating_add(r.gpus);
+        self.memory = self.memory.saturating_add(r.memory);
+    }
+    fn any(&self) -> bool {
+        self.milli_cpus > 0 || self.gpus > 0
+    }
+}
+
+/// Where a task may run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Ray's default "hybrid" policy: stay on a worker while it is at most half used, then
+    /// move on; fall back to any worker that fits.
+    Default,
+    /// Round-robin over the workers that fit.
+    Spread,
+    /// Node affinity to one worker. A hard affinity waits for that worker; a soft one that
+    /// could never be satisfied has already been turned into `Default` by
+    /// [`Scheduler::affinity`].
+    Affinity {
+        /// The worker.
+        worker: WorkerIdx,
+    },
+    /// Inside a placement group's bundle (`None` = any bundle).
+    Group {
+        /// Placement group id.
+        pg: u64,
+        /// Bundle index.
+        bundle: Option<u32>,
+    },
+}
+
+/// A task's request: resources, GPU model and strategy. Equal requests share a queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// Resources held while running.
+    pub res: Res,
+    /// Required GPU model substring.
+    pub gpu_model: Option<Arc<str>>,
+    /// Strategy.
+    pub strategy: Strategy,
+}
+
+/// What a worker offers.
+#[derive(Clone, Debug)]
+pub struct WorkerSpec {
+    /// Worker id (base58 of its key).
+    pub key: Arc<str>,
+    /// Capacity.
+    pub res: Res,
+    /// GPU model (of its first GPU; workers are homogeneous).
+    pub gpu_model: String,
+}
+
+/// Resources a running task holds; give it back with [`Scheduler::release`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Worker the task runs on.
+    pub worker: WorkerIdx,
+    /// Resources held.
+    pub res: Res,
+    /// Bit mask of the GPU indices held.
+    pub gpus: u64,
+    /// Placement-group bundle the resources came from.
+    pub bundle: Option<(u64, u32)>,
+}
+
+impl Grant {
+    /// GPU indices held, ascending.
+    pub fn gpu_ids(&self) -> Vec<u32> {
+        (0..64).filter(|i| self.gpus & (1u64 << i) != 0).collect()
+    }
+}
+
+/// Outcome of a submission.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Run now with these resources.
+    Run(Grant),
+    /// Queued until resources free up.
+    Queued,
+    /// Can never run.
+    Unschedulable(String),
+}
+
+/// Placement-group strategies (Ray's PACK, SPREAD, STRICT_PACK, STRICT_SPREAD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PgStrategy {
+    /// Prefer one worker, allow several.
+    Pack,
+    /// Prefer distinct workers, allow sharing.
+    Spread,
+    /// All bundles on one worker.
+    StrictPack,
+    /// Every bundle on a different worker.
+    StrictSpread,
+}
+
+struct Worker {
+    spec: WorkerSpec,
+    free: Res,
+    free_gpus: u64,
+    alive: bool,
+    draining: bool,
+    avail_pos: Option<usize>,
+}
+
+struct Bundle {
+    res: Res,
+    worker: Option<WorkerIdx>,
+    gpus: u64,
+    free: Res,
+    free_gpus: u64,
+}
+
+struct Group {
+    strategy: PgStrategy,
+    bundles: Vec<Bundle>,
+}
+
+impl Group {
+    fn placed(&self) -> bool {
+        self.bundles.iter().all(|b| b.worker.is_some())
+    }
+}
+
+/// Snapshot of a placement group.
+#[derive(Clone, Debug)]
+pub struct GroupInfo {
+    /// Strategy.
+    pub strategy: PgStrategy,
+    /// True when every bundle is placed.
+    pub created: bool,
+    /// Worker key of each bundle (None while unplaced).
+    pub bundle_workers: Vec<Option<Arc<str>>>,
+}
+
+/// The scheduler of one cluster (one lease).
+#[derive(Default)]
+pub struct Scheduler {
+    workers: Vec<Option<Worker>>,
+    by_key: HashMap<Arc<str>, WorkerIdx>,
+    avail: Vec<WorkerIdx>,
+    cursor: usize,
+    spread_cursor: usize,
+    classes: HashMap<Request, usize>,
+    class_reqs: Vec<Request>,
+    queues: Vec<VecDeque<TaskId>>,
+    nonempty: Vec<usize>,
+    cancelled: HashSet<TaskId>,
+    queued: usize,
+    groups: HashMap<u64, Group>,
+    next_pg: u64,
+}
+
+fn take_gpus(mask: u64, n: u32) -> u64 {
+    let mut out = 0u64;
+    let mut left = n;
+    let mut i = 0;
+    while left > 0 && i < 64 {
+        if mask & (1 << i) != 0 {
+            out |= 1 << i;
+            left -= 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn model_ok(model: &str, want: &Option<Arc<str>>) -> bool {
+    match want {
+        None => true,
+        Some(w) => model.contains(&**w),
+    }
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new() -> Self {
+        Self { next_pg: 1, ..Default::default() }
+    }
+
+    /// Number of queued tasks (excluding cancelled ones not yet popped).
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Number of live workers.
+    pub fn live_workers(&self) -> usize {
+        self.workers.iter().flatten().filter(|w| w.alive).count()
+    }
+
+    /// Worker index of a live worker key.
+    pub fn worker_by_key(&self, key: &str) -> Option<WorkerIdx> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Key of a worker index.
+    pub fn worker_key(&self, idx: WorkerIdx) -> Option<&Arc<str>> {
+        self.workers.get(idx as usize).and_then(|w| w.as_ref()).map(|w| &w.spec.key)
+    }
+
+    /// Free resources of a live worker.
+    pub fn worker_free(&self, idx: WorkerIdx) -> Option<Res> {
+        self.worker(idx).filter(|w| w.alive).map(|w| w.free)
+    }
+
+    fn worker(&self, idx: WorkerIdx) -> Option<&Worker> {
+        self.workers.get(idx as usize).and_then(|w| w.as_ref())
+    }
+
+    fn worker_mut(&mut self, idx: WorkerIdx) -> Option<&mut Worker> {
+        self.workers.get_mut(idx as usize).and_then(|w| w.as_mut())
+    }
+
+    fn avail_insert(&mut self, idx: WorkerIdx) {
+        let pos = self.avail.len();
+        if let Some(w) = self.worker_mut(idx) {
+            if w.avail_pos.is_none() && w.alive && !w.draining && w.free.any() {
+                w.avail_pos = Some(pos);
+                self.avail.push(idx);
+            }
+        }
+    }
+
+    fn avail_remove(&mut self, idx: WorkerIdx) {
+        let Some(pos) = self.worker_mut(idx).and_then(|w| w.avail_pos.take()) else { return };
+        self.avail.swap_remove(pos);
+        if let Some(&moved) = self.avail.get(pos) {
+            if let Some(w) = self.worker_mut(moved) {
+                w.avail_pos = Some(pos);
+            }
+        }
+    }
+
+    /// Add a live worker. Its GPUs are indices `0..res.gpus` (at most 64).
+    pub fn add_worker(&mut self, spec: WorkerSpec) -> WorkerIdx {
+        let idx = self.workers.len() as WorkerIdx;
+        let gpus = spec.res.gpus.min(64);
+        let free_gpus = if gpus == 64 { u64::MAX } else { (1u64 << gpus) - 1 };
+        self.by_key.insert(spec.key.clone(), idx);
+        self.workers.push(Some(Worker {
+            free: spec.res,
+            spec,
+            free_gpus,
+            alive: true,
+            draining: false,
+            avail_pos: None,
+        }));
+        self.avail_insert(idx);
+        idx
+    }
+
+    /// Stop placing new work on a worker (it drains); running tasks keep their grants.
+    pub fn set_draining(&mut self, idx: WorkerIdx) {
+        if let Some(w) = self.worker_mut(idx) {
+            w.draining = true;
+        }
+        self.avail_remove(idx);
+    }
+
+    /// Remove a dead worker. Returns queued tasks that can now never run (hard affinity to it),
+    /// with the reason. Placement-group bundles on it become unplaced and are re-placed when
+    /// resources allow. Grants on it must not be released afterwards (they are ignored).
+    pub fn remove_worker(&mut self, idx: WorkerIdx) -> Vec<(TaskId, String)> {
+        self.avail_remove(idx);
+        let key = match self.worker_mut(idx) {
+            Some(w) if w.alive => {
+                w.alive = false;
+                w.spec.key.clone()
+            }
+            _ => return Vec::new(),
+        };
+        if self.by_key.get(&key) == Some(&idx) {
+            self.by_key.remove(&key);
+        }
+        for g in self.groups.values_mut() {
+            for b in g.bundles.iter_mut().filter(|b| b.worker == Some(idx)) {
+                b.worker = None;
+                b.gpus = 0;
+                b.free = b.res;
+                b.free_gpus = 0;
+            }
+        }
+        let mut failed = Vec::new();
+        for class in self.nonempty.clone() {
+            if self.class_reqs[class].strategy == (Strategy::Affinity { worker: idx }) {
+                let q = std::mem::take(&mut self.queues[class]);
+                for t in q {
+                    if !self.cancelled.remove(&t) {
+                        self.queued -= 1;
+                        failed.push((t, format!("hard node affinity: worker {key} is dead")));
+                    }
+                }
+            }
+        }
+        self.nonempty.retain(|&c| !self.queues[c].is_empty());
+        failed
+    }
+
+    /// Resolve a node-affinity request. Hard affinity to an unknown or dead worker, or to one
+    /// that can never fit the task, is an error; soft affinity falls back to `Default` then.
+    pub fn affinity(&self, key: &str, soft: bool, res: &Res) -> Result<Strategy, String> {
+        match self.by_key.get(key).and_then(|&i| self.worker(i).map(|w| (i, w))) {
+            Some((i, w)) if w.alive && res.fits_in(&w.spec.res) => Ok(Strategy::Affinity { worker: i }),
+            Some((_, w)) if w.alive => {
+                if soft {
+                    Ok(Strategy::Default)
+                } else {
+                    Err(format!("hard node affinity: worker {key} can never fit the request"))
+                }
+            }
+            _ if soft => Ok(Strategy::Default),
+            _ => Err(format!("hard node affinity: worker {key} is dead or unknown")),
+        }
+    }
+
+    /// Submit a task whose dependencies are ready.
+    pub fn submit(&mut self, task: TaskId, req: &Request) -> Decision {
+        if let Strategy::Group { pg, bundle } = &req.strategy {
+            match self.groups.get(pg) {
+                None => return Decision::Unschedulable(format!("unknown placement group {pg}")),
+                Some(g) => {
+                    if let Some(b) = bundle {
+                        match g.bundles.get(*b as usize) {
+                            None => {
+                                return Decision::Unschedulable(format!(
+                                    "placement group {pg} has no bundle {b}"
+                                ));
+                            }
+                            Some(bd) if !req.res.fits_in(&bd.res) => {
+                                return Decision::Unschedulable(format!(
+                                    "request does not fit bundle {b} of placement group {pg}"
+                                ));
+                            }
+                            _ => {}
+                        }
+                    } else if !g.bundles.iter().any(|bd| req.res.fits_in(&bd.res)) {
+                        return Decision::Unschedulable(format!(
+                            "request fits no bundle of placement group {pg}"
+                        ));
+                    }
+                }
+            }
+        }
+        let class = self.class_of(req);
+        if self.queues[class].is_empty() {
+            if let Some(g) = self.try_place(req) {
+                return Decision::Run(g);
+            }
+        }
+        self.enqueue(class, task);
+        Decision::Queued
+    }
+
+    fn class_of(&mut self, req: &Request) -> usize {
+        if let Some(&c) = self.classes.get(req) {
+            return c;
+        }
+        let c = self.class_reqs.len();
+        self.classes.insert(req.clone(), c);
+        self.class_reqs.push(req.clone());
+        self.queues.push(VecDeque::new());
+        c
+    }
+
+    fn enqueue(&mut self, class: usize, task: TaskId) {
+        if self.queues[class].is_empty() {
+            self.nonempty.push(class);
+        }
+        self.queues[class].push_back(task);
+        self.queued += 1;
+    }
+
+    /// Forget a queued task (lazily: it is skipped when it reaches the head of its queue).
+    pub fn cancel_queued(&mut self, task: TaskId) {
+        if self.cancelled.insert(task) {
+            self.queued = self.queued.saturating_sub(1);
+        }
+    }
+
+    /// Give back what a finished task held.
+    pub fn release(&mut self, g: &Grant) {
+        if let Some((pg, b)) = g.bundle {
+            if let Some(bd) = self.groups.get_mut(&pg).and_then(|gr| gr.bundles.get_mut(b as usize)) {
+                if bd.worker == Some(g.worker) {
+                    bd.free.add(&g.res);
+                    bd.free_gpus |= g.gpus;
+                }
+            }
+            return;
+        }
+        let Some(w) = self.worker_mut(g.worker) else { return };
+        if !w.alive {
+            return;
+        }
+        w.free.add(&g.res);
+        w.free_gpus |= g.gpus;
+        self.avail_insert(g.worker);
+    }
+
+    /// Place as many queued tasks as resources allow, appending `(task, grant)` to `out`.
+    pub fn dispatch_queued(&mut self, out: &mut Vec<(TaskId, Grant)>) {
+        if self.groups.values().any(|g| !g.placed()) {
+            self.place_pending_groups();
+        }
+        let mut i = 0;
+        while i < self.nonempty.len() {
+            let class = self.nonempty[i];
+            let req = self.class_reqs[class].clone();
+            loop {
+                let Some(&head) = self.queues[class].front() else { break };
+                if self.cancelled.remove(&head) {
+                    self.queues[class].pop_front();
+                    continue;
+                }
+                match self.try_place(&req) {
+                    Some(g) => {
+                        self.queues[class].pop_front();
+                        self.queued -= 1;
+                        out.push((head, g));
+                    }
+                    None => break,
+                }
+            }
+            if self.queues[class].is_empty() {
+                self.nonempty.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn fits_worker(&self, idx: WorkerIdx, req: &Request) -> bool {
+        match self.worker(idx) {
+            Some(w) => w.alive && !w.draining && req.res.fits_in(&w.free) && model_ok(&w.spec.gpu_model, &req.gpu_model),
+            None => false,
+        }
+    }
+
+    fn take_worker(&mut self, idx: WorkerIdx, res: &Res) -> Grant {
+        let mut gpus = 0;
+        let mut empty = false;
+        if let Some(w) = self.worker_mut(idx) {
+            gpus = take_gpus(w.free_gpus, res.gpus);
+            w.free_gpus &= !gpus;
+            w.free.sub(res);
+            empty = !w.free.any();
+        }
+        if empty {
+            self.avail_remove(idx);
+        }
+        Grant { worker: idx, res: *res, gpus, bundle: None }
+    }
+
+    fn utilisation_after(&self, idx: WorkerIdx, res: &Res) -> f64 {
+        let Some(w) = self.worker(idx) else { return 1.0 };
+        let t = &w.spec.res;
+        let cpu = if t.milli_cpus == 0 {
+            0.0
+        } else {
+            1.0 - (w.free.milli_cpus.saturating_sub(res.milli_cpus)) as f64 / t.milli_cpus as f64
+        };
+        let gpu = if t.gpus == 0 { 0.0 } else { 1.0 - (w.free.gpus.saturating_sub(res.gpus)) as f64 / t.gpus as f64 };
+        cpu.max(gpu)
+    }
+
+    fn try_place(&mut self, req: &Request) -> Option<Grant> {
+        match &req.strategy {
+            Strategy::Affinity { worker } => {
+                let w = *worker;
+                self.fits_worker(w, req).then(|| self.take_worker(w, &req.res))
+            }
+            Strategy::Group { pg, bundle } => self.place_in_group(*pg, *bundle, req),
+            Strategy::Spread => {
+                let n = self.avail.len();
+                for i in 0..n.min(SCAN_LIMIT) {
+                    let pos = (self.spread_cursor + i) % n;
+                    let w = self.avail[pos];
+                    if self.fits_worker(w, req) {
+                        self.spread_cursor = pos + 1;
+                        return Some(self.take_worker(w, &req.res));
+                    }
+                }
+                self.spread_cursor = self.spread_cursor.wrapping_add(SCAN_LIMIT);
+                None
+            }
+            Strategy::Default => {
+                let n = self.avail.len();
+                let mut fallback = None;
+                for i in 0..n.min(SCAN_LIMIT) {
+                    let pos = (self.cursor + i) % n;
+                    let w = self.avail[pos];
+                    if self.fits_worker(w, req) {
+                        if self.utilisation_after(w, &req.res) <= 0.5 {
+                            self.cursor = pos;
+                            return Some(self.take_worker(w, &req.res));
+                        }
+                        if fallback.is_none() {
+                            fallback = Some(pos);
+                        }
+                    }
+                }
+                match fallback {
+                    Some(pos) => {
+                        let w = self.avail[pos];
+                        self.cursor = pos + 1;
+                        Some(self.take_worker(w, &req.res))
+                    }
+                    None => {
+                        self.cursor = self.cursor.wrapping_add(SCAN_LIMIT);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn place_in_group(&mut self, pg: u64, bundle: Option<u32>, req: &Request) -> Option<Grant> {
+        let g = self.groups.get_mut(&pg)?;
+        let range: Vec<usize> = match bundle {
+            Some(b) => vec![b as usize],
+            None => (0..g.bundles.len()).collect(),
+        };
+        for b in range {
+            let Some(bd) = g.bundles.get_mut(b) else { continue };
+            let Some(w) = bd.worker else { continue };
+            if req.res.fits_in(&bd.free) {
+                let gpus = take_gpus(bd.free_gpus, req.res.gpus);
+                bd.free_gpus &= !gpus;
+                bd.free.sub(&req.res);
+                return Some(Grant { worker: w, res: req.res, gpus, bundle: Some((pg, b as u32)) });
+            }
+        }
+        None
+    }
+
+    /// Create a placement group. Returns its id; it is placed at once if resources allow
+    /// (all bundles atomically), otherwise it stays pending and is retried as resources free up.
+    pub fn create_group(&mut self, bundles: Vec<Res>, strategy: PgStrategy) -> u64 {
+        let id = self.next_pg.max(1);
+        self.next_pg = id + 1;
+        let g = Group {
+            strategy,
+            bundles: bundles
+                .into_iter()
+                .map(|r| Bundle { res: r, worker: None, gpus: 0, free: r, free_gpus: 0 })
+                .collect(),
+        };
+        self.groups.insert(id, g);
+        self.place_pending_groups();
+        id
+    }
+
+    /// Snapshot of a placement group.
+    pub fn group_info(&self, pg: u64) -> Option<GroupInfo> {
+        let g = self.groups.get(&pg)?;
+        Some(GroupInfo {
+            strategy: g.strategy,
+            created: g.placed(),
+            bundle_workers: g
+                .bundles
+                .iter()
+                .map(|b| b.worker.and_then(|w| self.worker_key(w).cloned()))
+                .collect(),
+        })
+    }
+
+    /// Ids of all placement groups.
+    pub fn group_ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.groups.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn place_pending_groups(&mut self) {
+        let pending: Vec<u64> = self.groups.iter().filter(|(_, g)| !g.placed()).map(|(&id, _)| id).collect();
+        for id in pending {
+            if let Some(plan) = self.plan_group(id) {
+                for (b, w) in plan {
+                    let res = self.groups[&id].bundles[b].res;
+                    let grant = self.take_worker(w, &res);
+                    if let Some(bd) = self.groups.get_mut(&id).and_then(|g| g.bundles.get_mut(b)) {
+                        bd.worker = Some(w);
+                        bd.gpus = grant.gpus;
+                        bd.free = res;
+                        bd.free_gpus = grant.gpus;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A plan for the unplaced bundles of a group: `(bundle index, worker)`, all or nothing.
+    fn plan_group(&self, id: u64) -> Option<Vec<(usize, WorkerIdx)>> {
+        let g = self.groups.get(&id)?;
+        let mut free: HashMap<WorkerIdx, Res> = HashMap::new();
+        let candidates: Vec<WorkerIdx> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().filter(|w| w.alive && !w.draining).map(|w| (i as WorkerIdx, w)))
+            .map(|(i, w)| {
+                free.insert(i, w.free);
+                i
+            })
+            .collect();
+        let placed: Vec<WorkerIdx> = g.bundles.iter().filter_map(|b| b.worker).collect();
+        let missing: Vec<usize> = (0..g.bundles.len()).filter(|&b| g.bundles[b].worker.is_none()).collect();
+        let mut plan = Vec::new();
+        let mut used: HashSet<WorkerIdx> = placed.iter().copied().collect();
+        match g.strategy {
+            PgStrategy::StrictPack | PgStrategy::Pack => {
+                // All missing bundles on one worker: the one already used, or any that fits the sum.
+                let mut sum = Res::default();
+                for &b in &missing {
+                    sum.add(&g.bundles[b].res);
+                }
+                let target = match placed.first() {
+                    Some(&w) => free.get(&w).filter(|f| sum.fits_in(f)).map(|_| w),
+                    None => candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| sum.fits_in(f))),
+                };
+                if let Some(w) = target {
+                    return Some(missing.iter().map(|&b| (b, w)).collect());
+                }
+                if g.strategy == PgStrategy::StrictPack {
+                    return None;
+                }
+                // PACK fallback: fill workers one after another.
+                let mut last: Option<WorkerIdx> = placed.first().copied();
+                for &b in &missing {
+                    let r = g.bundles[b].res;
+                    let pick = last
+                        .filter(|w| free.get(w).is_some_and(|f| r.fits_in(f)))
+                        .or_else(|| candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| r.fits_in(f))))?;
+                    if let Some(f) = free.get_mut(&pick) {
+                        f.sub(&r);
+                    }
+                    last = Some(pick);
+                    plan.push((b, pick));
+                }
+                Some(plan)
+            }
+            PgStrategy::StrictSpread | PgStrategy::Spread => {
+                for &b in &missing {
+                    let r = g.bundles[b].res;
+                    let fresh = candidates
+                        .iter()
+                        .copied()
+                        .find(|w| !used.contains(w) && free.get(w).is_some_and(|f| r.fits_in(f)));
+                    let pick = match fresh {
+                        Some(w) => w,
+                        None if g.strategy == PgStrategy::Spread => {
+                            candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))?
+                        }
+                        None => return None,
+                    };
+                    if let Some(f) = free.get_mut(&pick) {
+                        f.sub(&r);
+                    }
+                    used.insert(pick);
+                    plan.push((b, pick));
+                }
+                Some(plan)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(key: &str, cpus: u32, gpus: u32) -> WorkerSpec {
+        WorkerSpec {
+            key: key.into(),
+            res: Res { milli_cpus: cpus * 1000, gpus, memory: 1 << 30 },
+            gpu_model: "H100".into(),
+        }
+    }
+
+    fn req(cpus: u32, gpus: u32, strategy: Strategy) -> Request {
+        Request { res: Res { milli_cpus: cpus * 1000, gpus, memory: 0 }, gpu_model: None, strategy }
+    }
+
+    #[test]
+    fn queues_when_full_and_dispatches_on_release() {
+        let mut s = Scheduler::new();
+        let w = s.add_worker(spec("a", 1, 0));
+        let r = req(1, 0, Strategy::Default);
+        let Decision::Run(g) = s.submit(1, &r) else { panic!("should run") };
+        assert_eq!(g.worker, w);
+        assert_eq!(s.submit(2, &r), Decision::Queued);
+        s.release(&g);
+        let mut out = Vec::new();
+        s.dispatch_queued(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, 2);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn gpu_ids_are_distinct() {
+        let mut s = Scheduler::new();
+        s.add_worker(spec("a", 8, 4));
+        let r = req(1, 2, Strategy::Default);
+        let Decision::Run(g1) = s.submit(1, &r) else { panic!() };
+        let Decision::Run(g2) = s.submit(2, &r) else { panic!() };
+        assert_eq!(g1.gpu_ids(), vec![0, 1]);
+        assert_eq!(g2.gpu_ids(), vec![2, 3]);
+        assert_eq!(s.submit(3, &r), Decision::Queued);
+    }
+
+    #[test]
+    fn strict_spread_needs_distinct_workers() {
+        let mut s = Scheduler::new();
+        s.add_worker(spec("a", 4, 0));
+        s.add_worker(spec("b", 4, 0));
+        let b = Res { milli_cpus: 1000, gpus: 0, memory: 0 };
+        let pg = s.create_group(vec![b, b, b], PgStrategy::StrictSpread);
+        assert!(!s.group_info(pg).unwrap().created);
+        s.add_worker(spec("c", 4, 0));
+        let mut out = Vec::new();
+        s.dispatch_queued(&mut out);
+        let info = s.group_info(pg).unwrap();
+        assert!(info.created);
+        let set: HashSet<_> = info.bundle_workers.iter().flatten().collect();
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn strict_pack_on_one_worker() {
+        let mut s = Scheduler::new();
+        s.add_worker(spec("a", 2, 0));
+        s.add_worker(spec("b", 4, 0));
+        let b = Res { milli_cpus: 1000, gpus: 0, memory: 0 };
+        let pg = s.create_group(vec![b, b, b], PgStrategy::StrictPack);
+        let info = s.group_info(pg).unwrap();
+        assert!(info.created);
+        assert!(info.bundle_workers.iter().all(|w| w.as_deref() == Some("b")));
+    }
+
+    #[test]
+    fn hard_affinity_to_dead_worker_fails_queued_tasks() {
+        let mut s = Scheduler::new();
+        let a = s.add_worker(spec("a", 1, 0));
+        let st = s.affinity("a", false, &Res { milli_cpus: 1000, ..Default::default() }).unwrap();
+        let r = req(1, 0, st);
+        assert!(matches!(s.submit(1, &r), Decision::Run(_)));
+        assert_eq!(s.submit(2, &r), Decision::Queued);
+        let failed = s.remove_worker(a);
+        assert_eq!(failed.len(), 1);
+        assert!(s.affinity("a", false, &Res::default()).is_err());
+        assert_eq!(s.affinity("a", true, &Res::default()), Ok(Strategy::Default));
+    }
+}

@@ -1,0 +1,152 @@
+//! `WorkerService`: registration, the per-worker stream, object fetch.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use gpunet_proto::v1 as pb;
+use gpunet_proto::v1::worker_message::Msg as Up;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::auth::verify_sig;
+use crate::core::Core;
+
+/// How long a new stream may take to send `Register`.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct WorkerSvc {
+    pub core: Arc<Core>,
+    pub cancel: CancellationToken,
+}
+
+type KeeperStream = Pin<Box<dyn Stream<Item = Result<pb::KeeperMessage, Status>> + Send>>;
+
+/// Merge consecutive queued assignment batches into one message (fewer frames under load).
+fn merged(rx: tokio::sync::mpsc::UnboundedReceiver<pb::KeeperMessage>, cancel: CancellationToken) -> KeeperStream {
+    let s = futures::stream::unfold((rx, None::<pb::KeeperMessage>, cancel), |(mut rx, held, cancel)| async move {
+        let mut msg = match held {
+            Some(m) => m,
+            None => tokio::select! {
+                _ = cancel.cancelled() => return None,
+                m = rx.recv() => m?,
+            },
+        };
+        let mut next_held = None;
+        if let Some(pb::keeper_message::Msg::Assign(a)) = msg.msg.as_mut() {
+            while a.tasks.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(pb::KeeperMessage { msg: Some(pb::keeper_message::Msg::Assign(b)) }) => a.tasks.extend(b.tasks),
+                    Ok(other) => {
+                        next_held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Some((Ok(msg), (rx, next_held, cancel)))
+    });
+    Box::pin(s)
+}
+
+#[tonic::async_trait]
+impl pb::worker_service_server::WorkerService for WorkerSvc {
+    async fn get_challenge(&self, _req: Request<pb::ChallengeRequest>) -> Result<Response<pb::Challenge>, Status> {
+        let c = self.core.challenges.issue()?;
+        Ok(Response::new(pb::Challenge { challenge: c.to_vec().into(), keeper_id: self.core.cfg.keeper_id.clone() }))
+    }
+
+    type JoinStream = KeeperStream;
+
+    async fn join(&self, req: Request<Streaming<pb::WorkerMessage>>) -> Result<Response<Self::JoinStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = match tokio::time::timeout(REGISTER_TIMEOUT, inbound.message()).await {
+            Err(_) => return Err(Status::deadline_exceeded("no Register message in time")),
+            Ok(Err(s)) => return Err(s),
+            Ok(Ok(None)) => return Err(Status::invalid_argument("stream closed before Register")),
+            Ok(Ok(Some(m))) => m,
+        };
+        let Some(Up::Register(reg)) = first.msg else {
+            return Err(Status::invalid_argument("the first message on Join must be Register"));
+        };
+        if !self.core.challenges.consume(&reg.challenge) {
+            self.core.metrics.workers_refused.inc();
+            return Err(Status::unauthenticated("unknown, used or expired challenge"));
+        }
+        let msg = gpunet_proto::worker_signing_bytes(&self.core.cfg.keeper_id, &reg.provider, &reg.challenge, &reg.worker_key);
+        let key = verify_sig(&reg.worker_key, &msg, &reg.signature).inspect_err(|_| { self.core.metrics.workers_refused.inc(); })?;
+        if !self.core.worker_allowed(&reg.provider, &key) {
+            self.core.metrics.workers_refused.inc();
+            return Err(Status::permission_denied(format!(
+                "worker key {} is not listed for provider {:?}",
+                bs58::encode(key).into_string(),
+                reg.provider
+            )));
+        }
+        if reg.gpus.len() > 64 {
+            return Err(Status::invalid_argument("at most 64 GPUs per worker"));
+        }
+        let key: Arc<str> = bs58::encode(key).into_string().into();
+        let (conn_id, _session, rx) = self.core.register_worker(key.clone(), reg)?;
+        let core = self.core.clone();
+        let cancel = self.cancel.child_token();
+        let span = info_span!("worker_stream", worker = %key, conn = conn_id);
+        let reader_cancel = cancel.clone();
+        tokio::spawn(
+            async move {
+                let reason = loop {
+                    let m = tokio::select! {
+                        _ = reader_cancel.cancelled() => break "keeper shutting down".to_string(),
+                        m = inbound.message() => m,
+                    };
+                    match m {
+                        Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
+                            Up::Heartbeat(_) => core.touch(&key, conn_id),
+                            Up::Results(r) => core.on_results(&key, conn_id, r.results),
+                            Up::Object(o) => {
+                                core.touch(&key, conn_id);
+                                core.on_object_reply(&key, o)
+                            }
+                            Up::Draining(_) => core.worker_draining(&key, conn_id),
+                            Up::Register(_) => warn!("duplicate Register ignored"),
+                            Up::ProofCommit(_) => core.touch(&key, conn_id),
+                        },
+                        Ok(Some(_)) => {}
+                        Ok(None) => break "stream closed".to_string(),
+                        Err(s) => break format!("stream error: {}", s.message()),
+                    }
+                };
+                info!(%reason, "worker stream ended");
+                core.worker_lost(&key, conn_id, reason);
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(merged(rx, cancel)))
+    }
+
+    async fn fetch_object(&self, req: Request<pb::FetchObjectRequest>) -> Result<Response<pb::ObjectData>, Status> {
+        let session = req
+            .metadata()
+            .get(gpunet_proto::WORKER_SESSION_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| decode_hex(s))
+            .ok_or_else(|| Status::unauthenticated("missing worker session"))?;
+        if !self.core.worker_session_ok(&session) {
+            return Err(Status::unauthenticated("unknown worker session"));
+        }
+        let r = req.into_inner().object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+        let data = self.core.object(None, r, Duration::from_secs(30)).await?;
+        Ok(Response::new(pb::ObjectData { data }))
+    }
+}
+
+/// Decode lowercase/uppercase hex.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}

@@ -1,0 +1,11 @@
+//! Keeper integration tests: real gRPC over loopback, in-process keeper and workers.
+
+mod common;
+
+mod auth;
+mod bad_input;
+mod dag;
+mod failure;
+mod placement;
+mod process;
+mod restart;

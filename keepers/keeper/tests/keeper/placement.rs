@@ -1,0 +1,136 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use gpunet_keeper::client::task;
+use gpunet_proto::v1 as pb;
+use pb::scheduling_strategy::Kind;
+
+use crate::common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn workers_of(c: &gpunet_keeper::client::Client, ids: &[u64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &id in ids {
+        let r = c.get(id, 0, T).await.unwrap();
+        let st = r.status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+        out.push(st.worker_id);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_placement_group_strategies() {
+    let mut env = Env::start(test_config(), 8).await;
+    for _ in 0..4 {
+        env.add_worker(2, 4).await;
+    }
+    let c = env.client().await;
+    let b = task::resources(1000, 1);
+    // STRICT_SPREAD: 4 bundles on 4 distinct workers.
+    let pg = c.create_placement_group(vec![b.clone(); 4], pb::PlacementStrategy::StrictSpread).await.unwrap();
+    assert_eq!(pg.state, "created");
+    let set: HashSet<_> = pg.bundle_workers.iter().collect();
+    assert_eq!(set.len(), 4, "strict spread: distinct workers");
+    // Tasks in bundle i run on bundle i's worker, with the bundle's GPU.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut t = task::builtin("sleep", "50");
+        t.resources = Some(b.clone());
+        t.strategy = Some(task::strategy(Kind::PlacementGroup(pb::PlacementGroupTarget { placement_group_id: pg.placement_group_id, bundle_index: i })));
+        tasks.push(t);
+    }
+    let ids = c.submit(tasks).await.unwrap();
+    assert_eq!(workers_of(&c, &ids).await, pg.bundle_workers);
+    // A fifth STRICT_SPREAD bundle cannot fit (4 workers): pending.
+    let pg5 = c.create_placement_group(vec![task::resources(1000, 0); 5], pb::PlacementStrategy::StrictSpread).await.unwrap();
+    assert_eq!(pg5.state, "pending");
+    // STRICT_PACK: all on one worker.
+    let pk = c.create_placement_group(vec![task::resources(1000, 0); 2], pb::PlacementStrategy::StrictPack).await.unwrap();
+    assert_eq!(pk.state, "created");
+    assert_eq!(pk.bundle_workers[0], pk.bundle_workers[1]);
+    // PACK: fits on one worker → one worker. SPREAD: distinct where possible.
+    let p = c.create_placement_group(vec![task::resources(500, 0); 2], pb::PlacementStrategy::Pack).await.unwrap();
+    assert_eq!(p.bundle_workers[0], p.bundle_workers[1]);
+    let s = c.create_placement_group(vec![task::resources(500, 0); 2], pb::PlacementStrategy::Spread).await.unwrap();
+    assert_ne!(s.bundle_workers[0], s.bundle_workers[1]);
+    // A task that fits no bundle fails clearly.
+    let mut t = task::builtin("noop", "");
+    t.resources = Some(task::resources(1000, 2));
+    t.strategy = Some(task::strategy(Kind::PlacementGroup(pb::PlacementGroupTarget { placement_group_id: pg.placement_group_id, bundle_index: -1 })));
+    let id = c.submit(vec![t]).await.unwrap()[0];
+    let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+    assert_eq!(st.error_kind, pb::ErrorKind::Unschedulable as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_spread_and_node_affinity() {
+    let mut env = Env::start(test_config(), 8).await;
+    for _ in 0..3 {
+        env.add_worker(2, 4).await;
+    }
+    let c = env.client().await;
+    // SPREAD: 3 one-CPU tasks land on 3 workers.
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let mut t = task::builtin("sleep", "100");
+        t.strategy = Some(task::strategy(Kind::Spread(pb::SpreadStrategy {})));
+        tasks.push(t);
+    }
+    let ids = c.submit(tasks).await.unwrap();
+    let ws: HashSet<_> = workers_of(&c, &ids).await.into_iter().collect();
+    assert_eq!(ws.len(), 3);
+    // Hard affinity runs on the named worker.
+    let target = env.workers[1].id().to_string();
+    let mut t = task::builtin("noop", "");
+    t.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity { worker_id: target.clone(), soft: false })));
+    let id = c.submit(vec![t.clone()]).await.unwrap()[0];
+    assert_eq!(workers_of(&c, &[id]).await[0], target);
+    // Kill that worker: hard affinity fails clearly, soft falls back.
+    env.workers[1].kill();
+    wait_until(Duration::from_secs(10), || env.keeper.core().connected_workers() == 2).await;
+    let id = c.submit(vec![t.clone()]).await.unwrap()[0];
+    let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+    assert_eq!(st.state, pb::TaskState::Failed as i32);
+    assert_eq!(st.error_kind, pb::ErrorKind::Unschedulable as i32);
+    assert!(st.error.contains("dead"), "{}", st.error);
+    let mut soft = t.clone();
+    soft.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity { worker_id: target.clone(), soft: true })));
+    let id = c.submit(vec![soft]).await.unwrap()[0];
+    let w = workers_of(&c, &[id]).await;
+    assert_ne!(w[0], target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_gpu_requests_get_exactly_their_gpus() {
+    let mut env = Env::start(test_config(), 4).await;
+    env.add_worker(4, 8).await;
+    let c = env.client().await;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let mut t = task::process(&["sh", "-c", "printf %s \"$CUDA_VISIBLE_DEVICES\"; sleep 0.2"]);
+        t.resources = Some(task::resources(1000, 2));
+        tasks.push(t);
+    }
+    // A third 2-GPU task must queue (only 4 GPUs).
+    let mut third = task::process(&["sh", "-c", "printf %s \"$CUDA_VISIBLE_DEVICES\""]);
+    third.resources = Some(task::resources(1000, 2));
+    tasks.push(third);
+    let ids = c.submit(tasks).await.unwrap();
+    let mut seen = Vec::new();
+    for id in &ids {
+        let r = c.get(*id, 0, T).await.unwrap();
+        seen.push(String::from_utf8(r.data.to_vec()).unwrap());
+    }
+    let first_two: HashSet<_> = seen[..2].iter().cloned().collect();
+    assert_eq!(first_two, ["0,1".to_string(), "2,3".to_string()].into_iter().collect());
+    assert!(seen[2] == "0,1" || seen[2] == "2,3");
+    // A model the cluster does not have queues (Ray keeps infeasible tasks pending).
+    let mut t = task::builtin("noop", "");
+    t.resources = Some(pb::Resources { milli_cpus: 0, gpus: 1, memory_bytes: 0, gpu_model: "B200".into() });
+    let id = c.submit(vec![t]).await.unwrap()[0];
+    let r = c.get(id, 0, Duration::from_millis(200)).await.unwrap();
+    assert!(!r.ready);
+    assert_eq!(r.status.unwrap().state, pb::TaskState::Queued as i32);
+}

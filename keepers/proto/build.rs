@@ -1,0 +1,18 @@
+//! Compile `proto/gpunet/v1/*.proto` with protox (pure Rust, no system `protoc`) and generate
+//! tonic code through tonic-prost-build. The encoded descriptor set is also written to OUT_DIR for
+//! gRPC reflection.
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/gpunet/v1/dispatch.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = protox::compile([proto], ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("gpunet_v1_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Executors: built-ins (for control-plane work), processes, and the benchmark proof.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gpunet_proto::v1 as pb;
+use pb::ErrorKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// Most bytes kept from a process's stdout or stderr.
+pub const MAX_CAPTURE: usize = 256 << 20;
+
+/// What an executor produced.
+#[derive(Debug, Default)]
+pub struct ExecOutcome {
+    /// Outputs by index.
+    pub outputs: Vec<Bytes>,
+    /// Error kind (None on success).
+    pub kind: i32,
+    /// Error message.
+    pub error: String,
+    /// Exit code of a process.
+    pub exit_code: Option<i32>,
+}
+
+impl ExecOutcome {
+    fn ok(outputs: Vec<Bytes>) -> Self {
+        Self { outputs, ..Default::default() }
+    }
+    fn err(kind: ErrorKind, error: impl Into<String>) -> Self {
+        Self { kind: kind as i32, error: error.into(), ..Default::default() }
+    }
+}
+
+/// Run a built-in task.
+pub async fn builtin(b: &pb::BuiltinTask, inputs: &[Bytes], cancel: &CancellationToken) -> ExecOutcome {
+    match b.name.as_str() {
+        "noop" => ExecOutcome::ok(vec![Bytes::new()]),
+        "echo" => {
+            if inputs.is_empty() {
+                return ExecOutcome::ok(vec![b.payload.clone()]);
+            }
+            let mut out = Vec::with_capacity(b.payload.len() + inputs.iter().map(|i| i.len()).sum::<usize>());
+            out.extend_from_slice(&b.payload);
+            for i in inputs {
+                out.extend_from_slice(i);
+            }
+            ExecOutcome::ok(vec![out.into()])
+        }
+        "fill" => match std::str::from_utf8(&b.payload).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
+            Some(n) if n <= 1 << 30 => ExecOutcome::ok(vec![Bytes::from(vec![b'x'; n])]),
+            _ => ExecOutcome::err(ErrorKind::Invalid, "fill: payload must be a byte count up to 1 GiB"),
+        },
+        "sleep" => match std::str::from_utf8(&b.payload).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(ms) => {
+                tokio::select! {
+                    _ = cancel.cancelled() => ExecOutcome::err(ErrorKind::Cancelled, "cancelled"),
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => ExecOutcome::ok(vec![Bytes::new()]),
+                }
+            }
+            None => ExecOutcome::err(ErrorKind::Invalid, "sleep: payload must be milliseconds"),
+        },
+        "fail" => ExecOutcome::err(ErrorKind::Application, String::from_utf8_lossy(&b.payload).into_owned()),
+        other => ExecOutcome::err(ErrorKind::Invalid, format!("unknown builtin {other:?}")),
+    }
+}
+
+/// Kills a whole process group when dropped (unless disarmed), so an aborted worker leaves no
+/// orphans.
+struct GroupKill(Option<i32>);
+
+impl GroupKill {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: kill(2) on a process group we created; errors (ESRCH) are harmless.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tail(b: &[u8]) -> String {
+    let start = b.len().saturating_sub(400);
+    String::from_utf8_lossy(&b[start..]).trim().to_string()
+}
+
+fn looks_like_oom(stderr: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).to_lowercase();
+    ["memoryerror", "cannot allocate memory", "out of memory", "bad_alloc", "memory exhausted", "failed to allocate"]
+        .iter()
+        .any(|p| s.contains(p))
+}
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if out.len() < MAX_CAPTURE {
+                    let take = n.min(MAX_CAPTURE - out.len());
+                    out.extend_from_slice(&buf[..take]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Limits applied to a process task.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessLimits {
+    /// Wall-time limit.
+    pub time: Duration,
+    /// Address-space limit in bytes (0 = none).
+    pub memory: u64,
+}
+
+/// Run a process task in its own working directory and process group.
+///
+/// - `CUDA_VISIBLE_DEVICES` is exactly `gpu_ids`; `HOME` and the working directory are a fresh
+///   directory under `work_root`, removed afterwards; `PATH` is inherited; then the task's env.
+/// - The memory limit is `RLIMIT_AS`, set in the child before `exec` (no cgroups needed).
+/// - Time limit and cancellation SIGKILL the whole process group; so does leaving early.
+pub async fn process(
+    p: &pb::ProcessTask,
+    stdin: Bytes,
+    gpu_ids: &[u32],
+    dir: &Path,
+    limits: ProcessLimits,
+    cancel: &CancellationToken,
+) -> ExecOutcome {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return ExecOutcome::err(ErrorKind::Invalid, format!("cannot create working directory: {e}"));
+    }
+    let out = run_in(p, stdin, gpu_ids, dir, limits, cancel).await;
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, limits: ProcessLimits, cancel: &CancellationToken) -> ExecOutcome {
+    let Some(prog) = p.argv.first() else { return ExecOutcome::err(ErrorKind::Invalid, "empty argv") };
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(&p.argv[1..])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env("HOME", dir)
+        .env("CUDA_VISIBLE_DEVICES", gpu_ids.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(","))
+        .envs(p.env.iter())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mem = limits.memory;
+    if mem > 0 {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: mem as libc::rlim_t, rlim_max: mem as libc::rlim_t };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return ExecOutcome::err(ErrorKind::Invalid, format!("cannot start {prog:?}: {e}")),
+    };
+    let mut guard = GroupKill(child.id().map(|i| i as i32));
+    if let Some(mut si) = child.stdin.take() {
+        tokio::spawn(async move {
+            let _ = si.write_all(&stdin).await;
+        });
+    }
+    let so = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
+    let se = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
+    enum End {
+        Exited(std::io::Result<std::process::ExitStatus>),
+        Timeout,
+        Cancelled,
+    }
+    let end = tokio::select! {
+        st = child.wait() => End::Exited(st),
+        _ = tokio::time::sleep(limits.time) => End::Timeout,
+        _ = cancel.cancelled() => End::Cancelled,
+    };
+    // Whatever happened, nothing of the task's process group outlives it.
+    guard.kill();
+    guard.0 = None;
+    let _ = child.wait().await;
+    let stdout = match so {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let stderr = match se {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut out = match end {
+        End::Timeout => ExecOutcome::err(ErrorKind::TimeLimit, format!("time limit of {:?} exceeded; process group killed", limits.time)),
+        End::Cancelled => ExecOutcome::err(ErrorKind::Cancelled, "cancelled; process group killed"),
+        End::Exited(Err(e)) => ExecOutcome::err(ErrorKind::Application, format!("wait failed: {e}")),
+        End::Exited(Ok(st)) => {
+            use std::os::unix::process::ExitStatusExt;
+            let sig = st.signal();
+            let oom_sig = matches!(sig, Some(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS | libc::SIGKILL));
+            if st.success() {
+                ExecOutcome { exit_code: Some(0), ..Default::default() }
+            } else if mem > 0 && (oom_sig || looks_like_oom(&stderr)) {
+                let mut o = ExecOutcome::err(
+                    ErrorKind::MemoryLimit,
+                    format!("memory limit of {mem} bytes exceeded (RLIMIT_AS); {}", tail(&stderr)),
+                );
+                o.exit_code = st.code();
+                o
+            } else if let Some(code) = st.code() {
+                let mut o = ExecOutcome::err(ErrorKind::Application, format!("exited with code {code}: {}", tail(&stderr)));
+                o.exit_code = Some(code);
+                o
+            } else {
+                ExecOutcome::err(ErrorKind::Application, format!("killed by signal {}", sig.unwrap_or(0)))
+            }
+        }
+    };
+    out.outputs = vec![stdout.into(), stderr.into()];
+    out
+}
+
+/// The benchmark-proof executor, behind a small trait so the worker does not depend on the
+/// details of `gpunet-proof`'s API.
+pub trait ProofExecutor: Send + Sync + 'static {
+    /// Run a challenge (encoded `SignedChallenge`); `on_commit` receives each encoded round
+    /// commit as soon as it exists. Returns the encoded commits, length-prefixed.
+    fn prove(&self, challenge: &[u8], on_commit: &mut dyn FnMut(Vec<u8>)) -> Result<Vec<u8>, String>;
+}
+
+/// [`ProofExecutor`] on `gpunet-proof`: the CUDA prover when available, else the CPU reference.
+pub struct GpunetProof;
+
+impl ProofExecutor for GpunetProof {
+    fn prove(&self, challenge: &[u8], on_commit: &mut dyn FnMut(Vec<u8>)) -> Result<Vec<u8>, String> {
+        let ch = gpunet_proof::SignedChallenge::decode(challenge).map_err(|e| format!("bad challenge: {e}"))?;
+        let (mut backend, note) = gpunet_proof::best_backend(*ch.params()).map_err(|e| e.to_string())?;
+        tracing::info!(%note, "proof backend");
+        let run = gpunet_proof::prove(&ch, backend.as_mut(), |c| {
+            on_commit(c.encode());
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for c in run.commits() {
+            let e = c.encode();
+            out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            out.extend_from_slice(&e);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,523 @@
+//! `gpunet-worker`: the agent on a provider's GPU machine.
+//!
+//! ```text
+//!  run() ── connect (capped exponential backoff) ── GetChallenge ── Join(Register signed)
+//!              │                                                      │
+//!              │      up: heartbeats, results (batched), object replies  ▼
+//!              └──── one stream per connection ◀── down: assignments, cancels, pulls
+//!                         │
+//!                         ├─ executors: builtin | process (own dir, pgid, limits) | proof
+//!                         └─ object store: outputs above the inline limit stay here
+//! ```
+//!
+//! On shutdown (its `CancellationToken`) the worker tells the keeper it is draining, finishes
+//! running tasks (up to `drain_timeout`), then closes. [`WorkerHandle::kill`] instead drops
+//! everything at once, as a crash would (tests use it).
+
+#![warn(missing_docs)]
+
+pub mod exec;
+pub mod hw;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::{Signer, SigningKey};
+use gpunet_proto::v1 as pb;
+use parking_lot::Mutex;
+use pb::worker_message::Msg as Up;
+use pb::worker_service_client::WorkerServiceClient;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tracing::{Instrument, info, info_span, warn};
+
+pub use exec::{GpunetProof, ProofExecutor};
+pub use hw::{DeclaredGpus, Hardware};
+
+/// Worker errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The keeper refused us for good (unknown key, bad signature).
+    #[error("refused by keeper: {}: {}", .0.code(), .0.message())]
+    Refused(Status),
+    /// A transient failure (retried by `run`).
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// Worker configuration.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// Keeper URL (`http://127.0.0.1:7400`).
+    pub keeper_url: String,
+    /// Provider this worker serves.
+    pub provider: String,
+    /// The worker's key (listed by the provider).
+    pub key: SigningKey,
+    /// Zone label.
+    pub zone: String,
+    /// Declared GPUs (CPU-only mode); `None` = discover with CUDA.
+    pub declared_gpus: Option<DeclaredGpus>,
+    /// CPUs offered, in thousandths.
+    pub milli_cpus: u32,
+    /// Memory offered.
+    pub memory_bytes: u64,
+    /// Where process tasks get their working directories.
+    pub work_dir: PathBuf,
+    /// Time limit of a process task that sets none.
+    pub default_time_limit: Duration,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+    /// How long to wait for running tasks when draining.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults: 4 CPUs, 16 GiB, work dir under the system temp dir, 1 h time limit, backoff
+    /// 50 ms → 5 s, drain 30 s.
+    pub fn new(keeper_url: &str, provider: &str, key: SigningKey) -> Self {
+        Self {
+            keeper_url: keeper_url.to_string(),
+            provider: provider.to_string(),
+            key,
+            zone: String::new(),
+            declared_gpus: None,
+            milli_cpus: 4000,
+            memory_bytes: 16 << 30,
+            work_dir: std::env::temp_dir().join("gpunet-worker"),
+            default_time_limit: Duration::from_secs(3600),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Capped exponential backoff: `min · 2^attempt`, at most `max`.
+pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
+    min.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX)).min(max)
+}
+
+/// Whether a gRPC failure is worth retrying.
+pub fn is_retryable(code: Code) -> bool {
+    !matches!(code, Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument | Code::Unimplemented)
+}
+
+/// State shared between connections of one worker process.
+struct Shared {
+    cfg: WorkerConfig,
+    hw: Hardware,
+    objects: Mutex<HashMap<(u64, u32), Bytes>>,
+    proof: Arc<dyn ProofExecutor>,
+    pause_heartbeats: AtomicBool,
+    worker_id: String,
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    /// Graceful shutdown (drain).
+    pub cancel: CancellationToken,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<Result<(), WorkerError>>,
+}
+
+impl WorkerHandle {
+    /// The worker's id (base58 public key).
+    pub fn id(&self) -> &str {
+        &self.shared.worker_id
+    }
+    /// Drop everything at once, like a crash: the stream breaks, running tasks are aborted
+    /// (their process groups killed), held objects are gone.
+    pub fn kill(&self) {
+        self.task.abort();
+    }
+    /// Stop sending heartbeats (the connection stays open): simulates a hung machine.
+    pub fn pause_heartbeats(&self, paused: bool) {
+        self.shared.pause_heartbeats.store(paused, Ordering::SeqCst);
+    }
+    /// Number of objects held locally.
+    pub fn held_objects(&self) -> usize {
+        self.shared.objects.lock().len()
+    }
+    /// Graceful shutdown and wait.
+    pub async fn shutdown(self) -> Result<(), WorkerError> {
+        self.cancel.cancel();
+        self.join().await
+    }
+    /// Wait for the worker to stop.
+    pub async fn join(self) -> Result<(), WorkerError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(WorkerError::Transient(e.to_string())),
+        }
+    }
+    /// Whether it has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Start a worker (discovering or declaring GPUs) with the default proof executor.
+pub fn spawn(cfg: WorkerConfig) -> WorkerHandle {
+    spawn_with(cfg, Arc::new(GpunetProof))
+}
+
+/// Start a worker with a given proof executor.
+pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHandle {
+    let hw = hw::hardware(cfg.declared_gpus.as_ref());
+    let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
+    info!(worker = %worker_id, note = %hw.note, "hardware");
+    let shared = Arc::new(Shared {
+        cfg,
+        hw,
+        objects: Mutex::new(HashMap::new()),
+        proof,
+        pause_heartbeats: AtomicBool::new(false),
+        worker_id: worker_id.clone(),
+    });
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(shared.clone(), cancel.clone()).instrument(info_span!("worker", worker = %worker_id)));
+    WorkerHandle { cancel, shared, task }
+}
+
+async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<(), WorkerError> {
+    let mut attempt = 0u32;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        match connection(&shared, &cancel, &mut attempt).await {
+            Ok(()) if cancel.is_cancelled() => return Ok(()),
+            Ok(()) => info!("stream ended; reconnecting"),
+            Err(WorkerError::Refused(s)) => {
+                warn!(code = ?s.code(), msg = s.message(), "refused by keeper; giving up");
+                return Err(WorkerError::Refused(s));
+            }
+            Err(e) => warn!(error = %e, attempt, "connection failed"),
+        }
+        let d = backoff(attempt, shared.cfg.backoff_min, shared.cfg.backoff_max);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(d) => {}
+        }
+    }
+}
+
+fn status_err(s: Status) -> WorkerError {
+    if is_retryable(s.code()) { WorkerError::Transient(format!("{}: {}", s.code(), s.message())) } else { WorkerError::Refused(s) }
+}
+
+/// Merge queued result batches into one message.
+fn up_stream(rx: mpsc::UnboundedReceiver<pb::WorkerMessage>) -> impl futures::Stream<Item = pb::WorkerMessage> + Send + 'static {
+    futures::stream::unfold((rx, None::<pb::WorkerMessage>), |(mut rx, held)| async move {
+        let mut msg = match held {
+            Some(m) => m,
+            None => rx.recv().await?,
+        };
+        let mut next = None;
+        if let Some(Up::Results(r)) = msg.msg.as_mut() {
+            while r.results.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(pb::WorkerMessage { msg: Some(Up::Results(b)) }) => r.results.extend(b.results),
+                    Ok(other) => {
+                        next = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Some((msg, (rx, next)))
+    })
+}
+
+async fn connection(shared: &Arc<Shared>, cancel: &CancellationToken, attempt: &mut u32) -> Result<(), WorkerError> {
+    let cfg = &shared.cfg;
+    let ch: Channel = Endpoint::from_shared(cfg.keeper_url.clone())
+        .map_err(|e| WorkerError::Transient(e.to_string()))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| WorkerError::Transient(format!("connect: {e}")))?;
+    let mut rpc = WorkerServiceClient::new(ch).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
+    let c = rpc.get_challenge(pb::ChallengeRequest {}).await.map_err(status_err)?.into_inner();
+    let key = cfg.key.verifying_key().to_bytes();
+    let sig = cfg.key.sign(&gpunet_proto::worker_signing_bytes(&c.keeper_id, &cfg.provider, &c.challenge, &key));
+    let (up, up_rx) = mpsc::unbounded_channel::<pb::WorkerMessage>();
+    let _ = up.send(pb::WorkerMessage {
+        msg: Some(Up::Register(pb::Register {
+            provider: cfg.provider.clone(),
+            worker_key: key.to_vec().into(),
+            challenge: c.challenge,
+            signature: sig.to_bytes().to_vec().into(),
+            gpus: shared.hw.gpus.clone(),
+            milli_cpus: cfg.milli_cpus,
+            memory_bytes: cfg.memory_bytes,
+            cpu_only: shared.hw.cpu_only,
+            zone: cfg.zone.clone(),
+            executors: vec!["builtin".into(), "process".into(), "proof".into()],
+        })),
+    });
+    let mut down = rpc.join(up_stream(up_rx)).await.map_err(status_err)?.into_inner();
+    let registered = match down.message().await.map_err(status_err)? {
+        Some(pb::KeeperMessage { msg: Some(pb::keeper_message::Msg::Registered(r)) }) => r,
+        _ => return Err(WorkerError::Transient("keeper did not confirm registration".into())),
+    };
+    *attempt = 0;
+    info!(worker = %registered.worker_id, "registered");
+    let session_hex: String = registered.session.iter().map(|b| format!("{b:02x}")).collect();
+    let inline_limit = registered.inline_limit_bytes;
+    let hb_every = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
+
+    let conn_cancel = cancel.child_token();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let running: Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>> = Arc::new(Mutex::new(HashMap::new()));
+    // Heartbeats.
+    {
+        let up = up.clone();
+        let shared = shared.clone();
+        let stop = conn_cancel.clone();
+        let running = running.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(hb_every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        if shared.pause_heartbeats.load(Ordering::SeqCst) { continue; }
+                        let hb = pb::Heartbeat { running_tasks: running.lock().len() as u64, held_objects: shared.objects.lock().len() as u64 };
+                        if up.send(pb::WorkerMessage { msg: Some(Up::Heartbeat(hb)) }).is_err() { break; }
+                    }
+                }
+            }
+        });
+    }
+    let fetcher = Fetcher { rpc: rpc.clone(), session_hex, shared: shared.clone() };
+    let mut draining = false;
+    let result = loop {
+        if draining {
+            // Wait for running tasks (bounded), then leave.
+            let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
+            while !running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    m = down.message() => match m {
+                        Ok(Some(m)) => handle_down(m, shared, &up, &running, &mut tasks, &fetcher, inline_limit, &conn_cancel),
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+            break Ok(());
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                info!("draining");
+                let _ = up.send(pb::WorkerMessage { msg: Some(Up::Draining(pb::Draining {})) });
+                draining = true;
+            }
+            m = down.message() => match m {
+                Ok(Some(m)) => handle_down(m, shared, &up, &running, &mut tasks, &fetcher, inline_limit, &conn_cancel),
+                Ok(None) => break Ok(()),
+                Err(s) => break Err(WorkerError::Transient(format!("stream: {}", s.message()))),
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    };
+    conn_cancel.cancel();
+    // Cancel whatever still runs (its process groups die) and wait for the loops.
+    for (_, (_, ct)) in running.lock().drain() {
+        ct.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+    result
+}
+
+#[derive(Clone)]
+struct Fetcher {
+    rpc: WorkerServiceClient<Channel>,
+    session_hex: String,
+    shared: Arc<Shared>,
+}
+
+impl Fetcher {
+    /// Resolve an input: inline, held here, or fetched through the keeper.
+    async fn resolve(&self, i: &pb::Input) -> Result<Bytes, pb::ObjectRef> {
+        match &i.kind {
+            Some(pb::input::Kind::Value(v)) => Ok(v.clone()),
+            Some(pb::input::Kind::Remote(r)) => {
+                if let Some(b) = self.shared.objects.lock().get(&(r.task_id, r.index)) {
+                    return Ok(b.clone());
+                }
+                let mut req = tonic::Request::new(pb::FetchObjectRequest { object: Some(*r) });
+                if let Ok(v) = self.session_hex.parse() {
+                    req.metadata_mut().insert(gpunet_proto::WORKER_SESSION_METADATA, v);
+                }
+                match self.rpc.clone().fetch_object(req).await {
+                    Ok(d) => Ok(d.into_inner().data),
+                    Err(_) => Err(*r),
+                }
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_down(
+    m: pb::KeeperMessage,
+    shared: &Arc<Shared>,
+    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
+    running: &Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>>,
+    tasks: &mut JoinSet<()>,
+    fetcher: &Fetcher,
+    inline_limit: u64,
+    conn_cancel: &CancellationToken,
+) {
+    use pb::keeper_message::Msg as Down;
+    match m.msg {
+        Some(Down::Assign(a)) => {
+            for asg in a.tasks {
+                let ct = conn_cancel.child_token();
+                running.lock().insert(asg.task_id, (asg.attempt, ct.clone()));
+                let shared = shared.clone();
+                let up = up.clone();
+                let running = running.clone();
+                let fetcher = fetcher.clone();
+                let span = info_span!("task", task = asg.task_id, attempt = asg.attempt, lease = %asg.lease_id);
+                tasks.spawn(
+                    async move {
+                        let (id, attempt) = (asg.task_id, asg.attempt);
+                        let r = execute(&shared, &fetcher, asg, inline_limit, &ct).await;
+                        let still_ours = running.lock().remove(&id).is_some_and(|(a, _)| a == attempt);
+                        if still_ours || r.error_kind == pb::ErrorKind::Cancelled as i32 {
+                            let _ = up.send(pb::WorkerMessage { msg: Some(Up::Results(pb::TaskResults { results: vec![r] })) });
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        Some(Down::Cancel(c)) => {
+            if let Some((a, ct)) = running.lock().get(&c.task_id) {
+                if *a == c.attempt || c.attempt == 0 {
+                    ct.cancel();
+                }
+            }
+        }
+        Some(Down::Pull(p)) => {
+            let r = p.object.unwrap_or_default();
+            let data = shared.objects.lock().get(&(r.task_id, r.index)).cloned();
+            let _ = up.send(pb::WorkerMessage {
+                msg: Some(Up::Object(pb::ObjectReply { request_id: p.request_id, found: data.is_some(), data: data.unwrap_or_default() })),
+            });
+        }
+        Some(Down::Drop(d)) => {
+            let mut o = shared.objects.lock();
+            for r in d.objects {
+                o.remove(&(r.task_id, r.index));
+            }
+        }
+        Some(Down::Registered(_)) | None => {}
+    }
+}
+
+async fn execute(shared: &Arc<Shared>, fetcher: &Fetcher, a: pb::Assignment, inline_limit: u64, ct: &CancellationToken) -> pb::TaskResult {
+    let mut res = pb::TaskResult { task_id: a.task_id, attempt: a.attempt, ..Default::default() };
+    let mut inputs = Vec::with_capacity(a.inputs.len());
+    let mut lost = Vec::new();
+    for i in &a.inputs {
+        match fetcher.resolve(i).await {
+            Ok(b) => inputs.push(b),
+            Err(r) => lost.push(r),
+        }
+    }
+    let stdin = match &a.stdin {
+        Some(i) => match fetcher.resolve(i).await {
+            Ok(b) => b,
+            Err(r) => {
+                lost.push(r);
+                Bytes::new()
+            }
+        },
+        None => Bytes::new(),
+    };
+    if !lost.is_empty() {
+        res.error_kind = pb::ErrorKind::ObjectLost as i32;
+        res.error = format!("{} input(s) could not be fetched", lost.len());
+        res.lost = lost;
+        return res;
+    }
+    let spec = a.spec.unwrap_or_default();
+    let out = match spec.executor {
+        Some(pb::task_spec::Executor::Builtin(b)) => exec::builtin(&b, &inputs, ct).await,
+        Some(pb::task_spec::Executor::Process(p)) => {
+            let dir = shared.cfg.work_dir.join(format!("task-{}-{}", a.task_id, a.attempt));
+            let limits = exec::ProcessLimits {
+                time: if p.time_limit_ms > 0 { Duration::from_millis(p.time_limit_ms) } else { shared.cfg.default_time_limit },
+                memory: p.memory_limit_bytes,
+            };
+            exec::process(&p, stdin, &a.gpu_ids, &dir, limits, ct).await
+        }
+        Some(pb::task_spec::Executor::Proof(p)) => {
+            let proof = shared.proof.clone();
+            let r = tokio::task::spawn_blocking(move || proof.prove(&p.challenge, &mut |_c| {})).await;
+            match r {
+                Ok(Ok(b)) => exec::ExecOutcome { outputs: vec![b.into()], ..Default::default() },
+                Ok(Err(e)) => exec::ExecOutcome { kind: pb::ErrorKind::Application as i32, error: e, ..Default::default() },
+                Err(e) => exec::ExecOutcome { kind: pb::ErrorKind::Application as i32, error: e.to_string(), ..Default::default() },
+            }
+        }
+        None => exec::ExecOutcome { kind: pb::ErrorKind::Invalid as i32, error: "no executor".into(), ..Default::default() },
+    };
+    res.error_kind = out.kind;
+    res.error = out.error;
+    res.exit_code = out.exit_code;
+    if out.kind == pb::ErrorKind::None as i32 {
+        for (i, data) in out.outputs.into_iter().enumerate() {
+            let index = i as u32;
+            if data.len() as u64 <= inline_limit {
+                res.outputs.push(pb::Output { index, size: data.len() as u64, data, inline: true });
+            } else {
+                let size = data.len() as u64;
+                shared.objects.lock().insert((a.task_id, index), data);
+                res.outputs.push(pb::Output { index, size, data: Bytes::new(), inline: false });
+            }
+        }
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_exponential() {
+        let min = Duration::from_millis(50);
+        let max = Duration::from_secs(5);
+        assert_eq!(backoff(0, min, max), min);
+        assert_eq!(backoff(1, min, max), Duration::from_millis(100));
+        assert_eq!(backoff(3, min, max), Duration::from_millis(400));
+        assert_eq!(backoff(30, min, max), max);
+    }
+
+    #[test]
+    fn retryable_codes() {
+        assert!(is_retryable(Code::Unavailable));
+        assert!(is_retryable(Code::Internal));
+        assert!(!is_retryable(Code::PermissionDenied));
+        assert!(!is_retryable(Code::Unauthenticated));
+    }
+}
