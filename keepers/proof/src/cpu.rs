@@ -102,13 +102,9 @@ impl CpuBackend {
 impl RoundBackend for CpuBackend {
     fn name(&self) -> String {
         format!(
-            "CPU reference ({} threads, {} kernel)",
+            "CPU reference ({} threads, {:?} int8 kernel)",
             rayon::current_num_threads(),
-            if crate::gemm::vnni_available() {
-                "AVX-512 VNNI"
-            } else {
-                "portable"
-            }
+            crate::gemm::kernel()
         )
     }
 

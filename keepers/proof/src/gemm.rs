@@ -1,11 +1,11 @@
 //! Exact int8 x int8 -> int32 products on the CPU, in the "TN" form the whole crate uses:
 //! `out[r][c] = sum_k a[r][k] * b[c][k]` with both operands stored k-contiguous.
 //!
-//! Two kernels, chosen at run time: AVX-512 VNNI (`vpdpbusd`, 64 multiply-adds per
-//! instruction; signed x signed via the identity `a*b = (a+128)*b - 128*b`) and a portable
-//! one the compiler vectorises. Both are exact: with `k <= 65,536` every partial and final
-//! sum fits in `i32`, and the VNNI path uses wrapping arithmetic whose result is the true
-//! value because the true value fits.
+//! Kernels, chosen at run time: AVX-512 VNNI (`vpdpbusd`, 64 multiply-adds per instruction;
+//! signed x signed via the identity `a*b = (a+128)*b - 128*b`), AVX2 and SSE2 (`pmaddwd` on
+//! sign-extended 16-bit lanes), and a scalar one elsewhere. All are exact: with
+//! `k <= 65,536` every partial and final sum fits in `i32`, and the VNNI path uses wrapping
+//! arithmetic whose result is the true value because the true value fits.
 
 /// Register block: 4 rows of `a` against 4 rows of `b`.
 const RB: usize = 4;
@@ -26,15 +26,59 @@ pub fn dots(a: &[i8], ra: usize, b: &[i8], rb: usize, k: usize, out: &mut [i32],
     {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if vnni_available() {
-            // SAFETY: features checked; bounds checked above.
-            unsafe { dots_vnni(a, ra, b, rb, k, out, ld_out) };
-            return;
-        }
+    match kernel() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY (all three): the CPU has the features; bounds checked above.
+        Kernel::Vnni => unsafe { dots_vnni(a, ra, b, rb, k, out, ld_out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { dots_avx2(a, ra, b, rb, k, out, ld_out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Sse2 => unsafe { dots_sse2(a, ra, b, rb, k, out, ld_out) },
+        _ => dots_portable(a, ra, b, rb, k, out, ld_out),
     }
-    dots_portable(a, ra, b, rb, k, out, ld_out)
+}
+
+/// The int8 kernel in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 VNNI.
+    Vnni,
+    /// AVX2 `vpmaddwd`.
+    Avx2,
+    /// SSE2 `pmaddwd` (every x86_64 CPU).
+    Sse2,
+    /// Scalar.
+    Portable,
+}
+
+/// The fastest kernel this CPU runs. `GPUNET_PROOF_KERNEL=vnni|avx2|sse2|portable` caps it
+/// (for measuring what a keeper without AVX-512 pays); an unavailable choice is ignored.
+pub fn kernel() -> Kernel {
+    static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *K.get_or_init(|| {
+        let mut available = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            available.push(Kernel::Sse2);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                available.push(Kernel::Avx2);
+            }
+            if vnni_available() {
+                available.push(Kernel::Vnni);
+            }
+        }
+        let wanted = match std::env::var("GPUNET_PROOF_KERNEL").as_deref() {
+            Ok("vnni") => Some(Kernel::Vnni),
+            Ok("avx2") => Some(Kernel::Avx2),
+            Ok("sse2") => Some(Kernel::Sse2),
+            Ok("portable") => Some(Kernel::Portable),
+            _ => None,
+        };
+        match wanted {
+            Some(w) if available.contains(&w) => w,
+            _ => available.last().copied().unwrap_or(Kernel::Portable),
+        }
+    })
 }
 
 /// Whether the AVX-512 VNNI kernel runs on this CPU.
@@ -135,6 +179,110 @@ unsafe fn dots_vnni(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dots_avx2(
+    a: &[i8],
+    ra: usize,
+    b: &[i8],
+    rb: usize,
+    k: usize,
+    out: &mut [i32],
+    ld_out: usize,
+) {
+    use std::arch::x86_64::*;
+    // 2 x 4 block: 8 accumulators + 6 operands fit the 16 ymm registers.
+    for r0 in (0..ra).step_by(2) {
+        for c0 in (0..rb).step_by(RB) {
+            let ap: [*const i8; 2] = std::array::from_fn(|i| a[(r0 + i) * k..].as_ptr());
+            let bp: [*const i8; RB] = std::array::from_fn(|i| b[(c0 + i) * k..].as_ptr());
+            let mut acc = [[_mm256_setzero_si256(); RB]; 2];
+            let mut kk = 0;
+            while kk < k {
+                // SAFETY: kk + 16 <= k and every row has k bytes (checked by `dots`).
+                let av: [__m256i; 2] = std::array::from_fn(|i| unsafe {
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(ap[i].add(kk).cast()))
+                });
+                let bv: [__m256i; RB] = std::array::from_fn(|i| unsafe {
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(bp[i].add(kk).cast()))
+                });
+                for r in 0..2 {
+                    for c in 0..RB {
+                        acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(av[r], bv[c]));
+                    }
+                }
+                kk += 16;
+            }
+            for r in 0..2 {
+                for c in 0..RB {
+                    let v = acc[r][c];
+                    let s =
+                        _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                    out[(r0 + r) * ld_out + c0 + c] = hsum128(s);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn hsum128(v: std::arch::x86_64::__m128i) -> i32 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86_64.
+    unsafe {
+        let s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn dots_sse2(
+    a: &[i8],
+    ra: usize,
+    b: &[i8],
+    rb: usize,
+    k: usize,
+    out: &mut [i32],
+    ld_out: usize,
+) {
+    use std::arch::x86_64::*;
+    // Sign-extends 8 int8 to 8 int16: interleave each byte with itself, shift right 8.
+    #[inline(always)]
+    unsafe fn load8(p: *const i8) -> __m128i {
+        // SAFETY: the caller guarantees 8 readable bytes.
+        unsafe {
+            let x = _mm_loadl_epi64(p.cast());
+            _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8)
+        }
+    }
+    for r0 in (0..ra).step_by(2) {
+        for c0 in (0..rb).step_by(RB) {
+            let ap: [*const i8; 2] = std::array::from_fn(|i| a[(r0 + i) * k..].as_ptr());
+            let bp: [*const i8; RB] = std::array::from_fn(|i| b[(c0 + i) * k..].as_ptr());
+            let mut acc = [[_mm_setzero_si128(); RB]; 2];
+            let mut kk = 0;
+            while kk < k {
+                // SAFETY: kk + 8 <= k and every row has k bytes (checked by `dots`).
+                let av: [__m128i; 2] = std::array::from_fn(|i| unsafe { load8(ap[i].add(kk)) });
+                let bv: [__m128i; RB] = std::array::from_fn(|i| unsafe { load8(bp[i].add(kk)) });
+                for r in 0..2 {
+                    for c in 0..RB {
+                        acc[r][c] = _mm_add_epi32(acc[r][c], _mm_madd_epi16(av[r], bv[c]));
+                    }
+                }
+                kk += 8;
+            }
+            for r in 0..2 {
+                for c in 0..RB {
+                    out[(r0 + r) * ld_out + c0 + c] = hsum128(acc[r][c]);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +326,25 @@ mod tests {
         let mut port = vec![0i32; ra * rb];
         dots_portable(&a, ra, &b, rb, k, &mut port, rb);
         assert_eq!(port, expect);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut v = vec![0i32; ra * rb];
+            // SAFETY: SSE2 is baseline on x86_64; shapes are valid.
+            unsafe { dots_sse2(&a, ra, &b, rb, k, &mut v, rb) };
+            assert_eq!(v, expect, "sse2");
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut v = vec![0i32; ra * rb];
+                // SAFETY: feature checked.
+                unsafe { dots_avx2(&a, ra, &b, rb, k, &mut v, rb) };
+                assert_eq!(v, expect, "avx2");
+            }
+            if vnni_available() {
+                let mut v = vec![0i32; ra * rb];
+                // SAFETY: feature checked.
+                unsafe { dots_vnni(&a, ra, &b, rb, k, &mut v, rb) };
+                assert_eq!(v, expect, "vnni");
+            }
+        }
         assert_eq!(expect[0], 128 * 128 * k as i32);
         assert_eq!(expect[1], -128 * 127 * k as i32);
     }

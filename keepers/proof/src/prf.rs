@@ -171,20 +171,39 @@ fn fill_avx2(key: &[u32; 8], stream: u64, first_block: u64, out: &mut [u8]) {
 pub fn fill(key: &[u32; 8], stream: u64, first_block: u64, out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
+        match simd_level() {
             // SAFETY: the CPU supports the features the function was compiled for.
-            unsafe { fill_avx512(key, stream, first_block, out) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
+            2 => return unsafe { fill_avx512(key, stream, first_block, out) },
             // SAFETY: as above.
-            unsafe { fill_avx2(key, stream, first_block, out) };
-            return;
+            1 => return unsafe { fill_avx2(key, stream, first_block, out) },
+            _ => {}
         }
     }
     fill_body(key, stream, first_block, out)
+}
+
+/// 2 = AVX-512, 1 = AVX2, 0 = baseline; capped like the int8 kernel by
+/// `GPUNET_PROOF_KERNEL` (`avx2` caps at AVX2, `sse2`/`portable` at baseline).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> u8 {
+    static L: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *L.get_or_init(|| {
+        let cap = match std::env::var("GPUNET_PROOF_KERNEL").as_deref() {
+            Ok("avx2") => 1,
+            Ok("sse2") | Ok("portable") => 0,
+            _ => 2,
+        };
+        let have = if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            2
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            1
+        } else {
+            0
+        };
+        have.min(cap)
+    })
 }
 
 /// Fills consecutive rows (starting at `first_row`, `out.len() / row_len` of them) of a

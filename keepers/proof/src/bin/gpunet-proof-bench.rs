@@ -113,13 +113,9 @@ fn main() -> Res<()> {
     let args = parse_args()?;
     println!("# gpunet-proof-bench");
     println!(
-        "CPU: {} rayon threads, int8 kernel: {}",
+        "CPU: {} rayon threads, int8 kernel: {:?} (cap with GPUNET_PROOF_KERNEL=vnni|avx2|sse2|portable)",
         rayon::current_num_threads(),
-        if gpunet_proof::gemm::vnni_available() {
-            "AVX-512 VNNI"
-        } else {
-            "portable"
-        }
+        gpunet_proof::gemm::kernel()
     );
     if !args.skip_cpu {
         cpu_prover(&args)?;
