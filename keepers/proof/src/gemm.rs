@@ -238,6 +238,7 @@ fn hsum128(v: std::arch::x86_64::__m128i) -> i32 {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
 unsafe fn dots_sse2(
     a: &[i8],
     ra: usize,
