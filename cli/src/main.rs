@@ -8,6 +8,8 @@
 //!
 //! Every task command takes `--output json` for machine-readable output.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,18 @@ enum Cmd {
         conn: Conn,
         #[command(subcommand)]
         cmd: TaskCmd,
+    },
+    /// Side-by-side benchmark client (used by bench/run.sh).
+    #[command(hide = true)]
+    Bench {
+        #[command(flatten)]
+        conn: Conn,
+        /// Scale the task counts.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Clients in the multi-client workload.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
     },
     /// Keys.
     Key {
@@ -326,6 +340,10 @@ async fn main() -> Result<()> {
             }
         },
         Cmd::Task { conn, cmd } => task_cmd(conn, cmd).await?,
+        Cmd::Bench { conn, scale, clients } => {
+            let key = read_key(conn.key_file.as_ref().context("--key-file is required")?)?;
+            bench::run(&conn.keeper, &conn.lease, &key, scale, clients).await?;
+        }
     }
     Ok(())
 }

@@ -543,6 +543,23 @@ impl Core {
 
     /// Accept a batch of tasks for a lease. Returns their ids once the batch is durable.
     pub async fn submit(&self, lease: &Arc<str>, specs: Vec<pb::TaskSpec>) -> Result<Vec<u64>, KeeperError> {
+        let (ids, ack) = self.submit_nowait(lease, specs)?;
+        Self::durable(ack).await?;
+        Ok(ids)
+    }
+
+    /// Wait for a submission's durability acknowledgement.
+    pub async fn durable(ack: oneshot::Receiver<bool>) -> Result<(), KeeperError> {
+        match ack.await {
+            Ok(true) => Ok(()),
+            _ => Err(KeeperError::Db("could not persist the submission".into())),
+        }
+    }
+
+    /// Accept a batch and start it; the returned receiver completes when the batch is durable.
+    /// The ids must not be shown to the client before that (submit-and-wait overlaps the
+    /// commit with execution: a visible terminal state implies the submission is durable).
+    pub fn submit_nowait(&self, lease: &Arc<str>, specs: Vec<pb::TaskSpec>) -> Result<(Vec<u64>, oneshot::Receiver<bool>), KeeperError> {
         if specs.is_empty() {
             return Err(KeeperError::Invalid("no tasks".into()));
         }
@@ -650,10 +667,7 @@ impl Core {
             self.flush(inner, ctx);
             ids
         };
-        match ack_rx.await {
-            Ok(true) => Ok(ids),
-            _ => Err(KeeperError::Db("could not persist the submission".into())),
-        }
+        Ok((ids, ack_rx))
     }
 
     /// Count unfinished deps, register as dependent, and make ready if none.
@@ -1493,6 +1507,12 @@ impl Core {
     pub fn connected_workers(&self) -> usize {
         self.inner.lock().workers.len()
     }
+}
+
+/// Size of the keeper's in-memory task record (without its spec and outputs), for the
+/// memory-per-queued-task figure in BENCHMARKS.md.
+pub const fn task_struct_bytes() -> usize {
+    std::mem::size_of::<Task>()
 }
 
 fn pg_info(id: u64, i: &crate::sched::GroupInfo) -> pb::PlacementGroupInfo {
