@@ -2,7 +2,7 @@
 # Side-by-side dispatch benchmark: Ray vs a gpunet keeper + worker on this machine, in one run,
 # alternating rounds. Writes bench/results/<UTC time>/results.jsonl and prints a summary
 # (medians over rounds). Knobs: ROUNDS (3), SCALE (1.0), CPUS (2: logical CPUs given to Ray's
-# node and to the gpunet worker alike), CLIENTS (4), DURABILITY (immediate|none).
+# node and to the gpunet worker alike), CLIENTS (4), DURABILITY (immediate|none), SKIP_RAY (set: gpunet only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -60,7 +60,7 @@ run_ray() {
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  echo "round $r: ray" >&2; run_ray "$r"
+  if [ -z "${SKIP_RAY:-}" ]; then echo "round $r: ray" >&2; run_ray "$r"; fi
   echo "round $r: gpunet" >&2; run_gpunet "$r"
 done
 

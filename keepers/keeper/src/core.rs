@@ -93,6 +93,7 @@ struct Task {
     outputs: Vec<Out>,
     cancel_requested: bool,
     reconstructing: bool,
+    accept_deferred: bool,
     waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -320,6 +321,7 @@ impl Core {
                     outputs,
                     cancel_requested: false,
                     reconstructing: false,
+                    accept_deferred: false,
                     waiters: Vec::new(),
                 },
             );
@@ -543,8 +545,10 @@ impl Core {
 
     /// Accept a batch of tasks for a lease. Returns their ids once the batch is durable.
     pub async fn submit(&self, lease: &Arc<str>, specs: Vec<pb::TaskSpec>) -> Result<Vec<u64>, KeeperError> {
-        let (ids, ack) = self.submit_nowait(lease, specs)?;
-        Self::durable(ack).await?;
+        let (ids, ack) = self.submit_nowait(lease, specs, false)?;
+        if let Some(ack) = ack {
+            Self::durable(ack).await?;
+        }
         Ok(ids)
     }
 
@@ -557,9 +561,18 @@ impl Core {
     }
 
     /// Accept a batch and start it; the returned receiver completes when the batch is durable.
-    /// The ids must not be shown to the client before that (submit-and-wait overlaps the
-    /// commit with execution: a visible terminal state implies the submission is durable).
-    pub fn submit_nowait(&self, lease: &Arc<str>, specs: Vec<pb::TaskSpec>) -> Result<(Vec<u64>, oneshot::Receiver<bool>), KeeperError> {
+    /// The ids must not be shown to the client before that.
+    ///
+    /// With `defer_accept` (submit-and-wait), the acceptance records are not written at all:
+    /// a terminal record carries the whole task, and the client is answered only once its
+    /// tasks are durably terminal — or, for those still running at the deadline, after
+    /// [`Core::make_durable`]. This saves one commit per synchronous round trip.
+    pub fn submit_nowait(
+        &self,
+        lease: &Arc<str>,
+        specs: Vec<pb::TaskSpec>,
+        defer_accept: bool,
+    ) -> Result<(Vec<u64>, Option<oneshot::Receiver<bool>>), KeeperError> {
         if specs.is_empty() {
             return Err(KeeperError::Invalid("no tasks".into()));
         }
@@ -570,7 +583,7 @@ impl Core {
             validate_spec(i, s, specs.len())?;
         }
         let (ack_tx, ack_rx) = oneshot::channel();
-        let ids = {
+        let (ids, ack) = {
             let mut g = self.inner.lock();
             let inner = &mut *g;
             if inner.shutting_down {
@@ -651,23 +664,58 @@ impl Core {
                         outputs: Vec::new(),
                         cancel_requested: false,
                         reconstructing: false,
+                        accept_deferred: false,
                         waiters: Vec::new(),
                     },
                 );
-                if let Some(t) = inner.tasks.get(&id) {
-                    ctx.batch.tasks.push(t.record(id));
+                match inner.tasks.get_mut(&id) {
+                    Some(t) if defer_accept => t.accept_deferred = true,
+                    Some(t) => ctx.batch.tasks.push(t.record(id)),
+                    None => {}
                 }
             }
             for &id in &ids {
                 self.wire_deps_and_ready(inner, id, &mut ctx);
                 self.event(inner, id, &mut ctx);
             }
-            ctx.batch.ack = Some(ack_tx);
+            let ack = if defer_accept {
+                None
+            } else {
+                ctx.batch.ack = Some(ack_tx);
+                Some(ack_rx)
+            };
             self.metrics.tasks_submitted.inc_by(ids.len() as u64);
             self.flush(inner, ctx);
-            ids
+            (ids, ack)
         };
-        Ok((ids, ack_rx))
+        Ok((ids, ack))
+    }
+
+    /// Persist the acceptance of deferred tasks that are not durably terminal yet. Returns
+    /// None when there is nothing to wait for.
+    pub fn make_durable(&self, ids: &[u64]) -> Option<oneshot::Receiver<bool>> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut batch = Batch::default();
+        let mut pending = false;
+        for &id in ids {
+            let Some(t) = inner.tasks.get_mut(&id) else { continue };
+            if t.accept_deferred {
+                t.accept_deferred = false;
+                // A task already done has its terminal record queued (FIFO): nothing to add.
+                if t.phase != Phase::Done {
+                    batch.tasks.push(t.record(id));
+                }
+            }
+            pending |= !t.durable;
+        }
+        if !pending {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        batch.ack = Some(tx);
+        self.store.send(batch);
+        Some(rx)
     }
 
     /// Count unfinished deps, register as dependent, and make ready if none.

@@ -24,6 +24,8 @@
 //!
 //! `docs/dispatch.md` describes the protocol and the Ray semantics followed.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod client;
 pub mod config;

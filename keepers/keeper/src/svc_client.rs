@@ -64,9 +64,9 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
         let lease = self.auth(r.auth.as_ref())?;
         let span = info_span!("submit", lease = %lease, tasks = r.tasks.len());
         async move {
-            let (ids, ack) = self.core.submit_nowait(&lease, r.tasks)?;
+            let (ids, ack) = self.core.submit_nowait(&lease, r.tasks, r.wait_ms > 0)?;
             let mut outcomes = Vec::new();
-            if r.wait_ms == 0 {
+            if let Some(ack) = ack {
                 Core::durable(ack).await?;
             } else {
                 let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms).min(MAX_WAIT);
@@ -77,8 +77,10 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
                     let data = if st.state == pb::TaskState::Finished as i32 { self.core.inline_result(id).unwrap_or_default() } else { Default::default() };
                     outcomes.push(pb::TaskOutcome { status: Some(st), data, complete });
                 }
-                // Usually already resolved: a visible terminal state implies a durable submission.
-                Core::durable(ack).await?;
+                // Tasks still running at the deadline: persist their acceptance before answering.
+                if let Some(ack) = self.core.make_durable(&ids) {
+                    Core::durable(ack).await?;
+                }
             }
             Ok(Response::new(pb::SubmitResponse { task_ids: ids, outcomes }))
         }

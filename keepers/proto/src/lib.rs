@@ -9,6 +9,8 @@
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. The signing-message helpers live here so the
 //! worker, the keeper and clients build byte-identical messages.
 
+#![warn(missing_docs)]
+
 /// Generated code for package `gpunet.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -60,7 +60,8 @@ async fn test_silent_worker_is_declared_dead_within_bound_and_evidence_is_record
     let took = start.elapsed();
     assert_eq!(st.error_kind, pb::ErrorKind::WorkerDied as i32, "{st:?}");
     assert!(took >= dead_after, "declared dead too early: {took:?}");
-    assert!(took < dead_after + Duration::from_millis(700), "declared dead too late: {took:?}");
+    // Bound: dead_after plus one monitor tick (dead_after / 4), with slack for a loaded CI machine.
+    assert!(took < dead_after + Duration::from_millis(1000), "declared dead too late: {took:?}");
     env.workers[idx].kill();
     let keeper = env.keeper;
     keeper.shutdown().await.unwrap();

@@ -19,7 +19,11 @@ async fn test_restart_keeps_results_and_finishes_accepted_tasks() {
     let c = env.client().await;
     let done = c.submit(vec![task::builtin("echo", "kept")]).await.unwrap()[0];
     assert!(c.get(done, 0, T).await.unwrap().ready);
-    let slow = c.submit(vec![task::builtin("sleep", "300"), task::builtin("sleep", "300"), task::builtin("sleep", "300")]).await.unwrap();
+    let mut slow = c.submit(vec![task::builtin("sleep", "300"), task::builtin("sleep", "300"), task::builtin("sleep", "300")]).await.unwrap();
+    // Submit-and-wait that times out: its acceptance must still be durable when answered.
+    let r = c.submit_wait(vec![task::builtin("sleep", "300")], Duration::from_millis(20)).await.unwrap();
+    assert!(!r.outcomes[0].complete);
+    slow.extend(r.task_ids);
     let addr = env.keeper.addr;
     let Env { keeper, registry, leases, workers, user, .. } = env;
     keeper.shutdown().await.unwrap();
