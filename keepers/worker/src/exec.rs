@@ -273,3 +273,53 @@ impl ProofExecutor for GpunetProof {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use gpunet_proof::{ChallengeBody, ChallengeParams, GpuClass, PROTOCOL_VERSION, SignedChallenge};
+
+    #[test]
+    fn proof_executor_runs_a_small_challenge_and_streams_commits() {
+        let keeper = SigningKey::from_bytes(&[9; 32]);
+        let params = ChallengeParams { n: 64, inner: 64, rounds: 3, tile: 16, samples_per_round: 1, rounds_sampled: 1 };
+        let body = ChallengeBody {
+            version: PROTOCOL_VERSION,
+            slot: 1,
+            slot_hash: [1; 32],
+            epoch: 1,
+            keeper: keeper.verifying_key().to_bytes(),
+            worker: [2; 32],
+            gpu_class: GpuClass::CpuReference,
+            params,
+            keeper_entropy: [3; 32],
+        };
+        let ch = SignedChallenge::issue(&keeper, body).expect("issue");
+        let mut streamed = 0;
+        let out = GpunetProof.prove(&ch.encode(), &mut |_| streamed += 1).expect("proof runs");
+        assert_eq!(streamed, 3);
+        // Three length-prefixed commits.
+        let mut off = 0;
+        let mut n = 0;
+        while off < out.len() {
+            let len = u32::from_le_bytes(out[off..off + 4].try_into().unwrap()) as usize;
+            off += 4 + len;
+            n += 1;
+        }
+        assert_eq!((n, off), (3, out.len()));
+        assert!(GpunetProof.prove(b"garbage", &mut |_| {}).is_err());
+    }
+
+    #[tokio::test]
+    async fn builtins_behave() {
+        let ct = CancellationToken::new();
+        let b = |n: &str, p: &str| pb::BuiltinTask { name: n.into(), payload: Bytes::copy_from_slice(p.as_bytes()) };
+        assert_eq!(builtin(&b("echo", "a"), &[Bytes::from_static(b"b")], &ct).await.outputs[0], Bytes::from_static(b"ab"));
+        assert_eq!(builtin(&b("fill", "5"), &[], &ct).await.outputs[0].len(), 5);
+        assert_eq!(builtin(&b("fail", "x"), &[], &ct).await.kind, ErrorKind::Application as i32);
+        assert_eq!(builtin(&b("fill", "nope"), &[], &ct).await.kind, ErrorKind::Invalid as i32);
+        ct.cancel();
+        assert_eq!(builtin(&b("sleep", "10000"), &[], &ct).await.kind, ErrorKind::Cancelled as i32);
+    }
+}
