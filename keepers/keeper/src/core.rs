@@ -220,17 +220,15 @@ fn validate_spec(i: usize, s: &pb::TaskSpec, batch_len: usize) -> Result<(), Kee
         }
         _ => {}
     }
-    if let Some(r) = &s.resources {
-        if r.gpus > 64 {
+    if let Some(r) = &s.resources
+        && r.gpus > 64 {
             return Err(KeeperError::Invalid(format!("task {i}: at most 64 GPUs per task")));
         }
-    }
     for a in &s.args {
-        if let Some(pb::task_arg::Kind::BatchRef(j)) = a.kind {
-            if j as usize >= i || j as usize >= batch_len {
+        if let Some(pb::task_arg::Kind::BatchRef(j)) = a.kind
+            && (j as usize >= i || j as usize >= batch_len) {
                 return Err(KeeperError::Invalid(format!("task {i}: batch_ref {j} must name an earlier task of the batch")));
             }
-        }
     }
     Ok(())
 }
@@ -474,11 +472,10 @@ impl Core {
         let Some(c) = inner.clusters.get(lease) else { return };
         let state = Self::cluster_state(inner, c);
         let rec = ClusterRecord { state: state.to_string(), workers: c.members.iter().map(|m| m.to_string()).collect() };
-        if state == "ready" {
-            if let Some(c) = inner.clusters.get_mut(lease) {
+        if state == "ready"
+            && let Some(c) = inner.clusters.get_mut(lease) {
                 c.was_ready = true;
             }
-        }
         ctx.batch.clusters.push((lease.to_string(), rec));
     }
 
@@ -635,11 +632,10 @@ impl Core {
                         _ => None,
                     })
                     .collect();
-                if let Some(pb::task_spec::Executor::Process(p)) = &spec.executor {
-                    if let Some(pb::task_arg::Kind::Ref(r)) = p.stdin.as_ref().and_then(|a| a.kind.as_ref()) {
+                if let Some(pb::task_spec::Executor::Process(p)) = &spec.executor
+                    && let Some(pb::task_arg::Kind::Ref(r)) = p.stdin.as_ref().and_then(|a| a.kind.as_ref()) {
                         deps.push(r.task_id);
                     }
-                }
                 deps.sort_unstable();
                 deps.dedup();
                 let max_retries = spec.max_retries.unwrap_or(self.cfg.default_max_retries);
@@ -903,11 +899,10 @@ impl Core {
         let Some(t) = inner.tasks.get_mut(&id) else { return };
         let grant = t.grant.take();
         let lease = t.lease.clone();
-        if let Some(w) = t.worker.clone() {
-            if let Some(conn) = inner.workers.get_mut(&w) {
+        if let Some(w) = t.worker.clone()
+            && let Some(conn) = inner.workers.get_mut(&w) {
                 conn.running.remove(&id);
             }
-        }
         if let (Some(g), Some(c)) = (grant, inner.clusters.get_mut(&lease)) {
             c.sched.release(&g);
         }
@@ -1096,11 +1091,10 @@ impl Core {
 
     /// Note that a worker is alive.
     pub fn touch(&self, key: &Arc<str>, conn_id: u64) {
-        if let Some(w) = self.inner.lock().workers.get_mut(key) {
-            if w.conn_id == conn_id {
+        if let Some(w) = self.inner.lock().workers.get_mut(key)
+            && w.conn_id == conn_id {
                 w.last_seen = Instant::now();
             }
-        }
     }
 
     /// Worker says it is draining.
@@ -1110,11 +1104,10 @@ impl Core {
         let Some(w) = inner.workers.get_mut(key).filter(|w| w.conn_id == conn_id) else { return };
         w.draining = true;
         let (lease, idx) = (w.lease.clone(), w.idx);
-        if let (Some(l), Some(i)) = (lease, idx) {
-            if let Some(c) = inner.clusters.get_mut(&l) {
+        if let (Some(l), Some(i)) = (lease, idx)
+            && let Some(c) = inner.clusters.get_mut(&l) {
                 c.sched.set_draining(i);
             }
-        }
         info!(worker = %key, "worker draining");
     }
 
@@ -1160,13 +1153,11 @@ impl Core {
                 ErrorKind::ObjectLost if !r.lost.is_empty() => {
                     // Inputs gone: mark them lost, re-make them, run this task again.
                     for l in &r.lost {
-                        if let Some(p) = inner.tasks.get_mut(&l.task_id) {
-                            if let Some(o) = p.outputs.get_mut(l.index as usize) {
-                                if matches!(o, Out::Remote { .. }) {
+                        if let Some(p) = inner.tasks.get_mut(&l.task_id)
+                            && let Some(o) = p.outputs.get_mut(l.index as usize)
+                                && matches!(o, Out::Remote { .. }) {
                                     *o = Out::Lost;
                                 }
-                            }
-                        }
                     }
                     let rerun = inner.tasks.get_mut(&id).map(|t| {
                         t.lost_reruns += 1;
@@ -1296,11 +1287,10 @@ impl Core {
     /// An object reply from a worker.
     pub fn on_object_reply(&self, key: &Arc<str>, reply: pb::ObjectReply) {
         let mut g = self.inner.lock();
-        if let Some((wk, tx)) = g.pulls.remove(&reply.request_id) {
-            if wk == *key {
+        if let Some((wk, tx)) = g.pulls.remove(&reply.request_id)
+            && wk == *key {
                 let _ = tx.send(reply.found.then_some(reply.data));
             }
-        }
     }
 
     fn start_pull(&self, inner: &mut Inner, worker: &Arc<str>, r: pb::ObjectRef) -> Option<oneshot::Receiver<Option<Bytes>>> {
@@ -1398,13 +1388,11 @@ impl Core {
 
     fn mark_lost(&self, r: &pb::ObjectRef, worker: &Arc<str>) {
         let mut g = self.inner.lock();
-        if let Some(t) = g.tasks.get_mut(&r.task_id) {
-            if let Some(o) = t.outputs.get_mut(r.index as usize) {
-                if matches!(o, Out::Remote { worker: w, .. } if w == worker) {
+        if let Some(t) = g.tasks.get_mut(&r.task_id)
+            && let Some(o) = t.outputs.get_mut(r.index as usize)
+                && matches!(o, Out::Remote { worker: w, .. } if w == worker) {
                     *o = Out::Lost;
                 }
-            }
-        }
     }
 
     // ---------------------------------------------------------------- client side
@@ -1477,13 +1465,9 @@ impl Core {
             let rx = {
                 let mut g = self.inner.lock();
                 let t = g.tasks.get_mut(&id).filter(|t| t.lease == *lease).ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
-                if t.durable && t.phase == Phase::Done || t.durable && t.reconstructing {
-                    return Ok(self.status_of(id, t));
-                }
-                if t.durable {
-                    return Ok(self.status_of(id, t));
-                }
-                if timeout.is_zero() {
+                // `durable` is set once the terminal state is committed (and stays set while a
+                // lost output is being re-made).
+                if t.durable || timeout.is_zero() {
                     return Ok(self.status_of(id, t));
                 }
                 let (tx, rx) = oneshot::channel();
@@ -1523,14 +1507,13 @@ impl Core {
         let inner = &mut *g;
         let mut ctx = Ctx::default();
         for id in ids {
-            if let Some(t) = inner.tasks.get_mut(&id) {
-                if t.phase == Phase::Done || t.reconstructing {
+            if let Some(t) = inner.tasks.get_mut(&id)
+                && (t.phase == Phase::Done || t.reconstructing) {
                     t.durable = true;
                     for w in t.waiters.drain(..) {
                         let _ = w.send(());
                     }
                 }
-            }
             self.event(inner, id, &mut ctx);
         }
         if self.events.receiver_count() > 0 {

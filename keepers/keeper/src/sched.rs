@@ -265,22 +265,20 @@ impl Scheduler {
 
     fn avail_insert(&mut self, idx: WorkerIdx) {
         let pos = self.avail.len();
-        if let Some(w) = self.worker_mut(idx) {
-            if w.avail_pos.is_none() && w.alive && !w.draining && w.free.any() {
+        if let Some(w) = self.worker_mut(idx)
+            && w.avail_pos.is_none() && w.alive && !w.draining && w.free.any() {
                 w.avail_pos = Some(pos);
                 self.avail.push(idx);
             }
-        }
     }
 
     fn avail_remove(&mut self, idx: WorkerIdx) {
         let Some(pos) = self.worker_mut(idx).and_then(|w| w.avail_pos.take()) else { return };
         self.avail.swap_remove(pos);
-        if let Some(&moved) = self.avail.get(pos) {
-            if let Some(w) = self.worker_mut(moved) {
+        if let Some(&moved) = self.avail.get(pos)
+            && let Some(w) = self.worker_mut(moved) {
                 w.avail_pos = Some(pos);
             }
-        }
     }
 
     /// Add a live worker. Its GPUs are indices `0..res.gpus` (at most 64).
@@ -394,11 +392,10 @@ impl Scheduler {
             }
         }
         let class = self.class_of(req);
-        if self.queues[class].is_empty() {
-            if let Some(g) = self.try_place(req) {
+        if self.queues[class].is_empty()
+            && let Some(g) = self.try_place(req) {
                 return Decision::Run(g);
             }
-        }
         self.enqueue(class, task);
         Decision::Queued
     }
@@ -432,12 +429,11 @@ impl Scheduler {
     /// Give back what a finished task held.
     pub fn release(&mut self, g: &Grant) {
         if let Some((pg, b)) = g.bundle {
-            if let Some(bd) = self.groups.get_mut(&pg).and_then(|gr| gr.bundles.get_mut(b as usize)) {
-                if bd.worker == Some(g.worker) {
+            if let Some(bd) = self.groups.get_mut(&pg).and_then(|gr| gr.bundles.get_mut(b as usize))
+                && bd.worker == Some(g.worker) {
                     bd.free.add(&g.res);
                     bd.free_gpus |= g.gpus;
                 }
-            }
             return;
         }
         let Some(w) = self.worker_mut(g.worker) else { return };
@@ -458,8 +454,7 @@ impl Scheduler {
         while i < self.nonempty.len() {
             let class = self.nonempty[i];
             let req = self.class_reqs[class].clone();
-            loop {
-                let Some(&head) = self.queues[class].front() else { break };
+            while let Some(&head) = self.queues[class].front() {
                 if self.cancelled.remove(&head) {
                     self.queues[class].pop_front();
                     continue;

@@ -227,11 +227,10 @@ impl Store {
                     }
                     visible.extend(b.visible);
                 }
-                if ok && !visible.is_empty() {
-                    if let Some(sink) = sink_slot.lock().as_ref() {
+                if ok && !visible.is_empty()
+                    && let Some(sink) = sink_slot.lock().as_ref() {
                         sink(visible);
                     }
-                }
             }
         })?;
         Ok((Store { tx: parking_lot::Mutex::new(Some(tx)), thread: parking_lot::Mutex::new(Some(thread)) }, loaded))

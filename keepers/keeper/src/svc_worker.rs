@@ -132,7 +132,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
             .metadata()
             .get(gpunet_proto::WORKER_SESSION_METADATA)
             .and_then(|v| v.to_str().ok())
-            .and_then(|s| decode_hex(s))
+            .and_then(decode_hex)
             .ok_or_else(|| Status::unauthenticated("missing worker session"))?;
         if !self.core.worker_session_ok(&session) {
             return Err(Status::unauthenticated("unknown worker session"));
@@ -145,7 +145,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
 
 /// Decode lowercase/uppercase hex.
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()

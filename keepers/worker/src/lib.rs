@@ -410,11 +410,10 @@ fn handle_down(
             }
         }
         Some(Down::Cancel(c)) => {
-            if let Some((a, ct)) = running.lock().get(&c.task_id) {
-                if *a == c.attempt || c.attempt == 0 {
+            if let Some((a, ct)) = running.lock().get(&c.task_id)
+                && (*a == c.attempt || c.attempt == 0) {
                     ct.cancel();
                 }
-            }
         }
         Some(Down::Pull(p)) => {
             let r = p.object.unwrap_or_default();
