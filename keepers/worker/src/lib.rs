@@ -79,11 +79,14 @@ pub struct WorkerConfig {
     pub backoff_max: Duration,
     /// How long to wait for running tasks when draining.
     pub drain_timeout: Duration,
+    /// Most bytes of outputs held for fetching; the oldest are evicted beyond it (the keeper
+    /// re-makes an evicted object from its task if it is needed again).
+    pub object_store_bytes: u64,
 }
 
 impl WorkerConfig {
     /// Defaults: 4 CPUs, 16 GiB, work dir under the system temp dir, 1 h time limit, backoff
-    /// 50 ms → 5 s, drain 30 s.
+    /// 50 ms → 5 s, drain 30 s, 4 GiB of held outputs.
     pub fn new(keeper_url: &str, provider: &str, key: SigningKey) -> Self {
         Self {
             keeper_url: keeper_url.to_string(),
@@ -98,6 +101,7 @@ impl WorkerConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
+            object_store_bytes: 4 << 30,
         }
     }
 }
@@ -112,11 +116,53 @@ pub fn is_retryable(code: Code) -> bool {
     !matches!(code, Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument | Code::Unimplemented)
 }
 
+/// Outputs above the inline limit, kept for fetching, oldest evicted first beyond a byte cap.
+/// There is no distributed reference counting (Ray has it): eviction plus lineage
+/// re-execution bound memory instead.
+struct ObjectStore {
+    map: HashMap<(u64, u32), Bytes>,
+    order: std::collections::VecDeque<(u64, u32)>,
+    bytes: u64,
+    cap: u64,
+}
+
+impl ObjectStore {
+    fn new(cap: u64) -> Self {
+        Self { map: HashMap::new(), order: Default::default(), bytes: 0, cap }
+    }
+    fn get(&self, k: &(u64, u32)) -> Option<&Bytes> {
+        self.map.get(k)
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn insert(&mut self, k: (u64, u32), v: Bytes) {
+        self.bytes += v.len() as u64;
+        if let Some(old) = self.map.insert(k, v) {
+            self.bytes -= old.len() as u64;
+        } else {
+            self.order.push_back(k);
+        }
+        while self.bytes > self.cap {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(b) = self.map.remove(&oldest) {
+                self.bytes -= b.len() as u64;
+            }
+        }
+    }
+    fn remove(&mut self, k: (u64, u32)) {
+        if let Some(b) = self.map.remove(&k) {
+            self.bytes -= b.len() as u64;
+            self.order.retain(|x| *x != k);
+        }
+    }
+}
+
 /// State shared between connections of one worker process.
 struct Shared {
     cfg: WorkerConfig,
     hw: Hardware,
-    objects: Mutex<HashMap<(u64, u32), Bytes>>,
+    objects: Mutex<ObjectStore>,
     proof: Arc<dyn ProofExecutor>,
     pause_heartbeats: AtomicBool,
     worker_id: String,
@@ -175,12 +221,13 @@ pub fn spawn(cfg: WorkerConfig) -> WorkerHandle {
 /// Start a worker with a given proof executor.
 pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHandle {
     let hw = hw::hardware(cfg.declared_gpus.as_ref());
+    let cfg_object_bytes = cfg.object_store_bytes;
     let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
     info!(worker = %worker_id, note = %hw.note, "hardware");
     let shared = Arc::new(Shared {
         cfg,
         hw,
-        objects: Mutex::new(HashMap::new()),
+        objects: Mutex::new(ObjectStore::new(cfg_object_bytes)),
         proof,
         pause_heartbeats: AtomicBool::new(false),
         worker_id: worker_id.clone(),
@@ -399,7 +446,7 @@ fn handle_down(
                 tasks.spawn(
                     async move {
                         let (id, attempt) = (asg.task_id, asg.attempt);
-                        let r = execute(&shared, &fetcher, asg, inline_limit, &ct).await;
+                        let r = execute(&shared, &fetcher, asg, inline_limit, &ct, &up).await;
                         let still_ours = running.lock().remove(&id).is_some_and(|(a, _)| a == attempt);
                         if still_ours || r.error_kind == pb::ErrorKind::Cancelled as i32 {
                             let _ = up.send(pb::WorkerMessage { msg: Some(Up::Results(pb::TaskResults { results: vec![r] })) });
@@ -425,14 +472,21 @@ fn handle_down(
         Some(Down::Drop(d)) => {
             let mut o = shared.objects.lock();
             for r in d.objects {
-                o.remove(&(r.task_id, r.index));
+                o.remove((r.task_id, r.index));
             }
         }
         Some(Down::Registered(_)) | None => {}
     }
 }
 
-async fn execute(shared: &Arc<Shared>, fetcher: &Fetcher, a: pb::Assignment, inline_limit: u64, ct: &CancellationToken) -> pb::TaskResult {
+async fn execute(
+    shared: &Arc<Shared>,
+    fetcher: &Fetcher,
+    a: pb::Assignment,
+    inline_limit: u64,
+    ct: &CancellationToken,
+    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
+) -> pb::TaskResult {
     let mut res = pb::TaskResult { task_id: a.task_id, attempt: a.attempt, ..Default::default() };
     let mut inputs = Vec::with_capacity(a.inputs.len());
     let mut lost = Vec::new();
@@ -471,7 +525,18 @@ async fn execute(shared: &Arc<Shared>, fetcher: &Fetcher, a: pb::Assignment, inl
         }
         Some(pb::task_spec::Executor::Proof(p)) => {
             let proof = shared.proof.clone();
-            let r = tokio::task::spawn_blocking(move || proof.prove(&p.challenge, &mut |_c| {})).await;
+            let up = up.clone();
+            let task_id = a.task_id;
+            // Each round's commit goes to the keeper as soon as it exists (the gaps between
+            // them time the GPU without the network's round trip).
+            let r = tokio::task::spawn_blocking(move || {
+                proof.prove(&p.challenge, &mut |c| {
+                    let _ = up.send(pb::WorkerMessage {
+                        msg: Some(Up::ProofCommit(pb::ProofCommitMsg { task_id, commit: c.into() })),
+                    });
+                })
+            })
+            .await;
             match r {
                 Ok(Ok(b)) => exec::ExecOutcome { outputs: vec![b.into()], ..Default::default() },
                 Ok(Err(e)) => exec::ExecOutcome { kind: pb::ErrorKind::Application as i32, error: e, ..Default::default() },
@@ -518,5 +583,23 @@ mod tests {
         assert!(is_retryable(Code::Internal));
         assert!(!is_retryable(Code::PermissionDenied));
         assert!(!is_retryable(Code::Unauthenticated));
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+
+    #[test]
+    fn object_store_evicts_oldest_beyond_cap() {
+        let mut s = ObjectStore::new(10);
+        s.insert((1, 0), Bytes::from_static(b"aaaa"));
+        s.insert((2, 0), Bytes::from_static(b"bbbb"));
+        s.insert((3, 0), Bytes::from_static(b"cccc"));
+        assert!(s.get(&(1, 0)).is_none());
+        assert!(s.get(&(3, 0)).is_some());
+        assert_eq!(s.bytes, 8);
+        s.remove((2, 0));
+        assert_eq!((s.len(), s.bytes), (1, 4));
     }
 }
