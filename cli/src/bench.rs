@@ -30,7 +30,11 @@ async fn async_throughput(c: &Client, n: usize, batch: usize, inflight: usize) -
             let k = batch.min(n - sent);
             sent += k;
             let c = c.clone();
-            set.spawn(async move { c.submit_wait(vec![noop(); k], WAIT).await.map(|r| r.outcomes.iter().filter(|o| o.complete).count()) });
+            set.spawn(async move {
+                c.submit_wait(vec![noop(); k], WAIT)
+                    .await
+                    .map(|r| r.outcomes.iter().filter(|o| o.complete).count())
+            });
         }
         if let Some(r) = set.join_next().await {
             done += r??;
@@ -40,7 +44,13 @@ async fn async_throughput(c: &Client, n: usize, batch: usize, inflight: usize) -
 }
 
 /// Run every workload once; `clients` sessions for the multi-client case.
-pub async fn run(url: &str, lease: &str, key: &SigningKey, scale: f64, clients: usize) -> Result<()> {
+pub async fn run(
+    url: &str,
+    lease: &str,
+    key: &SigningKey,
+    scale: f64,
+    clients: usize,
+) -> Result<()> {
     let c = Client::connect(url, lease, key).await?;
     let n = |x: f64| ((x * scale) as usize).max(10);
     // Warm up.
@@ -54,14 +64,20 @@ pub async fn run(url: &str, lease: &str, key: &SigningKey, scale: f64, clients: 
         anyhow::ensure!(r.outcomes[0].complete, "task did not complete");
         lat.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    println!("{}", json!({"system": "gpunet", "workload": "sync_noop", "n": lat.len(), "p50_us": pct(&mut lat, 0.5), "p99_us": pct(&mut lat, 0.99)}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": "sync_noop", "n": lat.len(), "p50_us": pct(&mut lat, 0.5), "p99_us": pct(&mut lat, 0.99)})
+    );
 
     // 2. One client, asynchronous.
     let total = n(50_000.0);
     let t = Instant::now();
     let done = async_throughput(&c, total, 1000, 4).await?;
     let s = t.elapsed().as_secs_f64();
-    println!("{}", json!({"system": "gpunet", "workload": "async_noop_1_client", "n": done, "tasks_per_s": done as f64 / s}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": "async_noop_1_client", "n": done, "tasks_per_s": done as f64 / s})
+    );
 
     // 3. Several clients, asynchronous (separate sessions and connections).
     let mut cs = Vec::new();
@@ -79,7 +95,10 @@ pub async fn run(url: &str, lease: &str, key: &SigningKey, scale: f64, clients: 
         done += r??;
     }
     let s = t.elapsed().as_secs_f64();
-    println!("{}", json!({"system": "gpunet", "workload": format!("async_noop_{clients}_clients"), "n": done, "tasks_per_s": done as f64 / s}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": format!("async_noop_{clients}_clients"), "n": done, "tasks_per_s": done as f64 / s})
+    );
 
     // 4. Tasks returning 1 MiB, fetched by the client.
     let m = n(200.0);
@@ -91,7 +110,10 @@ pub async fn run(url: &str, lease: &str, key: &SigningKey, scale: f64, clients: 
     }
     let s = t.elapsed().as_secs_f64();
     anyhow::ensure!(bytes == m << 20, "short results");
-    println!("{}", json!({"system": "gpunet", "workload": "result_1mib", "n": m, "tasks_per_s": m as f64 / s, "mib_per_s": bytes as f64 / s / 1048576.0}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": "result_1mib", "n": m, "tasks_per_s": m as f64 / s, "mib_per_s": bytes as f64 / s / 1048576.0})
+    );
 
     // 5. A chain of 1,000 dependent tasks, submitted as one DAG.
     let mut chain = vec![noop()];
@@ -105,15 +127,31 @@ pub async fn run(url: &str, lease: &str, key: &SigningKey, scale: f64, clients: 
     let last = *ids.last().unwrap_or(&0);
     c.get(last, 0, WAIT).await?;
     let s = t.elapsed().as_secs_f64();
-    println!("{}", json!({"system": "gpunet", "workload": "chain_1000", "n": 1000, "seconds": s, "us_per_task": s * 1e6 / 1000.0}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": "chain_1000", "n": 1000, "seconds": s, "us_per_task": s * 1e6 / 1000.0})
+    );
 
     // 6. /bin/true as a process task.
     let p = n(200.0);
     let t = Instant::now();
-    let r = c.submit_wait(vec![task::process(&["/bin/true"]); p], WAIT).await?;
+    let r = c
+        .submit_wait(vec![task::process(&["/bin/true"]); p], WAIT)
+        .await?;
     let s = t.elapsed().as_secs_f64();
-    let ok = r.outcomes.iter().filter(|o| o.status.as_ref().is_some_and(|s| s.state == pb::TaskState::Finished as i32)).count();
+    let ok = r
+        .outcomes
+        .iter()
+        .filter(|o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.state == pb::TaskState::Finished as i32)
+        })
+        .count();
     anyhow::ensure!(ok == p, "process tasks failed");
-    println!("{}", json!({"system": "gpunet", "workload": "process_bin_true", "n": p, "tasks_per_s": p as f64 / s}));
+    println!(
+        "{}",
+        json!({"system": "gpunet", "workload": "process_bin_true", "n": p, "tasks_per_s": p as f64 / s})
+    );
     Ok(())
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use gpunet_sdk::gpunet::instructions::{
-    LeaseOpenArgs, ProviderRegisterArgs, ProviderUpdateArgs,
-};
+use gpunet_sdk::gpunet::instructions::{LeaseOpenArgs, ProviderRegisterArgs, ProviderUpdateArgs};
 use gpunet_sdk::gpunet::state::{Config, GpuClass, GpuOffer, Keeper, Lease, Provider};
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::{GpunetClient, LeaseFilter, ProviderFilter, SdkError, pda, setup, token};
@@ -24,7 +22,13 @@ use solana_sdk::signature::{Keypair, Signature, Signer, read_keypair_file};
 #[derive(Args, Debug, Clone)]
 pub struct ChainOpts {
     /// JSON-RPC URL or moniker: localhost, devnet, mainnet-beta, testnet.
-    #[arg(long, short = 'u', global = true, default_value = "localhost", env = "GPUNET_URL")]
+    #[arg(
+        long,
+        short = 'u',
+        global = true,
+        default_value = "localhost",
+        env = "GPUNET_URL"
+    )]
     pub url: String,
     /// Keypair file that signs and pays.
     #[arg(long, short = 'k', global = true, env = "GPUNET_KEYPAIR")]
@@ -45,7 +49,9 @@ pub enum Output {
 
 /// The default keypair path, as the Solana CLI's.
 pub fn default_keypair_path() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".config").join("solana").join("id.json")
 }
 
@@ -249,7 +255,10 @@ async fn send(
 ) -> Result<Signature> {
     let spinner = if output == Output::Table {
         let pb = ProgressBar::new_spinner();
-        pb.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         pb.set_message(format!("{what}: waiting for confirmation"));
         pb.enable_steady_tick(Duration::from_millis(100));
         Some(pb)
@@ -266,9 +275,15 @@ async fn send(
 /// A person-readable error.
 fn explain(e: SdkError, what: &str) -> anyhow::Error {
     match e {
-        SdkError::Program { error, .. } => anyhow!("{what} refused: {} — {}", error.name, error.message),
-        SdkError::Anchor { code, name, .. } => anyhow!("{what} refused: {name} (Anchor error {code})"),
-        SdkError::Token { message, .. } => anyhow!("{what} refused by the token program: {message}"),
+        SdkError::Program { error, .. } => {
+            anyhow!("{what} refused: {} — {}", error.name, error.message)
+        }
+        SdkError::Anchor { code, name, .. } => {
+            anyhow!("{what} refused: {name} (Anchor error {code})")
+        }
+        SdkError::Token { message, .. } => {
+            anyhow!("{what} refused by the token program: {message}")
+        }
         SdkError::NotFound { kind, address } => anyhow!("no {kind} at {address}"),
         SdkError::Rpc(e) => anyhow!("{what}: cannot reach the cluster: {e}"),
         other => anyhow!("{what}: {other}"),
@@ -276,7 +291,10 @@ fn explain(e: SdkError, what: &str) -> anyhow::Error {
 }
 
 async fn need_tokens(client: &GpunetClient, account: &Pubkey, need: u64) -> Result<()> {
-    let have = client.token_balance(account).await.map_err(|e| explain(e, "balance"))?;
+    let have = client
+        .token_balance(account)
+        .await
+        .map_err(|e| explain(e, "balance"))?;
     if have < need {
         bail!("insufficient funds: need {need}, have {have} (in {account})");
     }
@@ -285,20 +303,27 @@ async fn need_tokens(client: &GpunetClient, account: &Pubkey, need: u64) -> Resu
 
 async fn config(client: &GpunetClient) -> Result<Config> {
     client.config().await.map_err(|e| match e {
-        SdkError::NotFound { .. } => anyhow!("gpunet is not initialised on this cluster (run `gpunet config init`)"),
+        SdkError::NotFound { .. } => {
+            anyhow!("gpunet is not initialised on this cluster (run `gpunet config init`)")
+        }
         other => explain(other, "config"),
     })
 }
 
 fn print(output: Output, value: Value, table: impl FnOnce()) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ),
         Output::Table => table(),
     }
 }
 
 fn location(bytes: &[u8; 16]) -> String {
-    String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string()
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches('\0')
+        .to_string()
 }
 
 fn provider_json(address: &Pubkey, p: &Provider) -> Value {
@@ -405,7 +430,12 @@ fn done(output: Output, what: &str, sig: &Signature, extra: Value) {
         println!("{what}: done ({sig})");
         if let Some(e) = extra.as_object() {
             for (k, val) in e {
-                println!("  {k}: {}", val.as_str().map(str::to_owned).unwrap_or_else(|| val.to_string()));
+                println!(
+                    "  {k}: {}",
+                    val.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| val.to_string())
+                );
             }
         }
     });
@@ -427,9 +457,10 @@ pub async fn run_config(opts: &ChainOpts, cmd: ConfigCmd) -> Result<()> {
                 Ok(a) if a.data.len() > 44 => a.data[44],
                 _ => bail!("no mint at {mint}"),
             };
-            let treasury = setup::init_config(&client, &admin, &mint, setup::default_params(decimals))
-                .await
-                .map_err(|e| explain(e, "config init"))?;
+            let treasury =
+                setup::init_config(&client, &admin, &mint, setup::default_params(decimals))
+                    .await
+                    .map_err(|e| explain(e, "config init"))?;
             let v = json!({"admin": admin.pubkey().to_string(), "mint": mint.to_string(), "treasury": treasury.to_string()});
             print(opts.output, v.clone(), || {
                 println!("gpunet initialised");
@@ -448,7 +479,7 @@ pub async fn run_config(opts: &ChainOpts, cmd: ConfigCmd) -> Result<()> {
                 "active_keepers": c.active_keepers,
                 "protocol_fee_bps": p.protocol_fee_bps,
                 "keeper_fee_bps": p.keeper_fee_bps,
-                "min_stake_per_gpu": GpuClass::ALL.iter().map(|g| (format!("{g:?}"), p.min_stake_per_gpu[g.index()])).collect::<serde_json::Map<_, _>>(),
+                "min_stake_per_gpu": GpuClass::ALL.iter().map(|g| (format!("{g:?}"), json!(p.min_stake_per_gpu[g.index()]))).collect::<serde_json::Map<_, _>>(),
                 "keeper_bond": p.keeper_bond,
                 "unbonding_period_s": p.unbonding_period,
                 "checkpoint_interval_s": p.checkpoint_interval,
@@ -473,8 +504,20 @@ pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
             let c = config(&client).await?;
             let from = token::ata(&w.pubkey(), &c.mint);
             need_tokens(&client, &from, c.params.keeper_bond).await?;
-            let sig = send(&client, "keeper register", &[ix::keeper_register(&w.pubkey(), &from, &c.mint)], &w, opts.output).await?;
-            done(opts.output, "keeper register", &sig, json!({"keeper": pda::keeper(&w.pubkey()).to_string(), "bond": c.params.keeper_bond}));
+            let sig = send(
+                &client,
+                "keeper register",
+                &[ix::keeper_register(&w.pubkey(), &from, &c.mint)],
+                &w,
+                opts.output,
+            )
+            .await?;
+            done(
+                opts.output,
+                "keeper register",
+                &sig,
+                json!({"keeper": pda::keeper(&w.pubkey()).to_string(), "bond": c.params.keeper_bond}),
+            );
         }
         KeeperChainCmd::Show { wallet } => {
             let wallet = match wallet {
@@ -493,7 +536,15 @@ pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
             let v = Value::Array(list.iter().map(|(a, k)| keeper_json(a, k)).collect());
             print(opts.output, v, || {
                 table(
-                    &["KEEPER WALLET", "STATUS", "INDEX", "BOND", "LEASES", "SERVED", "FEES"],
+                    &[
+                        "KEEPER WALLET",
+                        "STATUS",
+                        "INDEX",
+                        "BOND",
+                        "LEASES",
+                        "SERVED",
+                        "FEES",
+                    ],
                     list.iter()
                         .map(|(_, k)| {
                             vec![
@@ -518,24 +569,64 @@ pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
 pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
     let client = opts.client();
     match cmd {
-        ProviderCmd::Register { region, zone, endpoint, gpu_class, gpus, vram, price, workers } => {
+        ProviderCmd::Register {
+            region,
+            zone,
+            endpoint,
+            gpu_class,
+            gpus,
+            vram,
+            price,
+            workers,
+        } => {
             let w = opts.signer()?;
             let c = config(&client).await?;
-            let workers = if workers.is_empty() { vec![w.pubkey()] } else { workers };
+            let workers = if workers.is_empty() {
+                vec![w.pubkey()]
+            } else {
+                workers
+            };
             let args = ProviderRegisterArgs {
                 region,
                 zone,
                 endpoint,
-                gpu: GpuOffer { class: gpu_class.into(), count: gpus, vram_gib: vram, price_per_gpu_second: price },
+                gpu: GpuOffer {
+                    class: gpu_class.into(),
+                    count: gpus,
+                    vram_gib: vram,
+                    price_per_gpu_second: price,
+                },
                 workers,
             };
-            let sig = send(&client, "provider register", &[ix::provider_register(&w.pubkey(), &c.mint, args)], &w, opts.output).await?;
+            let sig = send(
+                &client,
+                "provider register",
+                &[ix::provider_register(&w.pubkey(), &c.mint, args)],
+                &w,
+                opts.output,
+            )
+            .await?;
             let min = c.min_stake(gpu_class.into(), gpus).unwrap_or(0);
-            done(opts.output, "provider register", &sig, json!({"provider": pda::provider(&w.pubkey()).to_string(), "minimum_stake": min}));
+            done(
+                opts.output,
+                "provider register",
+                &sig,
+                json!({"provider": pda::provider(&w.pubkey()).to_string(), "minimum_stake": min}),
+            );
         }
-        ProviderCmd::Update { region, zone, endpoint, gpus, price, workers } => {
+        ProviderCmd::Update {
+            region,
+            zone,
+            endpoint,
+            gpus,
+            price,
+            workers,
+        } => {
             let w = opts.signer()?;
-            let current = client.provider(&w.pubkey()).await.map_err(|e| explain(e, "provider"))?;
+            let current = client
+                .provider(&w.pubkey())
+                .await
+                .map_err(|e| explain(e, "provider"))?;
             let gpu = (gpus.is_some() || price.is_some()).then(|| GpuOffer {
                 count: gpus.unwrap_or(current.gpu.count),
                 price_per_gpu_second: price.unwrap_or(current.gpu.price_per_gpu_second),
@@ -548,7 +639,14 @@ pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
                 gpu,
                 workers: (!workers.is_empty()).then_some(workers),
             };
-            let sig = send(&client, "provider update", &[ix::provider_update(&w.pubkey(), args)], &w, opts.output).await?;
+            let sig = send(
+                &client,
+                "provider update",
+                &[ix::provider_update(&w.pubkey(), args)],
+                &w,
+                opts.output,
+            )
+            .await?;
             done(opts.output, "provider update", &sig, json!({}));
         }
         ProviderCmd::Stake { amount } => {
@@ -556,15 +654,45 @@ pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
             let c = config(&client).await?;
             let from = token::ata(&w.pubkey(), &c.mint);
             need_tokens(&client, &from, amount).await?;
-            let sig = send(&client, "provider stake", &[ix::provider_stake(&w.pubkey(), &from, &c.mint, amount)], &w, opts.output).await?;
-            let p = client.provider(&w.pubkey()).await.map_err(|e| explain(e, "provider"))?;
-            done(opts.output, "provider stake", &sig, json!({"staked": p.staked}));
+            let sig = send(
+                &client,
+                "provider stake",
+                &[ix::provider_stake(&w.pubkey(), &from, &c.mint, amount)],
+                &w,
+                opts.output,
+            )
+            .await?;
+            let p = client
+                .provider(&w.pubkey())
+                .await
+                .map_err(|e| explain(e, "provider"))?;
+            done(
+                opts.output,
+                "provider stake",
+                &sig,
+                json!({"staked": p.staked}),
+            );
         }
         ProviderCmd::Unstake { amount } => {
             let w = opts.signer()?;
-            let sig = send(&client, "provider unstake", &[ix::provider_unstake_request(&w.pubkey(), amount)], &w, opts.output).await?;
-            let p = client.provider(&w.pubkey()).await.map_err(|e| explain(e, "provider"))?;
-            done(opts.output, "provider unstake", &sig, json!({"unbonding": p.unbonding, "withdrawable_at": p.unbonding_ends_at}));
+            let sig = send(
+                &client,
+                "provider unstake",
+                &[ix::provider_unstake_request(&w.pubkey(), amount)],
+                &w,
+                opts.output,
+            )
+            .await?;
+            let p = client
+                .provider(&w.pubkey())
+                .await
+                .map_err(|e| explain(e, "provider"))?;
+            done(
+                opts.output,
+                "provider unstake",
+                &sig,
+                json!({"unbonding": p.unbonding, "withdrawable_at": p.unbonding_ends_at}),
+            );
         }
         ProviderCmd::Withdraw => {
             let w = opts.signer()?;
@@ -573,7 +701,10 @@ pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
             let sig = send(
                 &client,
                 "provider withdraw",
-                &[token::create_ata(&w.pubkey(), &w.pubkey(), &c.mint), ix::provider_withdraw(&w.pubkey(), &to, &c.mint)],
+                &[
+                    token::create_ata(&w.pubkey(), &w.pubkey(), &c.mint),
+                    ix::provider_withdraw(&w.pubkey(), &to, &c.mint),
+                ],
                 &w,
                 opts.output,
             )
@@ -592,13 +723,34 @@ pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
             let v = provider_json(&pda::provider(&wallet), &p);
             print(opts.output, v.clone(), || kv(&v));
         }
-        ProviderCmd::List { region, gpu_class, min_free } => {
-            let filter = ProviderFilter { region, class: gpu_class.map(Into::into), min_free_gpus: min_free, active_only: false };
-            let list = client.providers(&filter).await.map_err(|e| explain(e, "providers"))?;
+        ProviderCmd::List {
+            region,
+            gpu_class,
+            min_free,
+        } => {
+            let filter = ProviderFilter {
+                region,
+                class: gpu_class.map(Into::into),
+                min_free_gpus: min_free,
+                active_only: false,
+            };
+            let list = client
+                .providers(&filter)
+                .await
+                .map_err(|e| explain(e, "providers"))?;
             let v = Value::Array(list.iter().map(|(a, p)| provider_json(a, p)).collect());
             print(opts.output, v, || {
                 table(
-                    &["PROVIDER WALLET", "STATUS", "REGION", "ZONE", "GPU", "FREE", "PRICE/GPU-S", "STAKED"],
+                    &[
+                        "PROVIDER WALLET",
+                        "STATUS",
+                        "REGION",
+                        "ZONE",
+                        "GPU",
+                        "FREE",
+                        "PRICE/GPU-S",
+                        "STAKED",
+                    ],
                     list.iter()
                         .map(|(_, p)| {
                             vec![
@@ -606,7 +758,10 @@ pub async fn run_provider(opts: &ChainOpts, cmd: ProviderCmd) -> Result<()> {
                                 format!("{:?}", p.status),
                                 location(&p.region),
                                 location(&p.zone),
-                                format!("{}× {:?} {} GiB", p.gpu.count, p.gpu.class, p.gpu.vram_gib),
+                                format!(
+                                    "{}× {:?} {} GiB",
+                                    p.gpu.count, p.gpu.class, p.gpu.vram_gib
+                                ),
                                 p.gpu.count.saturating_sub(p.gpus_leased).to_string(),
                                 p.gpu.price_per_gpu_second.to_string(),
                                 p.staked.to_string(),
@@ -626,7 +781,13 @@ async fn parties(client: &GpunetClient, lease: &Pubkey) -> Result<(Lease, LeaseP
         other => explain(other, "lease"),
     })?;
     let c = config(client).await?;
-    let p = LeaseParties { lease: *lease, provider: l.provider, keeper: l.keeper, mint: c.mint, treasury: c.treasury };
+    let p = LeaseParties {
+        lease: *lease,
+        provider: l.provider,
+        keeper: l.keeper,
+        mint: c.mint,
+        treasury: c.treasury,
+    };
     Ok((l, p))
 }
 
@@ -634,7 +795,13 @@ async fn parties(client: &GpunetClient, lease: &Pubkey) -> Result<(Lease, LeaseP
 pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
     let client = opts.client();
     match cmd {
-        LeaseCmd::Open { provider, gpus, duration, max_price, nonce } => {
+        LeaseCmd::Open {
+            provider,
+            gpus,
+            duration,
+            max_price,
+            nonce,
+        } => {
             let user = opts.signer()?;
             let c = config(&client).await?;
             let p = client.provider(&provider).await.map_err(|e| match e {
@@ -654,13 +821,20 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
                 Some(n) => n,
                 None => {
                     let mut n = 0u64;
-                    while client.rpc().get_account(&pda::lease(&user.pubkey(), n)).await.is_ok() {
+                    while client
+                        .rpc()
+                        .get_account(&pda::lease(&user.pubkey(), n))
+                        .await
+                        .is_ok()
+                    {
                         n += 1;
                     }
                     n
                 }
             };
-            let index = c.next_keeper_index().map_err(|_| anyhow!("no active keeper to assign"))?;
+            let index = c
+                .next_keeper_index()
+                .map_err(|_| anyhow!("no active keeper to assign"))?;
             let keepers = client.keepers().await.map_err(|e| explain(e, "keepers"))?;
             let keeper = keepers
                 .iter()
@@ -674,42 +848,89 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
                 &pda::provider(&provider),
                 &keeper,
                 &c.mint,
-                LeaseOpenArgs { nonce, gpus, duration, max_price_per_gpu_second: max_price },
+                LeaseOpenArgs {
+                    nonce,
+                    gpus,
+                    duration,
+                    max_price_per_gpu_second: max_price,
+                },
             );
             let sig = send(&client, "lease open", &[ix], &user, opts.output).await?;
             let lease = pda::lease(&user.pubkey(), nonce);
-            done(opts.output, "lease open", &sig, json!({"lease": lease.to_string(), "deposit": deposit, "keeper": keeper.to_string()}));
+            done(
+                opts.output,
+                "lease open",
+                &sig,
+                json!({"lease": lease.to_string(), "deposit": deposit, "keeper": keeper.to_string()}),
+            );
         }
         LeaseCmd::TopUp { lease, amount } => {
             let funder = opts.signer()?;
             let (_, p) = parties(&client, &lease).await?;
             let from = token::ata(&funder.pubkey(), &p.mint);
             need_tokens(&client, &from, amount).await?;
-            let sig = send(&client, "lease top-up", &[ix::lease_top_up(&funder.pubkey(), &from, &lease, &p.mint, amount)], &funder, opts.output).await?;
-            let l = client.lease(&lease).await.map_err(|e| explain(e, "lease"))?;
-            done(opts.output, "lease top-up", &sig, json!({"funded": l.funded, "funded_until": l.funded_until().ok()}));
+            let sig = send(
+                &client,
+                "lease top-up",
+                &[ix::lease_top_up(
+                    &funder.pubkey(),
+                    &from,
+                    &lease,
+                    &p.mint,
+                    amount,
+                )],
+                &funder,
+                opts.output,
+            )
+            .await?;
+            let l = client
+                .lease(&lease)
+                .await
+                .map_err(|e| explain(e, "lease"))?;
+            done(
+                opts.output,
+                "lease top-up",
+                &sig,
+                json!({"funded": l.funded, "funded_until": l.funded_until().ok()}),
+            );
         }
         LeaseCmd::Close { lease } => {
             let closer = opts.signer()?;
             let (l, p) = parties(&client, &lease).await?;
             let to = token::ata(&l.user, &p.mint);
-            let escrow = client.token_balance(&pda::lease_vault(&lease)).await.map_err(|e| explain(e, "escrow"))?;
+            let escrow = client
+                .token_balance(&pda::lease_vault(&lease))
+                .await
+                .map_err(|e| explain(e, "escrow"))?;
             let sig = send(
                 &client,
                 "lease close",
-                &[token::create_ata(&closer.pubkey(), &l.user, &p.mint), ix::lease_close(&closer.pubkey(), &p, &to, &l.rent_payer)],
+                &[
+                    token::create_ata(&closer.pubkey(), &l.user, &p.mint),
+                    ix::lease_close(&closer.pubkey(), &p, &to, &l.rent_payer),
+                ],
                 &closer,
                 opts.output,
             )
             .await?;
-            done(opts.output, "lease close", &sig, json!({"refunded": escrow, "paid_provider": l.paid_provider}));
+            done(
+                opts.output,
+                "lease close",
+                &sig,
+                json!({"refunded": escrow, "paid_provider": l.paid_provider}),
+            );
         }
         LeaseCmd::Show { lease } => {
             let (l, _) = parties(&client, &lease).await?;
             let v = lease_json(&lease, &l);
             print(opts.output, v.clone(), || kv(&v));
         }
-        LeaseCmd::List { user, provider, keeper, all } => {
+        LeaseCmd::List {
+            user,
+            provider,
+            keeper,
+            all,
+        } => {
             let filter = if all {
                 LeaseFilter::All
             } else if let Some(p) = provider {
@@ -722,11 +943,22 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
                     None => opts.signer()?.pubkey(),
                 })
             };
-            let list = client.leases(filter).await.map_err(|e| explain(e, "leases"))?;
+            let list = client
+                .leases(filter)
+                .await
+                .map_err(|e| explain(e, "leases"))?;
             let v = Value::Array(list.iter().map(|(a, l)| lease_json(a, l)).collect());
             print(opts.output, v, || {
                 table(
-                    &["LEASE", "STATUS", "GPUS", "PRICE", "FUNDED", "PAID", "FUNDED UNTIL"],
+                    &[
+                        "LEASE",
+                        "STATUS",
+                        "GPUS",
+                        "PRICE",
+                        "FUNDED",
+                        "PAID",
+                        "FUNDED UNTIL",
+                    ],
                     list.iter()
                         .map(|(a, l)| {
                             vec![
@@ -759,7 +991,12 @@ pub async fn run_faucet(opts: &ChainOpts, wallet: Pubkey, sol: u64, tokens: u64)
             .await
             .context("airdrop (only a localnet or devnet faucet answers)")?;
         for _ in 0..60 {
-            if client.rpc().confirm_transaction(&sig).await.unwrap_or(false) {
+            if client
+                .rpc()
+                .confirm_transaction(&sig)
+                .await
+                .unwrap_or(false)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -772,6 +1009,8 @@ pub async fn run_faucet(opts: &ChainOpts, wallet: Pubkey, sol: u64, tokens: u64)
             .map_err(|e| explain(e, "mint tokens (the signer must be the mint authority)"))?;
     }
     let v = json!({"wallet": wallet.to_string(), "sol": sol, "tokens": tokens});
-    print(opts.output, v.clone(), || println!("funded {wallet}: {sol} SOL, {tokens} base units"));
+    print(opts.output, v.clone(), || {
+        println!("funded {wallet}: {sol} SOL, {tokens} base units")
+    });
     Ok(())
 }

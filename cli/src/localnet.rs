@@ -44,7 +44,10 @@ const ADMIN_TOKENS: u64 = 1_000_000;
 fn spinner(output: Output, msg: &str) -> Option<ProgressBar> {
     (output == Output::Table).then(|| {
         let pb = ProgressBar::new_spinner();
-        pb.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         pb.set_message(msg.to_string());
         pb.enable_steady_tick(Duration::from_millis(100));
         pb
@@ -54,21 +57,25 @@ fn spinner(output: Output, msg: &str) -> Option<ProgressBar> {
 fn admin_keypair(opts: &ChainOpts) -> Result<(Keypair, bool)> {
     let path = opts.keypair.clone().unwrap_or_else(default_keypair_path);
     if path.exists() {
-        let kp = read_keypair_file(&path).map_err(|e| anyhow!("cannot read keypair {}: {e}", path.display()))?;
+        let kp = read_keypair_file(&path)
+            .map_err(|e| anyhow!("cannot read keypair {}: {e}", path.display()))?;
         return Ok((kp, false));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let kp = Keypair::new();
-    write_keypair_file(&kp, &path).map_err(|e| anyhow!("cannot write keypair {}: {e}", path.display()))?;
+    write_keypair_file(&kp, &path)
+        .map_err(|e| anyhow!("cannot write keypair {}: {e}", path.display()))?;
     Ok((kp, true))
 }
 
 async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json::Value> {
     match client.config().await {
         Ok(c) => {
-            return Ok(json!({"initialised": "already", "admin": c.admin.to_string(), "mint": c.mint.to_string()}));
+            return Ok(
+                json!({"initialised": "already", "admin": c.admin.to_string(), "mint": c.mint.to_string()}),
+            );
         }
         Err(SdkError::NotFound { .. }) => {}
         Err(e) => return Err(anyhow!("reading the config: {e}")),
@@ -79,14 +86,28 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
         .await
         .context("airdrop to the admin")?;
     for _ in 0..100 {
-        if client.rpc().confirm_transaction(&sig).await.unwrap_or(false) {
+        if client
+            .rpc()
+            .confirm_transaction(&sig)
+            .await
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mint = setup::create_mint(client, admin, &admin.pubkey(), DECIMALS).await?;
-    let treasury = setup::init_config(client, admin, &mint, setup::default_params(DECIMALS)).await?;
-    setup::mint_to_wallet(client, admin, admin, &mint, &admin.pubkey(), ADMIN_TOKENS * 10u64.pow(u32::from(DECIMALS))).await?;
+    let treasury =
+        setup::init_config(client, admin, &mint, setup::default_params(DECIMALS)).await?;
+    setup::mint_to_wallet(
+        client,
+        admin,
+        admin,
+        &mint,
+        &admin.pubkey(),
+        ADMIN_TOKENS * 10u64.pow(u32::from(DECIMALS)),
+    )
+    .await?;
     Ok(json!({
         "initialised": "now",
         "admin": admin.pubkey().to_string(),
@@ -96,8 +117,33 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
     }))
 }
 
+/// The program runs natively in this process, and on a host target its `msg!` log lines are
+/// printed to stdout. They go to stderr instead (where a validator's logs would go), so that
+/// stdout carries only this command's own output — one JSON document with `--output json`.
+/// Returns a handle on the real stdout.
+#[cfg(unix)]
+fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    std::io::stdout().flush()?;
+    // SAFETY: plain descriptor calls on the process's own stdout/stderr; the duplicated
+    // descriptor is owned by the returned File from here on.
+    let saved = unsafe { libc::dup(1) };
+    if saved < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("redirecting program logs to stderr");
+    }
+    Ok(Box::new(unsafe { std::fs::File::from_raw_fd(saved) }))
+}
+
+#[cfg(not(unix))]
+fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
+    Ok(Box::new(std::io::stdout()))
+}
+
 /// Runs the localnet until Ctrl-C or SIGTERM.
 pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
+    use std::io::Write;
+    let mut out = program_logs_to_stderr()?;
     let config = LocalnetConfig {
         bind_host: args.bind.clone(),
         rpc_port: args.rpc_port,
@@ -105,7 +151,10 @@ pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
         ledger: args.ledger.clone(),
         ..LocalnetConfig::default()
     };
-    let pb = spinner(opts.output, "starting the localnet (surfpool, offline, gpunet loaded natively)");
+    let pb = spinner(
+        opts.output,
+        "starting the localnet (surfpool, offline, gpunet loaded natively)",
+    );
     let net = tokio::task::spawn_blocking(move || Localnet::start(config))
         .await
         .context("localnet start task")??;
@@ -137,23 +186,43 @@ pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
         if let (Some(s), Some(i)) = (summary.as_object_mut(), init.as_object()) {
             s.extend(i.clone());
             if created {
-                s.insert("keypair_created".into(), json!(opts.keypair.clone().unwrap_or_else(default_keypair_path).display().to_string()));
+                s.insert(
+                    "keypair_created".into(),
+                    json!(
+                        opts.keypair
+                            .clone()
+                            .unwrap_or_else(default_keypair_path)
+                            .display()
+                            .to_string()
+                    ),
+                );
             }
         }
     }
     match opts.output {
-        Output::Json => println!("{}", serde_json::to_string(&summary).unwrap_or_default()),
+        Output::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&summary).unwrap_or_default()
+        )?,
         Output::Table => {
-            println!("gpunet localnet is running — Ctrl-C stops it");
+            writeln!(out, "gpunet localnet is running — Ctrl-C stops it")?;
             if let Some(map) = summary.as_object() {
                 for (k, v) in map {
                     if !v.is_null() {
-                        println!("  {k:<16} {}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+                        writeln!(
+                            out,
+                            "  {k:<16} {}",
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        )?;
                     }
                 }
             }
         }
     }
+    out.flush()?;
 
     wait_for_shutdown().await;
     let pb = spinner(opts.output, "stopping (saving the ledger)");
@@ -164,7 +233,7 @@ pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
         pb.finish_and_clear();
     }
     if opts.output == Output::Table {
-        println!("localnet stopped");
+        writeln!(out, "localnet stopped")?;
     }
     Ok(())
 }

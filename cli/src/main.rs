@@ -1,5 +1,11 @@
 //! `gpunet`: the one command users type.
 //!
+//! - `gpunet localnet [--ledger DIR]` — the whole chain on this machine (embedded surfpool with
+//!   gpunet loaded), initialised on first start.
+//! - `gpunet config init|show`, `gpunet keeper register|show|list`,
+//!   `gpunet provider register|update|stake|unstake|withdraw|show|list`,
+//!   `gpunet lease open|top-up|close|show|list`, `gpunet faucet` — the chain, with the Solana
+//!   CLI's `--url` and `--keypair` conventions and `--output json`.
 //! - `gpunet keeper run [--config keeper.toml]` — run a keeper (config: see
 //!   `gpunet_keeper::config`; `GPUNET_KEEPER_*` env overrides).
 //! - `gpunet worker run --keeper URL --provider P --key-file F [--gpus N]` — run a worker.
@@ -9,6 +15,8 @@
 //! Every task command takes `--output json` for machine-readable output.
 
 mod bench;
+mod chain;
+mod localnet;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +31,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "gpunet", version, about = "gpunet: permissionless GPU cloud — keeper, worker and task commands")]
+#[command(
+    name = "gpunet",
+    version,
+    about = "gpunet: permissionless GPU cloud settled on Solana"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -31,8 +43,51 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Keeper daemon.
+    /// Run the whole chain on this machine: JSON-RPC on 8899, pubsub on 8900.
+    Localnet {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
+        #[command(flatten)]
+        args: localnet::LocalnetArgs,
+    },
+    /// Protocol config (admin).
+    Config {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
+        #[command(subcommand)]
+        cmd: chain::ConfigCmd,
+    },
+    /// GPU providers: register, stake, unstake, withdraw.
+    Provider {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
+        #[command(subcommand)]
+        cmd: chain::ProviderCmd,
+    },
+    /// Leases: open, top up, close.
+    Lease {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
+        #[command(subcommand)]
+        cmd: chain::LeaseCmd,
+    },
+    /// Localnet faucet: SOL by airdrop, tokens from the mint authority (the signer).
+    Faucet {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
+        /// Wallet to fund.
+        wallet: solana_sdk::pubkey::Pubkey,
+        /// SOL to airdrop.
+        #[arg(long, default_value_t = 10)]
+        sol: u64,
+        /// Token base units to mint.
+        #[arg(long, default_value_t = 0)]
+        tokens: u64,
+    },
+    /// Keepers: on-chain registration, and the keeper daemon.
     Keeper {
+        #[command(flatten)]
+        chain: chain::ChainOpts,
         #[command(subcommand)]
         cmd: KeeperCmd,
     },
@@ -69,6 +124,15 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum KeeperCmd {
+    /// Bond the configured amount and join the on-chain keeper set.
+    Register,
+    /// Show a keeper's on-chain account (default: the signer's).
+    Show {
+        /// Keeper wallet.
+        wallet: Option<solana_sdk::pubkey::Pubkey>,
+    },
+    /// List on-chain keepers.
+    List,
     /// Run a keeper until SIGINT/SIGTERM.
     Run {
         /// TOML config (defaults apply without one).
@@ -86,7 +150,11 @@ enum WorkerCmd {
 #[derive(Args)]
 struct WorkerArgs {
     /// Keeper URL.
-    #[arg(long, env = "GPUNET_KEEPER_URL", default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        env = "GPUNET_KEEPER_URL",
+        default_value = "http://127.0.0.1:7400"
+    )]
     keeper: String,
     /// Provider this worker serves.
     #[arg(long, env = "GPUNET_PROVIDER")]
@@ -132,7 +200,12 @@ enum KeyCmd {
 #[derive(Args)]
 struct Conn {
     /// Keeper URL.
-    #[arg(long, global = true, env = "GPUNET_KEEPER_URL", default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "GPUNET_KEEPER_URL",
+        default_value = "http://127.0.0.1:7400"
+    )]
     keeper: String,
     /// Lease id.
     #[arg(long, global = true, env = "GPUNET_LEASE", default_value = "")]
@@ -221,9 +294,15 @@ enum TaskCmd {
 }
 
 fn read_key(path: &PathBuf) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
-    let bytes = bs58::decode(text.trim()).into_vec().context("key file is not base58")?;
-    let seed: [u8; 32] = bytes.get(..32).and_then(|s| s.try_into().ok()).context("key file must hold a 32- or 64-byte secret")?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
+    let bytes = bs58::decode(text.trim())
+        .into_vec()
+        .context("key file is not base58")?;
+    let seed: [u8; 32] = bytes
+        .get(..32)
+        .and_then(|s| s.try_into().ok())
+        .context("key file must hold a 32- or 64-byte secret")?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -257,7 +336,13 @@ fn print_status(out: Output, s: &pb::TaskStatus) {
     match out {
         Output::Json => println!("{}", status_json(s)),
         Output::Text => {
-            let mut line = format!("{:>8}  {:<9}  attempts={}  {}", s.task_id, state_name(s.state), s.attempts, s.name);
+            let mut line = format!(
+                "{:>8}  {:<9}  attempts={}  {}",
+                s.task_id,
+                state_name(s.state),
+                s.attempts,
+                s.name
+            );
             if !s.worker_id.is_empty() {
                 line.push_str(&format!("  worker={}", s.worker_id));
             }
@@ -297,7 +382,10 @@ async fn shutdown_signal(cancel: CancellationToken) {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GPUNET_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GPUNET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -305,27 +393,66 @@ fn main() -> Result<()> {
     // bench client are mostly waiting on one stream: a single-threaded runtime avoids
     // cross-thread wake-ups (measurably lower round-trip latency on a 2-core machine).
     let rt = match cli.cmd {
-        Cmd::Keeper { .. } => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
-        _ => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Cmd::Keeper {
+            cmd: KeeperCmd::Run { .. },
+            ..
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
     };
     rt.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Keeper { cmd: KeeperCmd::Run { config } } => {
+        Cmd::Localnet { chain, args } => localnet::run(&chain, args).await?,
+        Cmd::Config { chain, cmd } => chain::run_config(&chain, cmd).await?,
+        Cmd::Provider { chain, cmd } => chain::run_provider(&chain, cmd).await?,
+        Cmd::Lease { chain, cmd } => chain::run_lease(&chain, cmd).await?,
+        Cmd::Faucet {
+            chain,
+            wallet,
+            sol,
+            tokens,
+        } => chain::run_faucet(&chain, wallet, sol, tokens).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::Register,
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Register).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::Show { wallet },
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Show { wallet }).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::List,
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::List).await?,
+        Cmd::Keeper {
+            cmd: KeeperCmd::Run { config },
+            ..
+        } => {
             let cfg = gpunet_keeper::KeeperConfig::load(config.as_deref())?;
             let (reg, leases) = cfg.directories()?;
             let cancel = CancellationToken::new();
-            let h = gpunet_keeper::start(cfg, Arc::new(reg), Arc::new(leases), cancel.clone()).await?;
+            let h =
+                gpunet_keeper::start(cfg, Arc::new(reg), Arc::new(leases), cancel.clone()).await?;
             eprintln!("keeper {} listening on {}", h.keeper_id, h.addr);
             tokio::spawn(shutdown_signal(cancel));
             h.wait().await?;
         }
-        Cmd::Worker { cmd: WorkerCmd::Run(a) } => {
+        Cmd::Worker {
+            cmd: WorkerCmd::Run(a),
+        } => {
             let key = read_key(&a.key_file)?;
             let mut c = gpunet_worker::WorkerConfig::new(&a.keeper, &a.provider, key);
-            c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus { count: n, model: a.gpu_model.clone(), memory_bytes: 80 << 30 });
+            c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus {
+                count: n,
+                model: a.gpu_model.clone(),
+                memory_bytes: 80 << 30,
+            });
             c.milli_cpus = (a.cpus * 1000.0) as u32;
             c.memory_bytes = a.memory_gib << 30;
             c.zone = a.zone;
@@ -343,14 +470,24 @@ async fn run(cli: Cli) -> Result<()> {
                 getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
                 let k = SigningKey::from_bytes(&seed);
                 std::fs::write(&out, bs58::encode(seed).into_string())?;
-                println!("{}", bs58::encode(k.verifying_key().as_bytes()).into_string());
+                println!(
+                    "{}",
+                    bs58::encode(k.verifying_key().as_bytes()).into_string()
+                );
             }
             KeyCmd::Pubkey { key_file } => {
-                println!("{}", bs58::encode(read_key(&key_file)?.verifying_key().as_bytes()).into_string());
+                println!(
+                    "{}",
+                    bs58::encode(read_key(&key_file)?.verifying_key().as_bytes()).into_string()
+                );
             }
         },
         Cmd::Task { conn, cmd } => task_cmd(conn, cmd).await?,
-        Cmd::Bench { conn, scale, clients } => {
+        Cmd::Bench {
+            conn,
+            scale,
+            clients,
+        } => {
             let key = read_key(conn.key_file.as_ref().context("--key-file is required")?)?;
             bench::run(&conn.keeper, &conn.lease, &key, scale, clients).await?;
         }
@@ -359,7 +496,10 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
-    let key_file = conn.key_file.as_ref().context("--key-file (or GPUNET_KEY_FILE) is required")?;
+    let key_file = conn
+        .key_file
+        .as_ref()
+        .context("--key-file (or GPUNET_KEY_FILE) is required")?;
     if conn.lease.is_empty() {
         bail!("--lease (or GPUNET_LEASE) is required");
     }
@@ -367,7 +507,20 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
     let c = Client::connect(&conn.keeper, &conn.lease, &key).await?;
     let out = conn.output;
     match cmd {
-        TaskCmd::Submit { builtin, payload, gpus, cpus, env, time_limit, memory_limit_mib, max_retries, count, wait, timeout, argv } => {
+        TaskCmd::Submit {
+            builtin,
+            payload,
+            gpus,
+            cpus,
+            env,
+            time_limit,
+            memory_limit_mib,
+            max_retries,
+            count,
+            wait,
+            timeout,
+            argv,
+        } => {
             let mut spec = match builtin {
                 Some(name) => task::builtin(&name, payload.into_bytes()),
                 None => {
@@ -434,7 +587,9 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
             for (id, ok) in ids.iter().zip(r) {
                 match out {
                     Output::Json => println!("{}", json!({ "task_id": id, "cancelled": ok })),
-                    Output::Text => println!("{id}: {}", if ok { "cancelled" } else { "already done" }),
+                    Output::Text => {
+                        println!("{id}: {}", if ok { "cancelled" } else { "already done" })
+                    }
                 }
             }
         }
@@ -461,7 +616,11 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                 }
             }
         }
-        TaskCmd::List { state, after, limit } => {
+        TaskCmd::List {
+            state,
+            after,
+            limit,
+        } => {
             let st = match state.as_deref() {
                 None => pb::TaskState::Unspecified,
                 Some("waiting") => pb::TaskState::WaitingForDeps,
@@ -499,9 +658,22 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                     })
                 ),
                 Output::Text => {
-                    println!("lease {} ({}): {} — {}/{} GPUs", cl.lease_id, cl.provider, cl.state, cl.gpus_ready, cl.gpus_requested);
+                    println!(
+                        "lease {} ({}): {} — {}/{} GPUs",
+                        cl.lease_id, cl.provider, cl.state, cl.gpus_ready, cl.gpus_requested
+                    );
                     for w in cl.workers {
-                        println!("  {}  gpus={}{}  running={}", w.worker_id, w.gpus.len(), if w.cpu_only { " (declared, CPU-only mode)" } else { "" }, w.running_tasks);
+                        println!(
+                            "  {}  gpus={}{}  running={}",
+                            w.worker_id,
+                            w.gpus.len(),
+                            if w.cpu_only {
+                                " (declared, CPU-only mode)"
+                            } else {
+                                ""
+                            },
+                            w.running_tasks
+                        );
                     }
                 }
             }

@@ -2,14 +2,21 @@
 //!
 //! What a client needs to talk to the gpunet program: PDAs derived from the program's own seed
 //! constants ([`pda`]), an instruction builder per instruction ([`ix`]) whose result any
-//! signer can sign, and the program's errors by code ([`errors`]).
+//! signer can sign, the program's errors by code ([`errors`]), its events ([`events`]) and a
+//! JSON-RPC client ([`client`]) with typed fetch, filtered listings and time travel.
 
+pub mod client;
 pub mod errors;
+pub mod events;
 pub mod ix;
 pub mod pda;
+pub mod setup;
+pub mod token;
 
 pub use gpunet;
 pub use gpunet::state::{
     Config, ConfigParams, GpuClass, GpuOffer, Keeper, KeeperStatus, Lease, LeaseStatus, Provider,
     ProviderStatus, Verdict,
 };
+
+pub use client::{GpunetClient, LeaseFilter, ProviderFilter, SdkError};

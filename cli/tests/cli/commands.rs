@@ -3,7 +3,12 @@ use std::process::{Command, Stdio};
 use crate::*;
 
 fn gpunet(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_gpunet")).args(args).env("GPUNET_LOG", "warn").stderr(Stdio::inherit()).output().expect("run gpunet")
+    Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args(args)
+        .env("GPUNET_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run gpunet")
 }
 
 /// `gpunet key generate`, `keeper run`, `worker run`, `task submit --wait --output json`,
@@ -32,12 +37,31 @@ async fn test_cli_keeper_worker_and_task_commands() {
     .unwrap();
     let mut keeper = spawn_keeper(&cfg);
     let mut worker = Command::new(env!("CARGO_BIN_EXE_gpunet"))
-        .args(["worker", "run", "--keeper", &url, "--provider", "p", "--key-file", wkey.to_str().unwrap(), "--gpus", "2", "--work-dir"])
+        .args([
+            "worker",
+            "run",
+            "--keeper",
+            &url,
+            "--provider",
+            "p",
+            "--key-file",
+            wkey.to_str().unwrap(),
+            "--gpus",
+            "2",
+            "--work-dir",
+        ])
         .arg(d.join("work"))
         .env("GPUNET_LOG", "warn")
         .spawn()
         .unwrap();
-    let common = ["--keeper", url.as_str(), "--lease", "L", "--key-file", ukey.to_str().unwrap()];
+    let common = [
+        "--keeper",
+        url.as_str(),
+        "--lease",
+        "L",
+        "--key-file",
+        ukey.to_str().unwrap(),
+    ];
     // Wait for the cluster to be ready.
     let mut ready = false;
     for _ in 0..200 {
@@ -45,7 +69,8 @@ async fn test_cli_keeper_worker_and_task_commands() {
         a.extend_from_slice(&common);
         a.extend_from_slice(&["--output", "json", "cluster"]);
         let o = gpunet(&a);
-        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"state\":\"ready\"") {
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"state\":\"ready\"")
+        {
             ready = true;
             break;
         }
@@ -54,7 +79,18 @@ async fn test_cli_keeper_worker_and_task_commands() {
     assert!(ready, "cluster became ready");
     let mut a = vec!["task"];
     a.extend_from_slice(&common);
-    a.extend_from_slice(&["--output", "json", "submit", "--wait", "--gpus", "1", "--", "sh", "-c", "printf %s \"$CUDA_VISIBLE_DEVICES\""]);
+    a.extend_from_slice(&[
+        "--output",
+        "json",
+        "submit",
+        "--wait",
+        "--gpus",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$CUDA_VISIBLE_DEVICES\"",
+    ]);
     let o = gpunet(&a);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -1,5 +1,6 @@
 //! CLI tests: the real `gpunet` binary.
 
+mod chain;
 mod commands;
 mod sigkill;
 
@@ -22,11 +23,20 @@ pub fn write_key(path: &Path, k: &SigningKey) {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Keeper config with one provider (worker keys) and one lease.
-pub fn keeper_config(dir: &Path, port: u16, user: &SigningKey, workers: &[&SigningKey]) -> std::path::PathBuf {
+pub fn keeper_config(
+    dir: &Path,
+    port: u16,
+    user: &SigningKey,
+    workers: &[&SigningKey],
+) -> std::path::PathBuf {
     let keys: Vec<String> = workers.iter().map(|k| format!("\"{}\"", b58(k))).collect();
     let text = format!(
         "listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"\"\ndb_path = \"{db}\"\ndead_after = \"1s\"\nheartbeat_interval = \"100ms\"\n\n\

@@ -21,7 +21,11 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
     let mut workers = Vec::new();
     for k in &wkeys {
         let mut c = gpunet_worker::WorkerConfig::new(&url, "prov", k.clone());
-        c.declared_gpus = Some(gpunet_worker::DeclaredGpus { count: 2, model: "sim".into(), memory_bytes: 1 << 30 });
+        c.declared_gpus = Some(gpunet_worker::DeclaredGpus {
+            count: 2,
+            model: "sim".into(),
+            memory_bytes: 1 << 30,
+        });
         c.milli_cpus = 4000;
         c.work_dir = tmp.path().join(format!("w{}", workers.len()));
         c.backoff_max = Duration::from_millis(100);
@@ -46,7 +50,10 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
         slow.name = format!("slow{batch}");
         let mut all = specs.clone();
         all.push(slow);
-        let labels: Vec<String> = (0..10).map(|i| format!("t{batch}-{i}")).chain([String::new()]).collect();
+        let labels: Vec<String> = (0..10)
+            .map(|i| format!("t{batch}-{i}"))
+            .chain([String::new()])
+            .collect();
         if batch == 25 {
             keeper.kill().unwrap(); // SIGKILL
             let _ = keeper.wait();
@@ -65,7 +72,10 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
     let _ = keeper.wait();
     assert!(accepted.len() >= 250, "accepted {}", accepted.len());
     // What the client saw complete before the kill.
-    while let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_millis(50), watch.message()).await.map(|r| r.transpose()) {
+    while let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_millis(50), watch.message())
+        .await
+        .map(|r| r.transpose())
+    {
         let s = ev.status.unwrap();
         if s.state == pb::TaskState::Finished as i32 {
             seen_done_before.insert(s.task_id, Vec::new());
@@ -79,24 +89,43 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
     for id in &ids {
         let r = client.get(*id, 0, Duration::from_secs(30)).await.unwrap();
         let st = r.status.unwrap();
-        assert_eq!(st.state, pb::TaskState::Finished as i32, "task {id}: {st:?}");
+        assert_eq!(
+            st.state,
+            pb::TaskState::Finished as i32,
+            "task {id}: {st:?}"
+        );
         let label = &accepted[id];
         if !label.is_empty() {
-            assert_eq!(String::from_utf8_lossy(&r.data), *label, "task {id} has its own result");
+            assert_eq!(
+                String::from_utf8_lossy(&r.data),
+                *label,
+                "task {id} has its own result"
+            );
         }
     }
     // Listed once each, all finished.
-    let listed = client.list(pb::TaskState::Finished, 0, 10_000).await.unwrap();
+    let listed = client
+        .list(pb::TaskState::Finished, 0, 10_000)
+        .await
+        .unwrap();
     let mut count: HashMap<u64, u32> = HashMap::new();
     for s in &listed {
         *count.entry(s.task_id).or_default() += 1;
     }
     assert!(ids.iter().all(|id| count.get(id) == Some(&1)));
     // Tasks seen finished before the kill were not re-run (their attempt count is 1).
-    let before: Vec<u64> = seen_done_before.keys().copied().filter(|id| accepted.contains_key(id)).collect();
+    let before: Vec<u64> = seen_done_before
+        .keys()
+        .copied()
+        .filter(|id| accepted.contains_key(id))
+        .collect();
     assert!(!before.is_empty(), "some tasks finished before the kill");
     for s in client.status(&before).await.unwrap() {
-        assert_eq!(s.attempts, 1, "task {} re-ran after being reported complete", s.task_id);
+        assert_eq!(
+            s.attempts, 1,
+            "task {} re-ran after being reported complete",
+            s.task_id
+        );
     }
     for w in workers {
         w.kill();

@@ -6,6 +6,7 @@ use anchor_lang::prelude::*;
 use crate::state::{ConfigParams, GpuOffer};
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ConfigInitialized {
     pub admin: Pubkey,
     pub mint: Pubkey,
@@ -14,6 +15,7 @@ pub struct ConfigInitialized {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ConfigUpdated {
     pub admin: Pubkey,
     pub treasury: Pubkey,
@@ -23,12 +25,14 @@ pub struct ConfigUpdated {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct AdminChanged {
     pub old_admin: Pubkey,
     pub new_admin: Pubkey,
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct KeeperRegistered {
     pub keeper: Pubkey,
     pub authority: Pubkey,
@@ -36,6 +40,7 @@ pub struct KeeperRegistered {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct KeeperDeregistered {
     pub keeper: Pubkey,
     pub authority: Pubkey,
@@ -43,6 +48,7 @@ pub struct KeeperDeregistered {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct KeeperClosed {
     pub keeper: Pubkey,
     pub authority: Pubkey,
@@ -50,6 +56,7 @@ pub struct KeeperClosed {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderRegistered {
     pub provider: Pubkey,
     pub authority: Pubkey,
@@ -59,6 +66,7 @@ pub struct ProviderRegistered {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderUpdated {
     pub provider: Pubkey,
     pub gpu: GpuOffer,
@@ -68,6 +76,7 @@ pub struct ProviderUpdated {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderStaked {
     pub provider: Pubkey,
     pub amount: u64,
@@ -75,6 +84,7 @@ pub struct ProviderStaked {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderUnstakeRequested {
     pub provider: Pubkey,
     pub amount: u64,
@@ -83,18 +93,21 @@ pub struct ProviderUnstakeRequested {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderWithdrawn {
     pub provider: Pubkey,
     pub amount: u64,
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderClosed {
     pub provider: Pubkey,
     pub authority: Pubkey,
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct LeaseOpened {
     pub lease: Pubkey,
     pub user: Pubkey,
@@ -108,6 +121,7 @@ pub struct LeaseOpened {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct LeaseToppedUp {
     pub lease: Pubkey,
     pub funder: Pubkey,
@@ -117,6 +131,7 @@ pub struct LeaseToppedUp {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct CheckpointPosted {
     pub lease: Pubkey,
     pub keeper: Pubkey,
@@ -132,6 +147,7 @@ pub struct CheckpointPosted {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct LeaseClosed {
     pub lease: Pubkey,
     pub closer: Pubkey,
@@ -143,6 +159,7 @@ pub struct LeaseClosed {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct ProviderSlashed {
     pub lease: Pubkey,
     pub provider: Pubkey,
@@ -154,6 +171,7 @@ pub struct ProviderSlashed {
 }
 
 #[event]
+#[derive(Debug, Clone)]
 pub struct LeaseKeeperReassigned {
     pub lease: Pubkey,
     pub old_keeper: Pubkey,

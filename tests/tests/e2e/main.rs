@@ -1,0 +1,9 @@
+//! End to end: a localnet (embedded surfpool with gpunet loaded natively) started in-process on
+//! free ports, driven over real HTTP JSON-RPC by the SDK's client (solana-rpc-client underneath)
+//! and by anchor-client.
+
+mod flows;
+mod harness;
+mod idl;
+mod restart;
+mod typescript;
