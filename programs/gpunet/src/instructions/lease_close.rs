@@ -12,7 +12,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
 use crate::events::LeaseClosed;
-use crate::math::{safe_add, safe_sub};
+use crate::math::safe_add;
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, LEASE_SEED, LEASE_VAULT_SEED, Lease, LeaseStatus,
     PROVIDER_SEED, Provider,
@@ -137,22 +137,11 @@ pub fn handler(ctx: Context<LeaseClose>) -> Result<()> {
     // A slash already released the provider's lock and the keeper's assignment.
     if was_active {
         let provider = &mut ctx.accounts.provider;
-        provider.gpus_leased = provider
-            .gpus_leased
-            .checked_sub(gpus)
-            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-        provider.active_leases = provider
-            .active_leases
-            .checked_sub(1)
-            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-        provider.locked = safe_sub(provider.locked, stake_locked)?;
+        provider.release_lease(gpus, stake_locked)?;
         provider.invariant()?;
 
         let keeper = &mut ctx.accounts.keeper;
-        keeper.leases_assigned = keeper
-            .leases_assigned
-            .checked_sub(1)
-            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+        keeper.unassign_lease()?;
         keeper.leases_served = safe_add(keeper.leases_served, 1)?;
         keeper.invariant()?;
     }

@@ -9,7 +9,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::create::{create_program_account, create_vault};
 use crate::error::GpunetError;
 use crate::events::LeaseOpened;
-use crate::math::{cost, lease_rate, safe_add, safe_mul};
+use crate::math::{cost, lease_rate, safe_mul};
 use crate::state::config::MAX_PERIOD_SECONDS;
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, LEASE_VAULT_SEED, Lease,
@@ -213,23 +213,11 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
     )?;
 
     let provider = &mut ctx.accounts.provider;
-    provider.gpus_leased = provider
-        .gpus_leased
-        .checked_add(args.gpus)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-    provider.active_leases = provider
-        .active_leases
-        .checked_add(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-    provider.locked = safe_add(provider.locked, stake_locked)?;
-    provider.leases_total = safe_add(provider.leases_total, 1)?;
+    provider.hold_lease(args.gpus, stake_locked)?;
     provider.invariant()?;
 
     let keeper = &mut ctx.accounts.keeper;
-    keeper.leases_assigned = keeper
-        .leases_assigned
-        .checked_add(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    keeper.assign_lease()?;
     keeper.invariant()?;
 
     let config = &mut ctx.accounts.config;

@@ -74,16 +74,10 @@ impl LeaseReassignKeeper<'_> {
 pub fn handler(ctx: Context<LeaseReassignKeeper>) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let old = &mut ctx.accounts.old_keeper;
-    old.leases_assigned = old
-        .leases_assigned
-        .checked_sub(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    old.unassign_lease()?;
     old.invariant()?;
     let new = &mut ctx.accounts.new_keeper;
-    new.leases_assigned = new
-        .leases_assigned
-        .checked_add(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    new.assign_lease()?;
     new.invariant()?;
 
     let lease = &mut ctx.accounts.lease;

@@ -163,24 +163,13 @@ pub fn handler<'info>(
 
     let provider = &mut ctx.accounts.provider;
     provider.staked = safe_sub(provider.staked, split.total)?;
-    provider.locked = safe_sub(provider.locked, stake_locked)?;
+    provider.release_lease(gpus, stake_locked)?;
     provider.slashed_total = safe_add(provider.slashed_total, split.total)?;
-    provider.gpus_leased = provider
-        .gpus_leased
-        .checked_sub(gpus)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-    provider.active_leases = provider
-        .active_leases
-        .checked_sub(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
     provider.status = ProviderStatus::Jailed;
     provider.invariant()?;
 
     let keeper = &mut ctx.accounts.keeper;
-    keeper.leases_assigned = keeper
-        .leases_assigned
-        .checked_sub(1)
-        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    keeper.unassign_lease()?;
     keeper.invariant()?;
 
     ctx.accounts.provider_vault.reload()?;

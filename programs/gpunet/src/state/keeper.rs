@@ -66,6 +66,24 @@ impl Keeper {
         Ok(())
     }
 
+    /// One more lease assigned to this keeper.
+    pub fn assign_lease(&mut self) -> Result<()> {
+        self.leases_assigned = self
+            .leases_assigned
+            .checked_add(1)
+            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+        Ok(())
+    }
+
+    /// One lease fewer assigned to this keeper.
+    pub fn unassign_lease(&mut self) -> Result<()> {
+        self.leases_assigned = self
+            .leases_assigned
+            .checked_sub(1)
+            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+        Ok(())
+    }
+
     /// The bond vault must hold at least the bond (a gift of tokens must not freeze it; the
     /// surplus goes back with the bond).
     pub fn check_vault(&self, vault_amount: u64) -> Result<()> {

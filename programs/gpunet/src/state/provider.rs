@@ -103,6 +103,25 @@ impl Provider {
             && self.staked >= config.min_stake(self.gpu.class, self.gpu.count)?)
     }
 
+    /// Books a new lease of `gpus` GPUs that locks `stake` (called by `lease_open`).
+    pub fn hold_lease(&mut self, gpus: u16, stake: u64) -> Result<()> {
+        let overflow = || error!(GpunetError::MathOverflow);
+        self.gpus_leased = self.gpus_leased.checked_add(gpus).ok_or_else(overflow)?;
+        self.active_leases = self.active_leases.checked_add(1).ok_or_else(overflow)?;
+        self.locked = crate::math::safe_add(self.locked, stake)?;
+        self.leases_total = crate::math::safe_add(self.leases_total, 1)?;
+        Ok(())
+    }
+
+    /// Releases a lease's GPUs and stake lock (called when it closes or is slashed).
+    pub fn release_lease(&mut self, gpus: u16, stake: u64) -> Result<()> {
+        let underflow = || error!(GpunetError::MathOverflow);
+        self.gpus_leased = self.gpus_leased.checked_sub(gpus).ok_or_else(underflow)?;
+        self.active_leases = self.active_leases.checked_sub(1).ok_or_else(underflow)?;
+        self.locked = crate::math::safe_sub(self.locked, stake)?;
+        Ok(())
+    }
+
     /// Status after an unbonding change, keeping `Jailed` sticky.
     pub fn refresh_status(&mut self) {
         if self.status != ProviderStatus::Jailed {
