@@ -55,6 +55,22 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
             .chain([String::new()])
             .collect();
         if batch == 25 {
+            // Make sure the client has seen some tasks complete before the kill (on a loaded
+            // machine the first completions can lag the submissions), so that the "not re-run
+            // after being reported complete" check below always has something to check.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while seen_done_before.is_empty() && tokio::time::Instant::now() < deadline {
+                if let Ok(Some(Ok(ev))) =
+                    tokio::time::timeout(Duration::from_millis(200), watch.message())
+                        .await
+                        .map(|r| r.transpose())
+                {
+                    let s = ev.status.unwrap();
+                    if s.state == pb::TaskState::Finished as i32 {
+                        seen_done_before.insert(s.task_id, Vec::new());
+                    }
+                }
+            }
             keeper.kill().unwrap(); // SIGKILL
             let _ = keeper.wait();
         }
