@@ -38,7 +38,11 @@ fn cluster(n: usize) -> Scheduler {
     for i in 0..n {
         s.add_worker(WorkerSpec {
             key: format!("w{i}").into(),
-            res: Res { milli_cpus: 8000, gpus: 8, memory: 64 << 30 },
+            res: Res {
+                milli_cpus: 8000,
+                gpus: 8,
+                memory: 64 << 30,
+            },
             gpu_model: "H100".into(),
         });
     }
@@ -46,7 +50,15 @@ fn cluster(n: usize) -> Scheduler {
 }
 
 fn req(strategy: Strategy) -> Request {
-    Request { res: Res { milli_cpus: 1000, gpus: 1, memory: 0 }, gpu_model: None, strategy }
+    Request {
+        res: Res {
+            milli_cpus: 1000,
+            gpus: 1,
+            memory: 0,
+        },
+        gpu_model: None,
+        strategy,
+    }
 }
 
 fn decisions(c: &mut Criterion) {
@@ -107,21 +119,24 @@ fn backlog(c: &mut Criterion) {
             gpunet_keeper::core::task_struct_bytes()
         );
         let mut out = Vec::new();
-        g.bench_function(BenchmarkId::new("release_and_dispatch", format!("{n}w_{queued}q")), |b| {
-            b.iter(|| {
-                if let Some(old) = live.pop_front() {
-                    s.release(&old);
-                }
-                out.clear();
-                s.dispatch_queued(&mut out);
-                for (_, gr) in out.drain(..) {
-                    live.push_back(gr);
-                }
-                // Keep the backlog topped up.
-                id += 1;
-                let _ = s.submit(id, &r);
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("release_and_dispatch", format!("{n}w_{queued}q")),
+            |b| {
+                b.iter(|| {
+                    if let Some(old) = live.pop_front() {
+                        s.release(&old);
+                    }
+                    out.clear();
+                    s.dispatch_queued(&mut out);
+                    for (_, gr) in out.drain(..) {
+                        live.push_back(gr);
+                    }
+                    // Keep the backlog topped up.
+                    id += 1;
+                    let _ = s.submit(id, &r);
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -42,7 +42,9 @@ impl Challenges {
         if open.len() >= MAX_CHALLENGES {
             open.retain(|_, exp| *exp > now);
             if open.len() >= MAX_CHALLENGES {
-                return Err(KeeperError::Exhausted("too many outstanding challenges".into()));
+                return Err(KeeperError::Exhausted(
+                    "too many outstanding challenges".into(),
+                ));
             }
         }
         open.insert(c, now + CHALLENGE_TTL);
@@ -51,7 +53,9 @@ impl Challenges {
 
     /// Consume a challenge: true if it was issued, unused and unexpired.
     pub fn consume(&self, c: &[u8]) -> bool {
-        let Ok(key) = <[u8; 32]>::try_from(c) else { return false };
+        let Ok(key) = <[u8; 32]>::try_from(c) else {
+            return false;
+        };
         match self.open.lock().remove(&key) {
             Some(exp) => exp > Instant::now(),
             None => false,
@@ -61,9 +65,13 @@ impl Challenges {
 
 /// Verify an ed25519 signature by a 32-byte public key.
 pub fn verify_sig(key: &[u8], msg: &[u8], sig: &[u8]) -> Result<[u8; 32], KeeperError> {
-    let key: [u8; 32] = key.try_into().map_err(|_| KeeperError::Invalid("public key must be 32 bytes".into()))?;
-    let vk = VerifyingKey::from_bytes(&key).map_err(|_| KeeperError::Invalid("malformed public key".into()))?;
-    let sig = Signature::from_slice(sig).map_err(|_| KeeperError::Invalid("signature must be 64 bytes".into()))?;
+    let key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| KeeperError::Invalid("public key must be 32 bytes".into()))?;
+    let vk = VerifyingKey::from_bytes(&key)
+        .map_err(|_| KeeperError::Invalid("malformed public key".into()))?;
+    let sig = Signature::from_slice(sig)
+        .map_err(|_| KeeperError::Invalid("signature must be 64 bytes".into()))?;
     vk.verify_strict(msg, &sig)
         .map_err(|_| KeeperError::Unauthenticated("bad signature".into()))?;
     Ok(key)
@@ -88,7 +96,11 @@ impl NonceWindow {
         }
         if n > self.max {
             let shift = n - self.max;
-            self.seen = if shift >= NONCE_WINDOW { 0 } else { self.seen << shift };
+            self.seen = if shift >= NONCE_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
             self.seen |= 1;
             self.max = n;
             return true;
@@ -125,7 +137,10 @@ pub struct Sessions {
 impl Sessions {
     /// Sessions that expire after `ttl` without use.
     pub fn new(ttl: Duration) -> Self {
-        Self { map: Mutex::new(HashMap::new()), ttl }
+        Self {
+            map: Mutex::new(HashMap::new()),
+            ttl,
+        }
     }
 
     /// Idle lifetime.
@@ -145,7 +160,15 @@ impl Sessions {
                 return Err(KeeperError::Exhausted("too many sessions".into()));
             }
         }
-        m.insert(id, SessionEntry { lease, user, window: NonceWindow::default(), last_used: now });
+        m.insert(
+            id,
+            SessionEntry {
+                lease,
+                user,
+                window: NonceWindow::default(),
+                last_used: now,
+            },
+        );
         Ok(id)
     }
 
@@ -155,14 +178,18 @@ impl Sessions {
             .try_into()
             .map_err(|_| KeeperError::Unauthenticated("missing or malformed session".into()))?;
         let mut m = self.map.lock();
-        let s = m.get_mut(&id).ok_or_else(|| KeeperError::Unauthenticated("unknown or expired session".into()))?;
+        let s = m
+            .get_mut(&id)
+            .ok_or_else(|| KeeperError::Unauthenticated("unknown or expired session".into()))?;
         let now = Instant::now();
         if now.duration_since(s.last_used) > self.ttl {
             m.remove(&id);
             return Err(KeeperError::Unauthenticated("session expired".into()));
         }
         if !s.window.accept(nonce) {
-            return Err(KeeperError::Denied(format!("nonce {nonce} replayed or too old")));
+            return Err(KeeperError::Denied(format!(
+                "nonce {nonce} replayed or too old"
+            )));
         }
         s.last_used = now;
         Ok(s.lease.clone())

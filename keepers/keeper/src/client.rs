@@ -33,7 +33,10 @@ pub struct Client {
 
 /// Connect a channel to a keeper URL (`http://127.0.0.1:7400`).
 pub async fn channel(url: &str) -> Result<Channel, ClientError> {
-    Ok(Endpoint::from_shared(url.to_string())?.tcp_nodelay(true).connect().await?)
+    Ok(Endpoint::from_shared(url.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
 }
 
 impl Client {
@@ -43,9 +46,18 @@ impl Client {
     }
 
     /// Open a session over an existing channel (channels multiplex many sessions).
-    pub async fn on_channel(ch: Channel, lease: &str, key: &SigningKey) -> Result<Self, ClientError> {
-        let mut rpc = KeeperServiceClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
-        let c = rpc.get_challenge(pb::ChallengeRequest {}).await?.into_inner();
+    pub async fn on_channel(
+        ch: Channel,
+        lease: &str,
+        key: &SigningKey,
+    ) -> Result<Self, ClientError> {
+        let mut rpc = KeeperServiceClient::new(ch)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let c = rpc
+            .get_challenge(pb::ChallengeRequest {})
+            .await?
+            .into_inner();
         let user_key = key.verifying_key().to_bytes();
         let msg = gpunet_proto::session_signing_bytes(&c.keeper_id, lease, &c.challenge, &user_key);
         let sig = key.sign(&msg);
@@ -58,7 +70,12 @@ impl Client {
             })
             .await?
             .into_inner();
-        Ok(Self { rpc, session: s.session, lease: lease.to_string(), nonce: std::sync::Arc::new(AtomicU64::new(0)) })
+        Ok(Self {
+            rpc,
+            session: s.session,
+            lease: lease.to_string(),
+            nonce: std::sync::Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// The lease.
@@ -68,7 +85,10 @@ impl Client {
 
     /// A fresh auth block (session + next nonce).
     pub fn next_auth(&self) -> pb::RequestAuth {
-        pb::RequestAuth { session: self.session.clone(), nonce: self.nonce.fetch_add(1, Ordering::Relaxed) + 1 }
+        pb::RequestAuth {
+            session: self.session.clone(),
+            nonce: self.nonce.fetch_add(1, Ordering::Relaxed) + 1,
+        }
     }
 
     /// The raw gRPC client (for custom requests).
@@ -78,40 +98,78 @@ impl Client {
 
     /// Submit a batch; returns ids once durably accepted.
     pub async fn submit(&self, tasks: Vec<pb::TaskSpec>) -> Result<Vec<u64>, Status> {
-        let r = self.rpc.clone().submit(pb::SubmitRequest { auth: Some(self.next_auth()), tasks, wait_ms: 0 }).await?;
+        let r = self
+            .rpc
+            .clone()
+            .submit(pb::SubmitRequest {
+                auth: Some(self.next_auth()),
+                tasks,
+                wait_ms: 0,
+            })
+            .await?;
         Ok(r.into_inner().task_ids)
     }
 
     /// Submit and wait for the outcomes (one round trip).
-    pub async fn submit_wait(&self, tasks: Vec<pb::TaskSpec>, wait: Duration) -> Result<pb::SubmitResponse, Status> {
+    pub async fn submit_wait(
+        &self,
+        tasks: Vec<pb::TaskSpec>,
+        wait: Duration,
+    ) -> Result<pb::SubmitResponse, Status> {
         let r = self
             .rpc
             .clone()
-            .submit(pb::SubmitRequest { auth: Some(self.next_auth()), tasks, wait_ms: wait.as_millis().max(1) as u64 })
+            .submit(pb::SubmitRequest {
+                auth: Some(self.next_auth()),
+                tasks,
+                wait_ms: wait.as_millis().max(1) as u64,
+            })
             .await?;
         Ok(r.into_inner())
     }
 
     /// Statuses.
     pub async fn status(&self, ids: &[u64]) -> Result<Vec<pb::TaskStatus>, Status> {
-        let r = self.rpc.clone().get_status(pb::StatusRequest { auth: Some(self.next_auth()), task_ids: ids.to_vec() }).await?;
+        let r = self
+            .rpc
+            .clone()
+            .get_status(pb::StatusRequest {
+                auth: Some(self.next_auth()),
+                task_ids: ids.to_vec(),
+            })
+            .await?;
         Ok(r.into_inner().statuses)
     }
 
     /// Cancel.
     pub async fn cancel(&self, ids: &[u64]) -> Result<Vec<bool>, Status> {
-        let r = self.rpc.clone().cancel(pb::CancelRequest { auth: Some(self.next_auth()), task_ids: ids.to_vec() }).await?;
+        let r = self
+            .rpc
+            .clone()
+            .cancel(pb::CancelRequest {
+                auth: Some(self.next_auth()),
+                task_ids: ids.to_vec(),
+            })
+            .await?;
         Ok(r.into_inner().cancelled)
     }
 
     /// Wait for output `index` of a task.
-    pub async fn get(&self, task: u64, index: u32, timeout: Duration) -> Result<pb::GetResponse, Status> {
+    pub async fn get(
+        &self,
+        task: u64,
+        index: u32,
+        timeout: Duration,
+    ) -> Result<pb::GetResponse, Status> {
         let r = self
             .rpc
             .clone()
             .get_result(pb::GetRequest {
                 auth: Some(self.next_auth()),
-                object: Some(pb::ObjectRef { task_id: task, index }),
+                object: Some(pb::ObjectRef {
+                    task_id: task,
+                    index,
+                }),
                 timeout_ms: timeout.as_millis() as u64,
             })
             .await?;
@@ -119,28 +177,64 @@ impl Client {
     }
 
     /// List tasks.
-    pub async fn list(&self, state: pb::TaskState, after: u64, limit: u32) -> Result<Vec<pb::TaskStatus>, Status> {
-        let r = self.rpc.clone().list(pb::ListRequest { auth: Some(self.next_auth()), state: state as i32, after, limit }).await?;
+    pub async fn list(
+        &self,
+        state: pb::TaskState,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::TaskStatus>, Status> {
+        let r = self
+            .rpc
+            .clone()
+            .list(pb::ListRequest {
+                auth: Some(self.next_auth()),
+                state: state as i32,
+                after,
+                limit,
+            })
+            .await?;
         Ok(r.into_inner().tasks)
     }
 
     /// Watch (all tasks of the lease when `ids` is empty).
     pub async fn watch(&self, ids: &[u64]) -> Result<Streaming<pb::TaskEvent>, Status> {
-        let r = self.rpc.clone().watch(pb::WatchRequest { auth: Some(self.next_auth()), task_ids: ids.to_vec() }).await?;
+        let r = self
+            .rpc
+            .clone()
+            .watch(pb::WatchRequest {
+                auth: Some(self.next_auth()),
+                task_ids: ids.to_vec(),
+            })
+            .await?;
         Ok(r.into_inner())
     }
 
     /// The lease's cluster.
     pub async fn cluster(&self) -> Result<pb::ClusterInfo, Status> {
-        Ok(self.rpc.clone().get_cluster(pb::ClusterRequest { auth: Some(self.next_auth()) }).await?.into_inner())
+        Ok(self
+            .rpc
+            .clone()
+            .get_cluster(pb::ClusterRequest {
+                auth: Some(self.next_auth()),
+            })
+            .await?
+            .into_inner())
     }
 
     /// Create a placement group.
-    pub async fn create_placement_group(&self, bundles: Vec<pb::Resources>, strategy: pb::PlacementStrategy) -> Result<pb::PlacementGroupInfo, Status> {
+    pub async fn create_placement_group(
+        &self,
+        bundles: Vec<pb::Resources>,
+        strategy: pb::PlacementStrategy,
+    ) -> Result<pb::PlacementGroupInfo, Status> {
         let r = self
             .rpc
             .clone()
-            .create_placement_group(pb::CreatePlacementGroupRequest { auth: Some(self.next_auth()), bundles, strategy: strategy as i32 })
+            .create_placement_group(pb::CreatePlacementGroupRequest {
+                auth: Some(self.next_auth()),
+                bundles,
+                strategy: strategy as i32,
+            })
             .await?;
         Ok(r.into_inner())
     }
@@ -155,7 +249,10 @@ pub mod task {
     pub fn builtin(name: &str, payload: impl Into<Bytes>) -> pb::TaskSpec {
         pb::TaskSpec {
             name: name.to_string(),
-            executor: Some(pb::task_spec::Executor::Builtin(pb::BuiltinTask { name: name.to_string(), payload: payload.into() })),
+            executor: Some(pb::task_spec::Executor::Builtin(pb::BuiltinTask {
+                name: name.to_string(),
+                payload: payload.into(),
+            })),
             ..Default::default()
         }
     }
@@ -174,22 +271,36 @@ pub mod task {
 
     /// An argument referring to output `index` of task `id`.
     pub fn arg_ref(id: u64, index: u32) -> pb::TaskArg {
-        pb::TaskArg { kind: Some(pb::task_arg::Kind::Ref(pb::ObjectRef { task_id: id, index })) }
+        pb::TaskArg {
+            kind: Some(pb::task_arg::Kind::Ref(pb::ObjectRef {
+                task_id: id,
+                index,
+            })),
+        }
     }
 
     /// An argument referring to output 0 of an earlier task in the same batch.
     pub fn arg_batch(pos: u32) -> pb::TaskArg {
-        pb::TaskArg { kind: Some(pb::task_arg::Kind::BatchRef(pos)) }
+        pb::TaskArg {
+            kind: Some(pb::task_arg::Kind::BatchRef(pos)),
+        }
     }
 
     /// A literal argument.
     pub fn arg_value(v: impl Into<Bytes>) -> pb::TaskArg {
-        pb::TaskArg { kind: Some(pb::task_arg::Kind::Value(v.into())) }
+        pb::TaskArg {
+            kind: Some(pb::task_arg::Kind::Value(v.into())),
+        }
     }
 
     /// Resources.
     pub fn resources(milli_cpus: u32, gpus: u32) -> pb::Resources {
-        pb::Resources { milli_cpus, gpus, memory_bytes: 0, gpu_model: String::new() }
+        pb::Resources {
+            milli_cpus,
+            gpus,
+            memory_bytes: 0,
+            gpu_model: String::new(),
+        }
     }
 
     /// A strategy.

@@ -131,13 +131,17 @@ impl Default for KeeperConfig {
 }
 
 fn parse_duration(name: &str, v: &str) -> Result<Duration, KeeperError> {
-    humantime_serde::re::humantime::parse_duration(v).map_err(|e| KeeperError::Config(format!("{name}: {e}")))
+    humantime_serde::re::humantime::parse_duration(v)
+        .map_err(|e| KeeperError::Config(format!("{name}: {e}")))
 }
 
 /// Decode a base58 32-byte public key.
 pub fn decode_key(s: &str) -> Result<[u8; 32], KeeperError> {
-    let v = bs58::decode(s).into_vec().map_err(|e| KeeperError::Config(format!("key {s}: {e}")))?;
-    v.try_into().map_err(|_| KeeperError::Config(format!("key {s}: not 32 bytes")))
+    let v = bs58::decode(s)
+        .into_vec()
+        .map_err(|e| KeeperError::Config(format!("key {s}: {e}")))?;
+    v.try_into()
+        .map_err(|_| KeeperError::Config(format!("key {s}: not 32 bytes")))
 }
 
 impl KeeperConfig {
@@ -159,7 +163,8 @@ impl KeeperConfig {
     /// Apply `GPUNET_KEEPER_*` overrides from a lookup function.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), KeeperError> {
         let num = |name: &str, v: String| -> Result<u64, KeeperError> {
-            v.parse().map_err(|e| KeeperError::Config(format!("{name}: {e}")))
+            v.parse()
+                .map_err(|e| KeeperError::Config(format!("{name}: {e}")))
         };
         if let Some(v) = get("GPUNET_KEEPER_LISTEN") {
             self.listen = v;
@@ -174,7 +179,11 @@ impl KeeperConfig {
             self.durability = match v.as_str() {
                 "immediate" => Durability::Immediate,
                 "none" => Durability::None,
-                o => return Err(KeeperError::Config(format!("durability: unknown value {o}"))),
+                o => {
+                    return Err(KeeperError::Config(format!(
+                        "durability: unknown value {o}"
+                    )));
+                }
             };
         }
         if let Some(v) = get("GPUNET_KEEPER_HEARTBEAT_INTERVAL") {

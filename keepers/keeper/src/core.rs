@@ -27,8 +27,12 @@ use crate::auth::{Challenges, Sessions};
 use crate::directory::{LeaseDirectory, LeaseInfo, WorkerRegistry};
 use crate::error::KeeperError;
 use crate::metrics::Metrics;
-use crate::sched::{Decision, Grant, PgStrategy, Request, Res, Scheduler, Strategy, WorkerIdx, WorkerSpec};
-use crate::store::{Batch, ClusterRecord, CommitSink, Evidence, Loaded, OutputRecord, Store, TaskRecord};
+use crate::sched::{
+    Decision, Grant, PgStrategy, Request, Res, Scheduler, Strategy, WorkerIdx, WorkerSpec,
+};
+use crate::store::{
+    Batch, ClusterRecord, CommitSink, Evidence, Loaded, OutputRecord, Store, TaskRecord,
+};
 
 /// Most tasks in one submit request.
 pub const MAX_BATCH: usize = 100_000;
@@ -100,7 +104,9 @@ struct Task {
 impl Task {
     fn visible_state(&self) -> TaskState {
         match self.state {
-            TaskState::Finished | TaskState::Failed | TaskState::Cancelled if !self.durable => TaskState::Running,
+            TaskState::Finished | TaskState::Failed | TaskState::Cancelled if !self.durable => {
+                TaskState::Running
+            }
             s => s,
         }
     }
@@ -120,9 +126,27 @@ impl Task {
                 .iter()
                 .enumerate()
                 .map(|(i, o)| match o {
-                    Out::Inline(b) => OutputRecord { index: i as u32, data: b.clone(), inline: true, size: b.len() as u64, worker: String::new() },
-                    Out::Remote { worker, size } => OutputRecord { index: i as u32, data: Bytes::new(), inline: false, size: *size, worker: worker.to_string() },
-                    Out::Lost => OutputRecord { index: i as u32, data: Bytes::new(), inline: false, size: 0, worker: String::new() },
+                    Out::Inline(b) => OutputRecord {
+                        index: i as u32,
+                        data: b.clone(),
+                        inline: true,
+                        size: b.len() as u64,
+                        worker: String::new(),
+                    },
+                    Out::Remote { worker, size } => OutputRecord {
+                        index: i as u32,
+                        data: Bytes::new(),
+                        inline: false,
+                        size: *size,
+                        worker: worker.to_string(),
+                    },
+                    Out::Lost => OutputRecord {
+                        index: i as u32,
+                        data: Bytes::new(),
+                        inline: false,
+                        size: 0,
+                        worker: String::new(),
+                    },
                 })
                 .collect(),
             worker: self.worker.as_deref().unwrap_or("").to_string(),
@@ -193,7 +217,10 @@ pub struct Core {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Result of a `get`.
@@ -213,22 +240,33 @@ fn validate_spec(i: usize, s: &pb::TaskSpec, batch_len: usize) -> Result<(), Kee
     match &s.executor {
         None => return Err(KeeperError::Invalid(format!("task {i}: no executor"))),
         Some(Executor::Builtin(b)) if !known_builtin(&b.name) => {
-            return Err(KeeperError::Invalid(format!("task {i}: unknown builtin {:?}", b.name)));
+            return Err(KeeperError::Invalid(format!(
+                "task {i}: unknown builtin {:?}",
+                b.name
+            )));
         }
         Some(Executor::Process(p)) if p.argv.is_empty() || p.argv[0].is_empty() => {
-            return Err(KeeperError::Invalid(format!("task {i}: process task needs argv")));
+            return Err(KeeperError::Invalid(format!(
+                "task {i}: process task needs argv"
+            )));
         }
         _ => {}
     }
     if let Some(r) = &s.resources
-        && r.gpus > 64 {
-            return Err(KeeperError::Invalid(format!("task {i}: at most 64 GPUs per task")));
-        }
+        && r.gpus > 64
+    {
+        return Err(KeeperError::Invalid(format!(
+            "task {i}: at most 64 GPUs per task"
+        )));
+    }
     for a in &s.args {
         if let Some(pb::task_arg::Kind::BatchRef(j)) = a.kind
-            && (j as usize >= i || j as usize >= batch_len) {
-                return Err(KeeperError::Invalid(format!("task {i}: batch_ref {j} must name an earlier task of the batch")));
-            }
+            && (j as usize >= i || j as usize >= batch_len)
+        {
+            return Err(KeeperError::Invalid(format!(
+                "task {i}: batch_ref {j} must name an earlier task of the batch"
+            )));
+        }
     }
     Ok(())
 }
@@ -253,7 +291,12 @@ impl Core {
     ) -> Arc<Core> {
         let (events, _) = broadcast::channel(1 << 16);
         let core = Arc::new(Core {
-            inner: Mutex::new(Inner { next_id: 1, next_pull: 1, next_conn: 1, ..Default::default() }),
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                next_pull: 1,
+                next_conn: 1,
+                ..Default::default()
+            }),
             store,
             cfg,
             metrics: Metrics::new(),
@@ -280,7 +323,10 @@ impl Core {
         for rec in loaded.tasks {
             inner.next_id = inner.next_id.max(rec.id + 1);
             let state = TaskState::try_from(rec.state).unwrap_or(TaskState::Queued);
-            let terminal = matches!(state, TaskState::Finished | TaskState::Failed | TaskState::Cancelled);
+            let terminal = matches!(
+                state,
+                TaskState::Finished | TaskState::Failed | TaskState::Cancelled
+            );
             let spec = Arc::new(rec.spec.clone().unwrap_or_default());
             let n_out = out_count(&spec) as usize;
             let mut outputs = vec![Out::Lost; if terminal { n_out } else { 0 }];
@@ -291,7 +337,10 @@ impl Core {
                     } else if !o.worker.is_empty() {
                         let w: Arc<str> = o.worker.as_str().into();
                         inner.held_by.entry(w.clone()).or_default().insert(rec.id);
-                        Out::Remote { worker: w, size: o.size }
+                        Out::Remote {
+                            worker: w,
+                            size: o.size,
+                        }
                     } else {
                         Out::Lost
                     };
@@ -303,8 +352,16 @@ impl Core {
                 Task {
                     lease: rec.lease.as_str().into(),
                     spec,
-                    state: if terminal { state } else { TaskState::WaitingForDeps },
-                    phase: if terminal { Phase::Done } else { Phase::Waiting },
+                    state: if terminal {
+                        state
+                    } else {
+                        TaskState::WaitingForDeps
+                    },
+                    phase: if terminal {
+                        Phase::Done
+                    } else {
+                        Phase::Waiting
+                    },
                     durable: terminal,
                     attempts: rec.attempts,
                     lost_reruns: 0,
@@ -334,7 +391,10 @@ impl Core {
             self.wire_deps_and_ready(inner, id, &mut ctx);
         }
         if n > 0 {
-            info!(tasks = n, "recovered unfinished tasks; they run again as workers join");
+            info!(
+                tasks = n,
+                "recovered unfinished tasks; they run again as workers join"
+            );
         }
         self.flush(inner, ctx);
     }
@@ -374,7 +434,10 @@ impl Core {
 
     fn status_of(&self, id: u64, t: &Task) -> pb::TaskStatus {
         let vis = t.visible_state();
-        let terminal = matches!(vis, TaskState::Finished | TaskState::Failed | TaskState::Cancelled);
+        let terminal = matches!(
+            vis,
+            TaskState::Finished | TaskState::Failed | TaskState::Cancelled
+        );
         pb::TaskStatus {
             task_id: id,
             state: vis as i32,
@@ -382,7 +445,11 @@ impl Core {
             attempts: t.attempts,
             worker_id: t.worker.as_deref().unwrap_or("").to_string(),
             error_kind: if terminal { t.error_kind as i32 } else { 0 },
-            error: if terminal { t.error.clone() } else { String::new() },
+            error: if terminal {
+                t.error.clone()
+            } else {
+                String::new()
+            },
             exit_code: if terminal { t.exit_code } else { None },
             result_size: match t.outputs.first() {
                 Some(Out::Inline(b)) if terminal => b.len() as u64,
@@ -397,7 +464,10 @@ impl Core {
             return;
         }
         if let Some(t) = inner.tasks.get(&id) {
-            ctx.events.push(Event { lease: t.lease.clone(), status: self.status_of(id, t) });
+            ctx.events.push(Event {
+                lease: t.lease.clone(),
+                status: self.status_of(id, t),
+            });
         }
     }
 
@@ -407,8 +477,18 @@ impl Core {
         if inner.clusters.contains_key(lease) {
             return true;
         }
-        let Some(info) = self.leases.lease(lease) else { return false };
-        inner.clusters.insert(lease.clone(), Cluster { info, sched: Scheduler::new(), members: Vec::new(), was_ready: false });
+        let Some(info) = self.leases.lease(lease) else {
+            return false;
+        };
+        inner.clusters.insert(
+            lease.clone(),
+            Cluster {
+                info,
+                sched: Scheduler::new(),
+                members: Vec::new(),
+                was_ready: false,
+            },
+        );
         // Attach idle workers of the provider.
         let idle: Vec<Arc<str>> = inner
             .workers
@@ -425,12 +505,26 @@ impl Core {
     }
 
     fn gpus_ready(inner: &Inner, c: &Cluster) -> u32 {
-        c.members.iter().filter_map(|m| inner.workers.get(m)).map(|w| w.reg.gpus.len() as u32).sum()
+        c.members
+            .iter()
+            .filter_map(|m| inner.workers.get(m))
+            .map(|w| w.reg.gpus.len() as u32)
+            .sum()
     }
 
-    fn try_attach(&self, inner: &mut Inner, key: &Arc<str>, lease: &Arc<str>, ctx: &mut Ctx) -> bool {
-        let Some(c) = inner.clusters.get(lease) else { return false };
-        let Some(w) = inner.workers.get(key) else { return false };
+    fn try_attach(
+        &self,
+        inner: &mut Inner,
+        key: &Arc<str>,
+        lease: &Arc<str>,
+        ctx: &mut Ctx,
+    ) -> bool {
+        let Some(c) = inner.clusters.get(lease) else {
+            return false;
+        };
+        let Some(w) = inner.workers.get(key) else {
+            return false;
+        };
         if w.provider != c.info.provider || w.lease.is_some() {
             return false;
         }
@@ -438,13 +532,24 @@ impl Core {
         if c.info.gpus > 0 && ready >= c.info.gpus {
             return false;
         }
-        let model = w.reg.gpus.first().map(|g| g.model.clone()).unwrap_or_default();
+        let model = w
+            .reg
+            .gpus
+            .first()
+            .map(|g| g.model.clone())
+            .unwrap_or_default();
         let spec = WorkerSpec {
             key: key.clone(),
-            res: Res { milli_cpus: w.reg.milli_cpus, gpus: w.reg.gpus.len() as u32, memory: w.reg.memory_bytes },
+            res: Res {
+                milli_cpus: w.reg.milli_cpus,
+                gpus: w.reg.gpus.len() as u32,
+                memory: w.reg.memory_bytes,
+            },
             gpu_model: model,
         };
-        let Some(c) = inner.clusters.get_mut(lease) else { return false };
+        let Some(c) = inner.clusters.get_mut(lease) else {
+            return false;
+        };
         let idx = c.sched.add_worker(spec);
         c.members.push(key.clone());
         if let Some(w) = inner.workers.get_mut(key) {
@@ -469,13 +574,19 @@ impl Core {
     }
 
     fn cluster_changed(&self, inner: &mut Inner, lease: &Arc<str>, ctx: &mut Ctx) {
-        let Some(c) = inner.clusters.get(lease) else { return };
+        let Some(c) = inner.clusters.get(lease) else {
+            return;
+        };
         let state = Self::cluster_state(inner, c);
-        let rec = ClusterRecord { state: state.to_string(), workers: c.members.iter().map(|m| m.to_string()).collect() };
+        let rec = ClusterRecord {
+            state: state.to_string(),
+            workers: c.members.iter().map(|m| m.to_string()).collect(),
+        };
         if state == "ready"
-            && let Some(c) = inner.clusters.get_mut(lease) {
-                c.was_ready = true;
-            }
+            && let Some(c) = inner.clusters.get_mut(lease)
+        {
+            c.was_ready = true;
+        }
         ctx.batch.clusters.push((lease.to_string(), rec));
     }
 
@@ -503,7 +614,12 @@ impl Core {
                 draining: w.draining,
             })
             .collect();
-        let pgs = c.sched.group_ids().into_iter().filter_map(|id| c.sched.group_info(id).map(|i| pg_info(id, &i))).collect();
+        let pgs = c
+            .sched
+            .group_ids()
+            .into_iter()
+            .filter_map(|id| c.sched.group_info(id).map(|i| pg_info(id, &i)))
+            .collect();
         Ok(pb::ClusterInfo {
             lease_id: lease.to_string(),
             provider: c.info.provider.clone(),
@@ -516,9 +632,16 @@ impl Core {
     }
 
     /// Create a placement group on a lease's cluster.
-    pub fn create_placement_group(&self, lease: &Arc<str>, bundles: &[pb::Resources], strategy: pb::PlacementStrategy) -> Result<pb::PlacementGroupInfo, KeeperError> {
+    pub fn create_placement_group(
+        &self,
+        lease: &Arc<str>,
+        bundles: &[pb::Resources],
+        strategy: pb::PlacementStrategy,
+    ) -> Result<pb::PlacementGroupInfo, KeeperError> {
         if bundles.is_empty() || bundles.len() > 1024 {
-            return Err(KeeperError::Invalid("a placement group needs 1..=1024 bundles".into()));
+            return Err(KeeperError::Invalid(
+                "a placement group needs 1..=1024 bundles".into(),
+            ));
         }
         let mut g = self.inner.lock();
         let inner = &mut *g;
@@ -531,17 +654,33 @@ impl Core {
             pb::PlacementStrategy::StrictPack => PgStrategy::StrictPack,
             pb::PlacementStrategy::StrictSpread => PgStrategy::StrictSpread,
         };
-        let res: Vec<Res> = bundles.iter().map(|b| Res { milli_cpus: b.milli_cpus, gpus: b.gpus, memory: b.memory_bytes }).collect();
-        let Some(c) = inner.clusters.get_mut(lease) else { return Err(KeeperError::NotFound(format!("lease {lease}"))) };
+        let res: Vec<Res> = bundles
+            .iter()
+            .map(|b| Res {
+                milli_cpus: b.milli_cpus,
+                gpus: b.gpus,
+                memory: b.memory_bytes,
+            })
+            .collect();
+        let Some(c) = inner.clusters.get_mut(lease) else {
+            return Err(KeeperError::NotFound(format!("lease {lease}")));
+        };
         let id = c.sched.create_group(res, st);
-        let info = c.sched.group_info(id).ok_or_else(|| KeeperError::NotFound("placement group".into()))?;
+        let info = c
+            .sched
+            .group_info(id)
+            .ok_or_else(|| KeeperError::NotFound("placement group".into()))?;
         Ok(pg_info(id, &info))
     }
 
     // ---------------------------------------------------------------- submit
 
     /// Accept a batch of tasks for a lease. Returns their ids once the batch is durable.
-    pub async fn submit(&self, lease: &Arc<str>, specs: Vec<pb::TaskSpec>) -> Result<Vec<u64>, KeeperError> {
+    pub async fn submit(
+        &self,
+        lease: &Arc<str>,
+        specs: Vec<pb::TaskSpec>,
+    ) -> Result<Vec<u64>, KeeperError> {
         let (ids, ack) = self.submit_nowait(lease, specs, false)?;
         if let Some(ack) = ack {
             Self::durable(ack).await?;
@@ -574,7 +713,9 @@ impl Core {
             return Err(KeeperError::Invalid("no tasks".into()));
         }
         if specs.len() > MAX_BATCH {
-            return Err(KeeperError::Invalid(format!("at most {MAX_BATCH} tasks per request")));
+            return Err(KeeperError::Invalid(format!(
+                "at most {MAX_BATCH} tasks per request"
+            )));
         }
         for (i, s) in specs.iter().enumerate() {
             validate_spec(i, s, specs.len())?;
@@ -597,19 +738,28 @@ impl Core {
                     _ => None,
                 });
                 let stdin_ref = match &s.executor {
-                    Some(pb::task_spec::Executor::Process(p)) => match p.stdin.as_ref().and_then(|a| a.kind.as_ref()) {
-                        Some(pb::task_arg::Kind::Ref(r)) => Some(r),
-                        Some(pb::task_arg::Kind::BatchRef(_)) => {
-                            return Err(KeeperError::Invalid(format!("task {i}: stdin cannot be a batch_ref; use an object ref")));
+                    Some(pb::task_spec::Executor::Process(p)) => {
+                        match p.stdin.as_ref().and_then(|a| a.kind.as_ref()) {
+                            Some(pb::task_arg::Kind::Ref(r)) => Some(r),
+                            Some(pb::task_arg::Kind::BatchRef(_)) => {
+                                return Err(KeeperError::Invalid(format!(
+                                    "task {i}: stdin cannot be a batch_ref; use an object ref"
+                                )));
+                            }
+                            _ => None,
                         }
-                        _ => None,
-                    },
+                    }
                     _ => None,
                 };
                 for r in refs.chain(stdin_ref) {
                     match inner.tasks.get(&r.task_id) {
                         Some(t) if t.lease == *lease && r.index < out_count(&t.spec) => {}
-                        _ => return Err(KeeperError::NotFound(format!("task {i}: unknown object {}:{}", r.task_id, r.index))),
+                        _ => {
+                            return Err(KeeperError::NotFound(format!(
+                                "task {i}: unknown object {}:{}",
+                                r.task_id, r.index
+                            )));
+                        }
                     }
                 }
             }
@@ -621,7 +771,10 @@ impl Core {
                 // Rewrite batch refs to object refs.
                 for a in spec.args.iter_mut() {
                     if let Some(pb::task_arg::Kind::BatchRef(j)) = a.kind {
-                        a.kind = Some(pb::task_arg::Kind::Ref(pb::ObjectRef { task_id: ids[j as usize], index: 0 }));
+                        a.kind = Some(pb::task_arg::Kind::Ref(pb::ObjectRef {
+                            task_id: ids[j as usize],
+                            index: 0,
+                        }));
                     }
                 }
                 let mut deps: Vec<u64> = spec
@@ -633,9 +786,11 @@ impl Core {
                     })
                     .collect();
                 if let Some(pb::task_spec::Executor::Process(p)) = &spec.executor
-                    && let Some(pb::task_arg::Kind::Ref(r)) = p.stdin.as_ref().and_then(|a| a.kind.as_ref()) {
-                        deps.push(r.task_id);
-                    }
+                    && let Some(pb::task_arg::Kind::Ref(r)) =
+                        p.stdin.as_ref().and_then(|a| a.kind.as_ref())
+                {
+                    deps.push(r.task_id);
+                }
                 deps.sort_unstable();
                 deps.dedup();
                 let max_retries = spec.max_retries.unwrap_or(self.cfg.default_max_retries);
@@ -695,7 +850,9 @@ impl Core {
         let mut batch = Batch::default();
         let mut pending = false;
         for &id in ids {
-            let Some(t) = inner.tasks.get_mut(&id) else { continue };
+            let Some(t) = inner.tasks.get_mut(&id) else {
+                continue;
+            };
             if t.accept_deferred {
                 t.accept_deferred = false;
                 // A task already done has its terminal record queued (FIFO): nothing to add.
@@ -716,13 +873,26 @@ impl Core {
 
     /// Count unfinished deps, register as dependent, and make ready if none.
     fn wire_deps_and_ready(&self, inner: &mut Inner, id: u64, ctx: &mut Ctx) {
-        let Some(t) = inner.tasks.get(&id) else { return };
+        let Some(t) = inner.tasks.get(&id) else {
+            return;
+        };
         let lease = t.lease.clone();
         if !self.ensure_cluster(inner, &lease) {
-            self.finish_failed(inner, id, ErrorKind::Unschedulable, format!("lease {lease} no longer exists"), None, ctx);
+            self.finish_failed(
+                inner,
+                id,
+                ErrorKind::Unschedulable,
+                format!("lease {lease} no longer exists"),
+                None,
+                ctx,
+            );
             return;
         }
-        let deps = inner.tasks.get(&id).map(|t| t.deps.clone()).unwrap_or_default();
+        let deps = inner
+            .tasks
+            .get(&id)
+            .map(|t| t.deps.clone())
+            .unwrap_or_default();
         let mut left = 0;
         for d in deps {
             match inner.tasks.get(&d).map(|t| (t.phase, t.state)) {
@@ -737,7 +907,14 @@ impl Core {
                     inner.dependents.entry(d).or_default().push(id);
                 }
                 None => {
-                    self.finish_failed(inner, id, ErrorKind::DependencyFailed, format!("dependency {d} unknown"), None, ctx);
+                    self.finish_failed(
+                        inner,
+                        id,
+                        ErrorKind::DependencyFailed,
+                        format!("dependency {d} unknown"),
+                        None,
+                        ctx,
+                    );
                     return;
                 }
             }
@@ -755,8 +932,15 @@ impl Core {
     }
 
     fn request_of(&self, c: &Cluster, spec: &pb::TaskSpec) -> Result<Request, String> {
-        let r = spec.resources.clone().unwrap_or(pb::Resources { milli_cpus: 1000, ..Default::default() });
-        let res = Res { milli_cpus: r.milli_cpus, gpus: r.gpus, memory: r.memory_bytes };
+        let r = spec.resources.clone().unwrap_or(pb::Resources {
+            milli_cpus: 1000,
+            ..Default::default()
+        });
+        let res = Res {
+            milli_cpus: r.milli_cpus,
+            gpus: r.gpus,
+            memory: r.memory_bytes,
+        };
         let gpu_model = (!r.gpu_model.is_empty()).then(|| Arc::<str>::from(r.gpu_model.as_str()));
         use pb::scheduling_strategy::Kind;
         let strategy = match spec.strategy.as_ref().and_then(|s| s.kind.as_ref()) {
@@ -768,17 +952,30 @@ impl Core {
                 bundle: (p.bundle_index >= 0).then_some(p.bundle_index as u32),
             },
         };
-        Ok(Request { res, gpu_model, strategy })
+        Ok(Request {
+            res,
+            gpu_model,
+            strategy,
+        })
     }
 
     /// All inputs available: check none is lost, then hand to the scheduler.
     fn make_ready(&self, inner: &mut Inner, id: u64, ctx: &mut Ctx) {
-        let Some(t) = inner.tasks.get(&id) else { return };
+        let Some(t) = inner.tasks.get(&id) else {
+            return;
+        };
         if t.phase != Phase::Waiting {
             return;
         }
         if t.cancel_requested {
-            self.finish_failed(inner, id, ErrorKind::Cancelled, "cancelled".into(), None, ctx);
+            self.finish_failed(
+                inner,
+                id,
+                ErrorKind::Cancelled,
+                "cancelled".into(),
+                None,
+                ctx,
+            );
             return;
         }
         // Lost inputs: re-make them from their task first (lineage).
@@ -786,7 +983,12 @@ impl Core {
             .deps
             .iter()
             .copied()
-            .filter(|d| inner.tasks.get(d).is_some_and(|dt| dt.outputs.iter().any(|o| matches!(o, Out::Lost))))
+            .filter(|d| {
+                inner
+                    .tasks
+                    .get(d)
+                    .is_some_and(|dt| dt.outputs.iter().any(|o| matches!(o, Out::Lost)))
+            })
             .collect();
         if !lost.is_empty() {
             for d in &lost {
@@ -800,7 +1002,9 @@ impl Core {
         }
         let lease = t.lease.clone();
         let spec = t.spec.clone();
-        let Some(c) = inner.clusters.get_mut(&lease) else { return };
+        let Some(c) = inner.clusters.get_mut(&lease) else {
+            return;
+        };
         let req = match self.request_of(c, &spec) {
             Ok(r) => r,
             Err(msg) => {
@@ -818,13 +1022,19 @@ impl Core {
                     }
                 }
             }
-            Decision::Unschedulable(msg) => self.finish_failed(inner, id, ErrorKind::Unschedulable, msg, None, ctx),
+            Decision::Unschedulable(msg) => {
+                self.finish_failed(inner, id, ErrorKind::Unschedulable, msg, None, ctx)
+            }
         }
     }
 
     fn input_of(inner: &Inner, r: &pb::ObjectRef) -> pb::Input {
         use pb::input::Kind;
-        let kind = match inner.tasks.get(&r.task_id).and_then(|t| t.outputs.get(r.index as usize)) {
+        let kind = match inner
+            .tasks
+            .get(&r.task_id)
+            .and_then(|t| t.outputs.get(r.index as usize))
+        {
             Some(Out::Inline(b)) => Kind::Value(b.clone()),
             _ => Kind::Remote(*r),
         };
@@ -832,7 +1042,11 @@ impl Core {
     }
 
     fn start(&self, inner: &mut Inner, id: u64, g: Grant, ctx: &mut Ctx) {
-        let Some(key) = inner.clusters.get(&inner.tasks[&id].lease).and_then(|c| c.sched.worker_key(g.worker).cloned()) else {
+        let Some(key) = inner
+            .clusters
+            .get(&inner.tasks[&id].lease)
+            .and_then(|c| c.sched.worker_key(g.worker).cloned())
+        else {
             return;
         };
         let (assignment, lease) = {
@@ -842,17 +1056,29 @@ impl Core {
                 .args
                 .iter()
                 .map(|a| match &a.kind {
-                    Some(pb::task_arg::Kind::Value(v)) => pb::Input { kind: Some(pb::input::Kind::Value(v.clone())) },
+                    Some(pb::task_arg::Kind::Value(v)) => pb::Input {
+                        kind: Some(pb::input::Kind::Value(v.clone())),
+                    },
                     Some(pb::task_arg::Kind::Ref(r)) => Self::input_of(inner, r),
-                    _ => pb::Input { kind: Some(pb::input::Kind::Value(Bytes::new())) },
+                    _ => pb::Input {
+                        kind: Some(pb::input::Kind::Value(Bytes::new())),
+                    },
                 })
                 .collect();
             let stdin = match &t.spec.executor {
-                Some(pb::task_spec::Executor::Process(p)) => p.stdin.as_ref().and_then(|a| a.kind.as_ref()).map(|k| match k {
-                    pb::task_arg::Kind::Value(v) => pb::Input { kind: Some(pb::input::Kind::Value(v.clone())) },
-                    pb::task_arg::Kind::Ref(r) => Self::input_of(inner, r),
-                    pb::task_arg::Kind::BatchRef(_) => pb::Input { kind: Some(pb::input::Kind::Value(Bytes::new())) },
-                }),
+                Some(pb::task_spec::Executor::Process(p)) => p
+                    .stdin
+                    .as_ref()
+                    .and_then(|a| a.kind.as_ref())
+                    .map(|k| match k {
+                        pb::task_arg::Kind::Value(v) => pb::Input {
+                            kind: Some(pb::input::Kind::Value(v.clone())),
+                        },
+                        pb::task_arg::Kind::Ref(r) => Self::input_of(inner, r),
+                        pb::task_arg::Kind::BatchRef(_) => pb::Input {
+                            kind: Some(pb::input::Kind::Value(Bytes::new())),
+                        },
+                    }),
                 _ => None,
             };
             (
@@ -896,27 +1122,41 @@ impl Core {
     }
 
     fn release_grant(&self, inner: &mut Inner, id: u64) {
-        let Some(t) = inner.tasks.get_mut(&id) else { return };
+        let Some(t) = inner.tasks.get_mut(&id) else {
+            return;
+        };
         let grant = t.grant.take();
         let lease = t.lease.clone();
         if let Some(w) = t.worker.clone()
-            && let Some(conn) = inner.workers.get_mut(&w) {
-                conn.running.remove(&id);
-            }
+            && let Some(conn) = inner.workers.get_mut(&w)
+        {
+            conn.running.remove(&id);
+        }
         if let (Some(g), Some(c)) = (grant, inner.clusters.get_mut(&lease)) {
             c.sched.release(&g);
         }
     }
 
-    fn finish_ok(&self, inner: &mut Inner, id: u64, outputs: Vec<Out>, exit_code: Option<i32>, ctx: &mut Ctx) {
-        let Some(t) = inner.tasks.get_mut(&id) else { return };
+    fn finish_ok(
+        &self,
+        inner: &mut Inner,
+        id: u64,
+        outputs: Vec<Out>,
+        exit_code: Option<i32>,
+        ctx: &mut Ctx,
+    ) {
+        let Some(t) = inner.tasks.get_mut(&id) else {
+            return;
+        };
         let worker = t.worker.clone();
         for o in &outputs {
             if let (Out::Remote { worker: w, .. }, Some(_)) = (o, &worker) {
                 inner.held_by.entry(w.clone()).or_default().insert(id);
             }
         }
-        let Some(t) = inner.tasks.get_mut(&id) else { return };
+        let Some(t) = inner.tasks.get_mut(&id) else {
+            return;
+        };
         t.outputs = outputs;
         t.phase = Phase::Done;
         t.exit_code = exit_code;
@@ -949,10 +1189,20 @@ impl Core {
         }
     }
 
-    fn finish_failed(&self, inner: &mut Inner, id: u64, kind: ErrorKind, msg: String, exit_code: Option<i32>, ctx: &mut Ctx) {
+    fn finish_failed(
+        &self,
+        inner: &mut Inner,
+        id: u64,
+        kind: ErrorKind,
+        msg: String,
+        exit_code: Option<i32>,
+        ctx: &mut Ctx,
+    ) {
         let mut work = vec![(id, kind, msg)];
         while let Some((id, kind, msg)) = work.pop() {
-            let Some(t) = inner.tasks.get_mut(&id) else { continue };
+            let Some(t) = inner.tasks.get_mut(&id) else {
+                continue;
+            };
             if t.phase == Phase::Done && !t.reconstructing {
                 continue;
             }
@@ -962,7 +1212,9 @@ impl Core {
                     c.sched.cancel_queued(id);
                 }
             }
-            let Some(t) = inner.tasks.get_mut(&id) else { continue };
+            let Some(t) = inner.tasks.get_mut(&id) else {
+                continue;
+            };
             t.phase = Phase::Done;
             if t.reconstructing {
                 // A finished task whose lost output could not be re-made: it stays finished for
@@ -974,7 +1226,11 @@ impl Core {
                     let _ = w.send(());
                 }
             } else {
-                t.state = if kind == ErrorKind::Cancelled { TaskState::Cancelled } else { TaskState::Failed };
+                t.state = if kind == ErrorKind::Cancelled {
+                    TaskState::Cancelled
+                } else {
+                    TaskState::Failed
+                };
                 t.error_kind = kind;
                 t.error = msg.clone();
                 t.exit_code = exit_code.or(t.exit_code);
@@ -984,17 +1240,37 @@ impl Core {
             ctx.batch.tasks.push(t.record(id));
             warn!(task = id, kind = ?kind, error = %msg, "task failed");
             for d in inner.dependents.remove(&id).unwrap_or_default() {
-                let dkind = if kind == ErrorKind::ObjectLost { ErrorKind::ObjectLost } else { ErrorKind::DependencyFailed };
+                let dkind = if kind == ErrorKind::ObjectLost {
+                    ErrorKind::ObjectLost
+                } else {
+                    ErrorKind::DependencyFailed
+                };
                 work.push((d, dkind, format!("dependency {id} failed: {msg}")));
             }
         }
     }
 
     /// A system failure (worker died, input lost): retry within budget or fail.
-    fn retry_or_fail(&self, inner: &mut Inner, id: u64, kind: ErrorKind, msg: String, ctx: &mut Ctx) {
-        let Some(t) = inner.tasks.get(&id) else { return };
+    fn retry_or_fail(
+        &self,
+        inner: &mut Inner,
+        id: u64,
+        kind: ErrorKind,
+        msg: String,
+        ctx: &mut Ctx,
+    ) {
+        let Some(t) = inner.tasks.get(&id) else {
+            return;
+        };
         if t.cancel_requested {
-            self.finish_failed(inner, id, ErrorKind::Cancelled, "cancelled".into(), None, ctx);
+            self.finish_failed(
+                inner,
+                id,
+                ErrorKind::Cancelled,
+                "cancelled".into(),
+                None,
+                ctx,
+            );
         } else if t.attempts <= t.max_retries {
             self.metrics.task_retries.inc();
             info!(task = id, attempt = t.attempts, reason = %msg, "retrying task");
@@ -1005,14 +1281,19 @@ impl Core {
             self.wire_deps_and_ready(inner, id, ctx);
             self.event(inner, id, ctx);
         } else {
-            let m = format!("{msg} (after {} attempts; max_retries = {})", t.attempts, t.max_retries);
+            let m = format!(
+                "{msg} (after {} attempts; max_retries = {})",
+                t.attempts, t.max_retries
+            );
             self.finish_failed(inner, id, kind, m, None, ctx);
         }
     }
 
     /// Re-run a finished task whose output was lost (lineage reconstruction).
     fn reconstruct(&self, inner: &mut Inner, id: u64, ctx: &mut Ctx) {
-        let Some(t) = inner.tasks.get_mut(&id) else { return };
+        let Some(t) = inner.tasks.get_mut(&id) else {
+            return;
+        };
         if t.phase != Phase::Done || t.state != TaskState::Finished || t.reconstructing {
             return;
         }
@@ -1045,7 +1326,13 @@ impl Core {
         }
         let mut ctx = Ctx::default();
         if let Some(old) = inner.workers.get(&key).map(|w| w.conn_id) {
-            self.lose_worker(inner, &key, old, "replaced by a new connection".into(), &mut ctx);
+            self.lose_worker(
+                inner,
+                &key,
+                old,
+                "replaced by a new connection".into(),
+                &mut ctx,
+            );
         }
         let conn_id = inner.next_conn;
         inner.next_conn += 1;
@@ -1092,28 +1379,36 @@ impl Core {
     /// Note that a worker is alive.
     pub fn touch(&self, key: &Arc<str>, conn_id: u64) {
         if let Some(w) = self.inner.lock().workers.get_mut(key)
-            && w.conn_id == conn_id {
-                w.last_seen = Instant::now();
-            }
+            && w.conn_id == conn_id
+        {
+            w.last_seen = Instant::now();
+        }
     }
 
     /// Worker says it is draining.
     pub fn worker_draining(&self, key: &Arc<str>, conn_id: u64) {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let Some(w) = inner.workers.get_mut(key).filter(|w| w.conn_id == conn_id) else { return };
+        let Some(w) = inner.workers.get_mut(key).filter(|w| w.conn_id == conn_id) else {
+            return;
+        };
         w.draining = true;
         let (lease, idx) = (w.lease.clone(), w.idx);
         if let (Some(l), Some(i)) = (lease, idx)
-            && let Some(c) = inner.clusters.get_mut(&l) {
-                c.sched.set_draining(i);
-            }
+            && let Some(c) = inner.clusters.get_mut(&l)
+        {
+            c.sched.set_draining(i);
+        }
         info!(worker = %key, "worker draining");
     }
 
     /// Check a worker's FetchObject session.
     pub fn worker_session_ok(&self, session: &[u8]) -> bool {
-        self.inner.lock().workers.values().any(|w| w.session[..] == *session)
+        self.inner
+            .lock()
+            .workers
+            .values()
+            .any(|w| w.session[..] == *session)
     }
 
     /// Results from a worker.
@@ -1134,7 +1429,9 @@ impl Core {
                 continue;
             }
             self.release_grant(inner, id);
-            let Some(t) = inner.tasks.get(&id) else { continue };
+            let Some(t) = inner.tasks.get(&id) else {
+                continue;
+            };
             if !leases.contains(&t.lease) {
                 leases.push(t.lease.clone());
             }
@@ -1145,7 +1442,14 @@ impl Core {
                     let mut outs = vec![Out::Inline(Bytes::new()); n];
                     for o in r.outputs {
                         if let Some(slot) = outs.get_mut(o.index as usize) {
-                            *slot = if o.inline { Out::Inline(o.data) } else { Out::Remote { worker: key.clone(), size: o.size } };
+                            *slot = if o.inline {
+                                Out::Inline(o.data)
+                            } else {
+                                Out::Remote {
+                                    worker: key.clone(),
+                                    size: o.size,
+                                }
+                            };
                         }
                     }
                     self.finish_ok(inner, id, outs, r.exit_code, &mut ctx);
@@ -1155,9 +1459,10 @@ impl Core {
                     for l in &r.lost {
                         if let Some(p) = inner.tasks.get_mut(&l.task_id)
                             && let Some(o) = p.outputs.get_mut(l.index as usize)
-                                && matches!(o, Out::Remote { .. }) {
-                                    *o = Out::Lost;
-                                }
+                            && matches!(o, Out::Remote { .. })
+                        {
+                            *o = Out::Lost;
+                        }
                     }
                     let rerun = inner.tasks.get_mut(&id).map(|t| {
                         t.lost_reruns += 1;
@@ -1170,12 +1475,28 @@ impl Core {
                         }
                         self.make_ready(inner, id, &mut ctx);
                     } else {
-                        self.finish_failed(inner, id, ErrorKind::ObjectLost, r.error, None, &mut ctx);
+                        self.finish_failed(
+                            inner,
+                            id,
+                            ErrorKind::ObjectLost,
+                            r.error,
+                            None,
+                            &mut ctx,
+                        );
                     }
                 }
-                ErrorKind::Cancelled => self.finish_failed(inner, id, ErrorKind::Cancelled, "cancelled".into(), r.exit_code, &mut ctx),
+                ErrorKind::Cancelled => self.finish_failed(
+                    inner,
+                    id,
+                    ErrorKind::Cancelled,
+                    "cancelled".into(),
+                    r.exit_code,
+                    &mut ctx,
+                ),
                 ErrorKind::Application | ErrorKind::TimeLimit | ErrorKind::MemoryLimit => {
-                    let retry = t.spec.retry_exceptions && t.attempts <= t.max_retries && !t.cancel_requested;
+                    let retry = t.spec.retry_exceptions
+                        && t.attempts <= t.max_retries
+                        && !t.cancel_requested;
                     if retry {
                         self.metrics.task_retries.inc();
                         if let Some(t) = inner.tasks.get_mut(&id) {
@@ -1184,7 +1505,14 @@ impl Core {
                         }
                         self.wire_deps_and_ready(inner, id, &mut ctx);
                     } else if t.cancel_requested {
-                        self.finish_failed(inner, id, ErrorKind::Cancelled, "cancelled".into(), r.exit_code, &mut ctx);
+                        self.finish_failed(
+                            inner,
+                            id,
+                            ErrorKind::Cancelled,
+                            "cancelled".into(),
+                            r.exit_code,
+                            &mut ctx,
+                        );
                     } else {
                         self.finish_failed(inner, id, kind, r.error, r.exit_code, &mut ctx);
                     }
@@ -1207,12 +1535,21 @@ impl Core {
         self.flush(inner, ctx);
     }
 
-    fn lose_worker(&self, inner: &mut Inner, key: &Arc<str>, conn_id: u64, reason: String, ctx: &mut Ctx) {
+    fn lose_worker(
+        &self,
+        inner: &mut Inner,
+        key: &Arc<str>,
+        conn_id: u64,
+        reason: String,
+        ctx: &mut Ctx,
+    ) {
         match inner.workers.get(key) {
             Some(w) if w.conn_id == conn_id => {}
             _ => return,
         }
-        let Some(w) = inner.workers.remove(key) else { return };
+        let Some(w) = inner.workers.remove(key) else {
+            return;
+        };
         self.metrics.workers_connected.dec();
         self.metrics.workers_dead.inc();
         let mut running: Vec<u64> = w.running.iter().copied().collect();
@@ -1252,10 +1589,21 @@ impl Core {
                 if let Some(task) = inner.tasks.get_mut(&t) {
                     task.grant = None;
                 }
-                self.retry_or_fail(inner, t, ErrorKind::WorkerDied, format!("worker {key} died: {reason}"), ctx);
+                self.retry_or_fail(
+                    inner,
+                    t,
+                    ErrorKind::WorkerDied,
+                    format!("worker {key} died: {reason}"),
+                    ctx,
+                );
             }
             // Take an idle worker of the provider in its place, if any.
-            let idle: Vec<Arc<str>> = inner.workers.iter().filter(|(_, x)| x.lease.is_none() && x.provider == w.provider && !x.draining).map(|(k, _)| k.clone()).collect();
+            let idle: Vec<Arc<str>> = inner
+                .workers
+                .iter()
+                .filter(|(_, x)| x.lease.is_none() && x.provider == w.provider && !x.draining)
+                .map(|(k, _)| k.clone())
+                .collect();
             for k in idle {
                 self.try_attach(inner, &k, &lease, ctx);
             }
@@ -1278,7 +1626,13 @@ impl Core {
         let n = dead.len();
         let mut ctx = Ctx::default();
         for (k, c, d) in dead {
-            self.lose_worker(inner, &k, c, format!("missed heartbeats for {:.1}s", d.as_secs_f64()), &mut ctx);
+            self.lose_worker(
+                inner,
+                &k,
+                c,
+                format!("missed heartbeats for {:.1}s", d.as_secs_f64()),
+                &mut ctx,
+            );
         }
         self.flush(inner, ctx);
         n
@@ -1288,18 +1642,29 @@ impl Core {
     pub fn on_object_reply(&self, key: &Arc<str>, reply: pb::ObjectReply) {
         let mut g = self.inner.lock();
         if let Some((wk, tx)) = g.pulls.remove(&reply.request_id)
-            && wk == *key {
-                let _ = tx.send(reply.found.then_some(reply.data));
-            }
+            && wk == *key
+        {
+            let _ = tx.send(reply.found.then_some(reply.data));
+        }
     }
 
-    fn start_pull(&self, inner: &mut Inner, worker: &Arc<str>, r: pb::ObjectRef) -> Option<oneshot::Receiver<Option<Bytes>>> {
+    fn start_pull(
+        &self,
+        inner: &mut Inner,
+        worker: &Arc<str>,
+        r: pb::ObjectRef,
+    ) -> Option<oneshot::Receiver<Option<Bytes>>> {
         let conn = inner.workers.get(worker)?;
         let id = inner.next_pull;
         inner.next_pull += 1;
         let (tx, rx) = oneshot::channel();
         conn.tx
-            .send(pb::KeeperMessage { msg: Some(pb::keeper_message::Msg::Pull(pb::ObjectPull { request_id: id, object: Some(r) })) })
+            .send(pb::KeeperMessage {
+                msg: Some(pb::keeper_message::Msg::Pull(pb::ObjectPull {
+                    request_id: id,
+                    object: Some(r),
+                })),
+            })
             .ok()?;
         inner.pulls.insert(id, (worker.clone(), tx));
         Some(rx)
@@ -1307,7 +1672,12 @@ impl Core {
 
     /// Resolve an object's bytes: inline, pulled from its worker, or re-made (lineage) and
     /// waited for up to `timeout`. `lease` restricts access (None = any lease, for workers).
-    pub async fn object(&self, lease: Option<&Arc<str>>, r: pb::ObjectRef, timeout: Duration) -> Result<Bytes, KeeperError> {
+    pub async fn object(
+        &self,
+        lease: Option<&Arc<str>>,
+        r: pb::ObjectRef,
+        timeout: Duration,
+    ) -> Result<Bytes, KeeperError> {
         let deadline = tokio::time::Instant::now() + timeout;
         for _ in 0..8 {
             enum Next {
@@ -1323,22 +1693,36 @@ impl Core {
                     .tasks
                     .get(&r.task_id)
                     .filter(|t| lease.is_none_or(|l| *l == t.lease))
-                    .ok_or_else(|| KeeperError::NotFound(format!("object {}:{}", r.task_id, r.index)))?;
+                    .ok_or_else(|| {
+                        KeeperError::NotFound(format!("object {}:{}", r.task_id, r.index))
+                    })?;
                 if r.index >= out_count(&t.spec) {
-                    return Err(KeeperError::NotFound(format!("object {}:{}", r.task_id, r.index)));
+                    return Err(KeeperError::NotFound(format!(
+                        "object {}:{}",
+                        r.task_id, r.index
+                    )));
                 }
                 match (t.visible_state(), t.outputs.get(r.index as usize).cloned()) {
                     (TaskState::Failed | TaskState::Cancelled, _) => {
-                        return Err(KeeperError::NotFound(format!("task {} did not finish: {}", r.task_id, t.error)));
+                        return Err(KeeperError::NotFound(format!(
+                            "task {} did not finish: {}",
+                            r.task_id, t.error
+                        )));
                     }
-                    (TaskState::Finished, Some(Out::Inline(b))) if !t.reconstructing => Next::Data(b),
-                    (TaskState::Finished, Some(Out::Remote { worker, .. })) if !t.reconstructing => {
+                    (TaskState::Finished, Some(Out::Inline(b))) if !t.reconstructing => {
+                        Next::Data(b)
+                    }
+                    (TaskState::Finished, Some(Out::Remote { worker, .. }))
+                        if !t.reconstructing =>
+                    {
                         match self.start_pull(inner, &worker, r) {
                             Some(rx) => Next::Pull(worker, rx),
                             None => Next::Lost,
                         }
                     }
-                    (TaskState::Finished, Some(Out::Lost) | None) if !t.reconstructing => Next::Lost,
+                    (TaskState::Finished, Some(Out::Lost) | None) if !t.reconstructing => {
+                        Next::Lost
+                    }
                     _ => {
                         let (tx, rx) = oneshot::channel();
                         if let Some(t) = inner.tasks.get_mut(&r.task_id) {
@@ -1353,7 +1737,9 @@ impl Core {
                 Next::Pull(worker, rx) => match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(Some(b))) => return Ok(b),
                     Ok(_) => self.mark_lost(&r, &worker),
-                    Err(_) => return Err(KeeperError::Exhausted("timed out fetching object".into())),
+                    Err(_) => {
+                        return Err(KeeperError::Exhausted("timed out fetching object".into()));
+                    }
                 },
                 Next::Lost => {
                     let mut g = self.inner.lock();
@@ -1370,10 +1756,16 @@ impl Core {
                     }
                     let mut ctx = Ctx::default();
                     self.reconstruct(inner, r.task_id, &mut ctx);
-                    let waiting = inner.tasks.get(&r.task_id).is_some_and(|t| t.reconstructing);
+                    let waiting = inner
+                        .tasks
+                        .get(&r.task_id)
+                        .is_some_and(|t| t.reconstructing);
                     self.flush(inner, ctx);
                     if !waiting {
-                        return Err(KeeperError::NotFound(format!("object {}:{} lost and cannot be re-made", r.task_id, r.index)));
+                        return Err(KeeperError::NotFound(format!(
+                            "object {}:{} lost and cannot be re-made",
+                            r.task_id, r.index
+                        )));
                     }
                 }
                 Next::Wait(rx) => {
@@ -1383,22 +1775,30 @@ impl Core {
                 }
             }
         }
-        Err(KeeperError::NotFound(format!("object {}:{} could not be fetched", r.task_id, r.index)))
+        Err(KeeperError::NotFound(format!(
+            "object {}:{} could not be fetched",
+            r.task_id, r.index
+        )))
     }
 
     fn mark_lost(&self, r: &pb::ObjectRef, worker: &Arc<str>) {
         let mut g = self.inner.lock();
         if let Some(t) = g.tasks.get_mut(&r.task_id)
             && let Some(o) = t.outputs.get_mut(r.index as usize)
-                && matches!(o, Out::Remote { worker: w, .. } if w == worker) {
-                    *o = Out::Lost;
-                }
+            && matches!(o, Out::Remote { worker: w, .. } if w == worker)
+        {
+            *o = Out::Lost;
+        }
     }
 
     // ---------------------------------------------------------------- client side
 
     /// Statuses of tasks of a lease (unknown ids → NotFound).
-    pub fn statuses(&self, lease: &Arc<str>, ids: &[u64]) -> Result<Vec<pb::TaskStatus>, KeeperError> {
+    pub fn statuses(
+        &self,
+        lease: &Arc<str>,
+        ids: &[u64],
+    ) -> Result<Vec<pb::TaskStatus>, KeeperError> {
         let g = self.inner.lock();
         ids.iter()
             .map(|id| match g.tasks.get(id) {
@@ -1409,17 +1809,29 @@ impl Core {
     }
 
     /// List tasks of a lease.
-    pub fn list(&self, lease: &Arc<str>, state: TaskState, after: u64, limit: usize) -> Vec<pb::TaskStatus> {
+    pub fn list(
+        &self,
+        lease: &Arc<str>,
+        state: TaskState,
+        after: u64,
+        limit: usize,
+    ) -> Vec<pb::TaskStatus> {
         let g = self.inner.lock();
         let mut ids: Vec<u64> = g
             .tasks
             .iter()
-            .filter(|(id, t)| **id > after && t.lease == *lease && (state == TaskState::Unspecified || t.visible_state() == state))
+            .filter(|(id, t)| {
+                **id > after
+                    && t.lease == *lease
+                    && (state == TaskState::Unspecified || t.visible_state() == state)
+            })
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
         ids.truncate(limit);
-        ids.iter().filter_map(|id| g.tasks.get(id).map(|t| self.status_of(*id, t))).collect()
+        ids.iter()
+            .filter_map(|id| g.tasks.get(id).map(|t| self.status_of(*id, t)))
+            .collect()
     }
 
     /// Cancel tasks of a lease; true for each task that was not already done.
@@ -1434,12 +1846,21 @@ impl Core {
         let mut ctx = Ctx::default();
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let Some(t) = inner.tasks.get_mut(&id) else { continue };
+            let Some(t) = inner.tasks.get_mut(&id) else {
+                continue;
+            };
             match t.phase {
                 Phase::Done => out.push(false),
                 Phase::Waiting | Phase::Queued => {
                     t.cancel_requested = true;
-                    self.finish_failed(inner, id, ErrorKind::Cancelled, "cancelled by the user".into(), None, &mut ctx);
+                    self.finish_failed(
+                        inner,
+                        id,
+                        ErrorKind::Cancelled,
+                        "cancelled by the user".into(),
+                        None,
+                        &mut ctx,
+                    );
                     out.push(true);
                 }
                 Phase::Running => {
@@ -1447,7 +1868,10 @@ impl Core {
                     let attempt = t.attempts;
                     if let Some(w) = t.worker.clone().and_then(|w| inner.workers.get(&w)) {
                         let _ = w.tx.send(pb::KeeperMessage {
-                            msg: Some(pb::keeper_message::Msg::Cancel(pb::CancelTask { task_id: id, attempt })),
+                            msg: Some(pb::keeper_message::Msg::Cancel(pb::CancelTask {
+                                task_id: id,
+                                attempt,
+                            })),
                         });
                     }
                     out.push(true);
@@ -1459,12 +1883,21 @@ impl Core {
     }
 
     /// Wait until a task is visibly terminal (or `timeout`); returns its status.
-    pub async fn wait(&self, lease: &Arc<str>, id: u64, timeout: Duration) -> Result<pb::TaskStatus, KeeperError> {
+    pub async fn wait(
+        &self,
+        lease: &Arc<str>,
+        id: u64,
+        timeout: Duration,
+    ) -> Result<pb::TaskStatus, KeeperError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let rx = {
                 let mut g = self.inner.lock();
-                let t = g.tasks.get_mut(&id).filter(|t| t.lease == *lease).ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
+                let t = g
+                    .tasks
+                    .get_mut(&id)
+                    .filter(|t| t.lease == *lease)
+                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
                 // `durable` is set once the terminal state is committed (and stays set while a
                 // lost output is being re-made).
                 if t.durable || timeout.is_zero() {
@@ -1476,19 +1909,35 @@ impl Core {
             };
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
                 let g = self.inner.lock();
-                return g.tasks.get(&id).map(|t| self.status_of(id, t)).ok_or_else(|| KeeperError::NotFound(format!("task {id}")));
+                return g
+                    .tasks
+                    .get(&id)
+                    .map(|t| self.status_of(id, t))
+                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")));
             }
         }
     }
 
     /// Wait for a task and return output `index` when it finished.
-    pub async fn get(&self, lease: &Arc<str>, r: pb::ObjectRef, timeout: Duration) -> Result<GetOutcome, KeeperError> {
+    pub async fn get(
+        &self,
+        lease: &Arc<str>,
+        r: pb::ObjectRef,
+        timeout: Duration,
+    ) -> Result<GetOutcome, KeeperError> {
         let st = self.wait(lease, r.task_id, timeout).await?;
         if st.state != TaskState::Finished as i32 {
-            let terminal = st.state == TaskState::Failed as i32 || st.state == TaskState::Cancelled as i32;
-            return Ok(if terminal { GetOutcome::Ready(st, Bytes::new()) } else { GetOutcome::NotReady(st) });
+            let terminal =
+                st.state == TaskState::Failed as i32 || st.state == TaskState::Cancelled as i32;
+            return Ok(if terminal {
+                GetOutcome::Ready(st, Bytes::new())
+            } else {
+                GetOutcome::NotReady(st)
+            });
         }
-        let data = self.object(Some(lease), r, timeout.max(Duration::from_secs(10))).await?;
+        let data = self
+            .object(Some(lease), r, timeout.max(Duration::from_secs(10)))
+            .await?;
         Ok(GetOutcome::Ready(st, data))
     }
 
@@ -1508,12 +1957,13 @@ impl Core {
         let mut ctx = Ctx::default();
         for id in ids {
             if let Some(t) = inner.tasks.get_mut(&id)
-                && (t.phase == Phase::Done || t.reconstructing) {
-                    t.durable = true;
-                    for w in t.waiters.drain(..) {
-                        let _ = w.send(());
-                    }
+                && (t.phase == Phase::Done || t.reconstructing)
+            {
+                t.durable = true;
+                for w in t.waiters.drain(..) {
+                    let _ = w.send(());
                 }
+            }
             self.event(inner, id, &mut ctx);
         }
         if self.events.receiver_count() > 0 {
@@ -1556,6 +2006,10 @@ fn pg_info(id: u64, i: &crate::sched::GroupInfo) -> pb::PlacementGroupInfo {
             PgStrategy::StrictSpread => pb::PlacementStrategy::StrictSpread,
         } as i32,
         state: if i.created { "created" } else { "pending" }.to_string(),
-        bundle_workers: i.bundle_workers.iter().map(|w| w.as_deref().unwrap_or("").to_string()).collect(),
+        bundle_workers: i
+            .bundle_workers
+            .iter()
+            .map(|w| w.as_deref().unwrap_or("").to_string())
+            .collect(),
     }
 }

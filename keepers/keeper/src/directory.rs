@@ -49,13 +49,20 @@ impl InMemoryRegistry {
     }
     /// List `key` for `provider`.
     pub fn allow(&self, provider: &str, key: [u8; 32]) {
-        self.keys.write().entry(provider.to_string()).or_default().insert(key);
+        self.keys
+            .write()
+            .entry(provider.to_string())
+            .or_default()
+            .insert(key);
     }
 }
 
 impl WorkerRegistry for InMemoryRegistry {
     fn is_allowed(&self, provider: &str, worker_key: &[u8; 32]) -> bool {
-        self.keys.read().get(provider).is_some_and(|s| s.contains(worker_key))
+        self.keys
+            .read()
+            .get(provider)
+            .is_some_and(|s| s.contains(worker_key))
     }
 }
 
@@ -81,7 +88,13 @@ impl LeaseDirectory for InMemoryLeases {
         self.leases.read().get(lease_id).cloned()
     }
     fn leases_for_provider(&self, provider: &str) -> Vec<LeaseInfo> {
-        let mut v: Vec<LeaseInfo> = self.leases.read().values().filter(|l| l.provider == provider).cloned().collect();
+        let mut v: Vec<LeaseInfo> = self
+            .leases
+            .read()
+            .values()
+            .filter(|l| l.provider == provider)
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.lease_id.cmp(&b.lease_id));
         v
     }

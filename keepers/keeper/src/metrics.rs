@@ -50,15 +50,50 @@ impl Metrics {
             workers_refused: Counter::default(),
             auth_refused: Counter::default(),
         };
-        r.register("tasks_submitted", "Tasks accepted", m.tasks_submitted.clone());
-        r.register("tasks_finished", "Tasks finished successfully", m.tasks_finished.clone());
-        r.register("tasks_failed", "Tasks failed or cancelled", m.tasks_failed.clone());
-        r.register("task_retries", "Task retries and lineage re-executions", m.task_retries.clone());
-        r.register("workers_dead", "Workers declared dead", m.workers_dead.clone());
-        r.register("workers_connected", "Workers connected", m.workers_connected.clone());
-        r.register("workers_refused", "Worker registrations refused", m.workers_refused.clone());
-        r.register("auth_refused", "Client requests refused by authentication", m.auth_refused.clone());
-        Metrics { registry: Arc::new(r), ..m }
+        r.register(
+            "tasks_submitted",
+            "Tasks accepted",
+            m.tasks_submitted.clone(),
+        );
+        r.register(
+            "tasks_finished",
+            "Tasks finished successfully",
+            m.tasks_finished.clone(),
+        );
+        r.register(
+            "tasks_failed",
+            "Tasks failed or cancelled",
+            m.tasks_failed.clone(),
+        );
+        r.register(
+            "task_retries",
+            "Task retries and lineage re-executions",
+            m.task_retries.clone(),
+        );
+        r.register(
+            "workers_dead",
+            "Workers declared dead",
+            m.workers_dead.clone(),
+        );
+        r.register(
+            "workers_connected",
+            "Workers connected",
+            m.workers_connected.clone(),
+        );
+        r.register(
+            "workers_refused",
+            "Worker registrations refused",
+            m.workers_refused.clone(),
+        );
+        r.register(
+            "auth_refused",
+            "Client requests refused by authentication",
+            m.auth_refused.clone(),
+        );
+        Metrics {
+            registry: Arc::new(r),
+            ..m
+        }
     }
 
     /// Text exposition format.

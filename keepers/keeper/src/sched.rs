@@ -227,7 +227,10 @@ fn model_ok(model: &str, want: &Option<Arc<str>>) -> bool {
 impl Scheduler {
     /// An empty scheduler.
     pub fn new() -> Self {
-        Self { next_pg: 1, ..Default::default() }
+        Self {
+            next_pg: 1,
+            ..Default::default()
+        }
     }
 
     /// Number of queued tasks (excluding cancelled ones not yet popped).
@@ -247,7 +250,10 @@ impl Scheduler {
 
     /// Key of a worker index.
     pub fn worker_key(&self, idx: WorkerIdx) -> Option<&Arc<str>> {
-        self.workers.get(idx as usize).and_then(|w| w.as_ref()).map(|w| &w.spec.key)
+        self.workers
+            .get(idx as usize)
+            .and_then(|w| w.as_ref())
+            .map(|w| &w.spec.key)
     }
 
     /// Free resources of a live worker.
@@ -266,26 +272,37 @@ impl Scheduler {
     fn avail_insert(&mut self, idx: WorkerIdx) {
         let pos = self.avail.len();
         if let Some(w) = self.worker_mut(idx)
-            && w.avail_pos.is_none() && w.alive && !w.draining && w.free.any() {
-                w.avail_pos = Some(pos);
-                self.avail.push(idx);
-            }
+            && w.avail_pos.is_none()
+            && w.alive
+            && !w.draining
+            && w.free.any()
+        {
+            w.avail_pos = Some(pos);
+            self.avail.push(idx);
+        }
     }
 
     fn avail_remove(&mut self, idx: WorkerIdx) {
-        let Some(pos) = self.worker_mut(idx).and_then(|w| w.avail_pos.take()) else { return };
+        let Some(pos) = self.worker_mut(idx).and_then(|w| w.avail_pos.take()) else {
+            return;
+        };
         self.avail.swap_remove(pos);
         if let Some(&moved) = self.avail.get(pos)
-            && let Some(w) = self.worker_mut(moved) {
-                w.avail_pos = Some(pos);
-            }
+            && let Some(w) = self.worker_mut(moved)
+        {
+            w.avail_pos = Some(pos);
+        }
     }
 
     /// Add a live worker. Its GPUs are indices `0..res.gpus` (at most 64).
     pub fn add_worker(&mut self, spec: WorkerSpec) -> WorkerIdx {
         let idx = self.workers.len() as WorkerIdx;
         let gpus = spec.res.gpus.min(64);
-        let free_gpus = if gpus == 64 { u64::MAX } else { (1u64 << gpus) - 1 };
+        let free_gpus = if gpus == 64 {
+            u64::MAX
+        } else {
+            (1u64 << gpus) - 1
+        };
         self.by_key.insert(spec.key.clone(), idx);
         self.workers.push(Some(Worker {
             free: spec.res,
@@ -349,17 +366,27 @@ impl Scheduler {
     /// Resolve a node-affinity request. Hard affinity to an unknown or dead worker, or to one
     /// that can never fit the task, is an error; soft affinity falls back to `Default` then.
     pub fn affinity(&self, key: &str, soft: bool, res: &Res) -> Result<Strategy, String> {
-        match self.by_key.get(key).and_then(|&i| self.worker(i).map(|w| (i, w))) {
-            Some((i, w)) if w.alive && res.fits_in(&w.spec.res) => Ok(Strategy::Affinity { worker: i }),
+        match self
+            .by_key
+            .get(key)
+            .and_then(|&i| self.worker(i).map(|w| (i, w)))
+        {
+            Some((i, w)) if w.alive && res.fits_in(&w.spec.res) => {
+                Ok(Strategy::Affinity { worker: i })
+            }
             Some((_, w)) if w.alive => {
                 if soft {
                     Ok(Strategy::Default)
                 } else {
-                    Err(format!("hard node affinity: worker {key} can never fit the request"))
+                    Err(format!(
+                        "hard node affinity: worker {key} can never fit the request"
+                    ))
                 }
             }
             _ if soft => Ok(Strategy::Default),
-            _ => Err(format!("hard node affinity: worker {key} is dead or unknown")),
+            _ => Err(format!(
+                "hard node affinity: worker {key} is dead or unknown"
+            )),
         }
     }
 
@@ -393,9 +420,10 @@ impl Scheduler {
         }
         let class = self.class_of(req);
         if self.queues[class].is_empty()
-            && let Some(g) = self.try_place(req) {
-                return Decision::Run(g);
-            }
+            && let Some(g) = self.try_place(req)
+        {
+            return Decision::Run(g);
+        }
         self.enqueue(class, task);
         Decision::Queued
     }
@@ -429,14 +457,20 @@ impl Scheduler {
     /// Give back what a finished task held.
     pub fn release(&mut self, g: &Grant) {
         if let Some((pg, b)) = g.bundle {
-            if let Some(bd) = self.groups.get_mut(&pg).and_then(|gr| gr.bundles.get_mut(b as usize))
-                && bd.worker == Some(g.worker) {
-                    bd.free.add(&g.res);
-                    bd.free_gpus |= g.gpus;
-                }
+            if let Some(bd) = self
+                .groups
+                .get_mut(&pg)
+                .and_then(|gr| gr.bundles.get_mut(b as usize))
+                && bd.worker == Some(g.worker)
+            {
+                bd.free.add(&g.res);
+                bd.free_gpus |= g.gpus;
+            }
             return;
         }
-        let Some(w) = self.worker_mut(g.worker) else { return };
+        let Some(w) = self.worker_mut(g.worker) else {
+            return;
+        };
         if !w.alive {
             return;
         }
@@ -478,7 +512,12 @@ impl Scheduler {
 
     fn fits_worker(&self, idx: WorkerIdx, req: &Request) -> bool {
         match self.worker(idx) {
-            Some(w) => w.alive && !w.draining && req.res.fits_in(&w.free) && model_ok(&w.spec.gpu_model, &req.gpu_model),
+            Some(w) => {
+                w.alive
+                    && !w.draining
+                    && req.res.fits_in(&w.free)
+                    && model_ok(&w.spec.gpu_model, &req.gpu_model)
+            }
             None => false,
         }
     }
@@ -495,18 +534,29 @@ impl Scheduler {
         if empty {
             self.avail_remove(idx);
         }
-        Grant { worker: idx, res: *res, gpus, bundle: None }
+        Grant {
+            worker: idx,
+            res: *res,
+            gpus,
+            bundle: None,
+        }
     }
 
     fn utilisation_after(&self, idx: WorkerIdx, res: &Res) -> f64 {
-        let Some(w) = self.worker(idx) else { return 1.0 };
+        let Some(w) = self.worker(idx) else {
+            return 1.0;
+        };
         let t = &w.spec.res;
         let cpu = if t.milli_cpus == 0 {
             0.0
         } else {
             1.0 - (w.free.milli_cpus.saturating_sub(res.milli_cpus)) as f64 / t.milli_cpus as f64
         };
-        let gpu = if t.gpus == 0 { 0.0 } else { 1.0 - (w.free.gpus.saturating_sub(res.gpus)) as f64 / t.gpus as f64 };
+        let gpu = if t.gpus == 0 {
+            0.0
+        } else {
+            1.0 - (w.free.gpus.saturating_sub(res.gpus)) as f64 / t.gpus as f64
+        };
         cpu.max(gpu)
     }
 
@@ -514,7 +564,8 @@ impl Scheduler {
         match &req.strategy {
             Strategy::Affinity { worker } => {
                 let w = *worker;
-                self.fits_worker(w, req).then(|| self.take_worker(w, &req.res))
+                self.fits_worker(w, req)
+                    .then(|| self.take_worker(w, &req.res))
             }
             Strategy::Group { pg, bundle } => self.place_in_group(*pg, *bundle, req),
             Strategy::Spread => {
@@ -568,13 +619,20 @@ impl Scheduler {
             None => (0..g.bundles.len()).collect(),
         };
         for b in range {
-            let Some(bd) = g.bundles.get_mut(b) else { continue };
+            let Some(bd) = g.bundles.get_mut(b) else {
+                continue;
+            };
             let Some(w) = bd.worker else { continue };
             if req.res.fits_in(&bd.free) {
                 let gpus = take_gpus(bd.free_gpus, req.res.gpus);
                 bd.free_gpus &= !gpus;
                 bd.free.sub(&req.res);
-                return Some(Grant { worker: w, res: req.res, gpus, bundle: Some((pg, b as u32)) });
+                return Some(Grant {
+                    worker: w,
+                    res: req.res,
+                    gpus,
+                    bundle: Some((pg, b as u32)),
+                });
             }
         }
         None
@@ -589,7 +647,13 @@ impl Scheduler {
             strategy,
             bundles: bundles
                 .into_iter()
-                .map(|r| Bundle { res: r, worker: None, gpus: 0, free: r, free_gpus: 0 })
+                .map(|r| Bundle {
+                    res: r,
+                    worker: None,
+                    gpus: 0,
+                    free: r,
+                    free_gpus: 0,
+                })
                 .collect(),
         };
         self.groups.insert(id, g);
@@ -619,7 +683,12 @@ impl Scheduler {
     }
 
     fn place_pending_groups(&mut self) {
-        let pending: Vec<u64> = self.groups.iter().filter(|(_, g)| !g.placed()).map(|(&id, _)| id).collect();
+        let pending: Vec<u64> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.placed())
+            .map(|(&id, _)| id)
+            .collect();
         for id in pending {
             if let Some(plan) = self.plan_group(id) {
                 for (b, w) in plan {
@@ -644,14 +713,20 @@ impl Scheduler {
             .workers
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| w.as_ref().filter(|w| w.alive && !w.draining).map(|w| (i as WorkerIdx, w)))
+            .filter_map(|(i, w)| {
+                w.as_ref()
+                    .filter(|w| w.alive && !w.draining)
+                    .map(|w| (i as WorkerIdx, w))
+            })
             .map(|(i, w)| {
                 free.insert(i, w.free);
                 i
             })
             .collect();
         let placed: Vec<WorkerIdx> = g.bundles.iter().filter_map(|b| b.worker).collect();
-        let missing: Vec<usize> = (0..g.bundles.len()).filter(|&b| g.bundles[b].worker.is_none()).collect();
+        let missing: Vec<usize> = (0..g.bundles.len())
+            .filter(|&b| g.bundles[b].worker.is_none())
+            .collect();
         let mut plan = Vec::new();
         let mut used: HashSet<WorkerIdx> = placed.iter().copied().collect();
         match g.strategy {
@@ -663,7 +738,10 @@ impl Scheduler {
                 }
                 let target = match placed.first() {
                     Some(&w) => free.get(&w).filter(|f| sum.fits_in(f)).map(|_| w),
-                    None => candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| sum.fits_in(f))),
+                    None => candidates
+                        .iter()
+                        .copied()
+                        .find(|w| free.get(w).is_some_and(|f| sum.fits_in(f))),
                 };
                 if let Some(w) = target {
                     return Some(missing.iter().map(|&b| (b, w)).collect());
@@ -677,7 +755,12 @@ impl Scheduler {
                     let r = g.bundles[b].res;
                     let pick = last
                         .filter(|w| free.get(w).is_some_and(|f| r.fits_in(f)))
-                        .or_else(|| candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| r.fits_in(f))))?;
+                        .or_else(|| {
+                            candidates
+                                .iter()
+                                .copied()
+                                .find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))
+                        })?;
                     if let Some(f) = free.get_mut(&pick) {
                         f.sub(&r);
                     }
@@ -695,9 +778,10 @@ impl Scheduler {
                         .find(|w| !used.contains(w) && free.get(w).is_some_and(|f| r.fits_in(f)));
                     let pick = match fresh {
                         Some(w) => w,
-                        None if g.strategy == PgStrategy::Spread => {
-                            candidates.iter().copied().find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))?
-                        }
+                        None if g.strategy == PgStrategy::Spread => candidates
+                            .iter()
+                            .copied()
+                            .find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))?,
                         None => return None,
                     };
                     if let Some(f) = free.get_mut(&pick) {
@@ -719,13 +803,25 @@ mod tests {
     fn spec(key: &str, cpus: u32, gpus: u32) -> WorkerSpec {
         WorkerSpec {
             key: key.into(),
-            res: Res { milli_cpus: cpus * 1000, gpus, memory: 1 << 30 },
+            res: Res {
+                milli_cpus: cpus * 1000,
+                gpus,
+                memory: 1 << 30,
+            },
             gpu_model: "H100".into(),
         }
     }
 
     fn req(cpus: u32, gpus: u32, strategy: Strategy) -> Request {
-        Request { res: Res { milli_cpus: cpus * 1000, gpus, memory: 0 }, gpu_model: None, strategy }
+        Request {
+            res: Res {
+                milli_cpus: cpus * 1000,
+                gpus,
+                memory: 0,
+            },
+            gpu_model: None,
+            strategy,
+        }
     }
 
     #[test]
@@ -733,7 +829,9 @@ mod tests {
         let mut s = Scheduler::new();
         let w = s.add_worker(spec("a", 1, 0));
         let r = req(1, 0, Strategy::Default);
-        let Decision::Run(g) = s.submit(1, &r) else { panic!("should run") };
+        let Decision::Run(g) = s.submit(1, &r) else {
+            panic!("should run")
+        };
         assert_eq!(g.worker, w);
         assert_eq!(s.submit(2, &r), Decision::Queued);
         s.release(&g);
@@ -749,8 +847,12 @@ mod tests {
         let mut s = Scheduler::new();
         s.add_worker(spec("a", 8, 4));
         let r = req(1, 2, Strategy::Default);
-        let Decision::Run(g1) = s.submit(1, &r) else { panic!() };
-        let Decision::Run(g2) = s.submit(2, &r) else { panic!() };
+        let Decision::Run(g1) = s.submit(1, &r) else {
+            panic!()
+        };
+        let Decision::Run(g2) = s.submit(2, &r) else {
+            panic!()
+        };
         assert_eq!(g1.gpu_ids(), vec![0, 1]);
         assert_eq!(g2.gpu_ids(), vec![2, 3]);
         assert_eq!(s.submit(3, &r), Decision::Queued);
@@ -761,7 +863,11 @@ mod tests {
         let mut s = Scheduler::new();
         s.add_worker(spec("a", 4, 0));
         s.add_worker(spec("b", 4, 0));
-        let b = Res { milli_cpus: 1000, gpus: 0, memory: 0 };
+        let b = Res {
+            milli_cpus: 1000,
+            gpus: 0,
+            memory: 0,
+        };
         let pg = s.create_group(vec![b, b, b], PgStrategy::StrictSpread);
         assert!(!s.group_info(pg).unwrap().created);
         s.add_worker(spec("c", 4, 0));
@@ -778,24 +884,44 @@ mod tests {
         let mut s = Scheduler::new();
         s.add_worker(spec("a", 2, 0));
         s.add_worker(spec("b", 4, 0));
-        let b = Res { milli_cpus: 1000, gpus: 0, memory: 0 };
+        let b = Res {
+            milli_cpus: 1000,
+            gpus: 0,
+            memory: 0,
+        };
         let pg = s.create_group(vec![b, b, b], PgStrategy::StrictPack);
         let info = s.group_info(pg).unwrap();
         assert!(info.created);
-        assert!(info.bundle_workers.iter().all(|w| w.as_deref() == Some("b")));
+        assert!(
+            info.bundle_workers
+                .iter()
+                .all(|w| w.as_deref() == Some("b"))
+        );
     }
 
     #[test]
     fn hard_affinity_to_dead_worker_fails_queued_tasks() {
         let mut s = Scheduler::new();
         let a = s.add_worker(spec("a", 1, 0));
-        let st = s.affinity("a", false, &Res { milli_cpus: 1000, ..Default::default() }).unwrap();
+        let st = s
+            .affinity(
+                "a",
+                false,
+                &Res {
+                    milli_cpus: 1000,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         let r = req(1, 0, st);
         assert!(matches!(s.submit(1, &r), Decision::Run(_)));
         assert_eq!(s.submit(2, &r), Decision::Queued);
         let failed = s.remove_worker(a);
         assert_eq!(failed.len(), 1);
         assert!(s.affinity("a", false, &Res::default()).is_err());
-        assert_eq!(s.affinity("a", true, &Res::default()), Ok(Strategy::Default));
+        assert_eq!(
+            s.affinity("a", true, &Res::default()),
+            Ok(Strategy::Default)
+        );
     }
 }

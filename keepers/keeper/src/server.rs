@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, info, info_span};
 
 use crate::config::KeeperConfig;
 use crate::core::{Core, CoreConfig};
@@ -54,7 +54,10 @@ impl KeeperHandle {
 
     /// Wait until the keeper has stopped (after its token is cancelled).
     pub async fn wait(self) -> Result<(), KeeperError> {
-        let r = self.server.await.map_err(|e| KeeperError::Io(std::io::Error::other(e)))?;
+        let r = self
+            .server
+            .await
+            .map_err(|e| KeeperError::Io(std::io::Error::other(e)))?;
         for t in self.tasks {
             let _ = t.await;
         }
@@ -66,11 +69,16 @@ fn load_key(cfg: &KeeperConfig) -> Result<SigningKey, KeeperError> {
     match &cfg.keeper_key {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
-            let bytes = bs58::decode(text.trim()).into_vec().map_err(|e| KeeperError::Config(format!("keeper_key: {e}")))?;
-            let seed: [u8; 32] = bytes
-                .get(..32)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| KeeperError::Config("keeper_key: need a 32-byte (or 64-byte) secret".into()))?;
+            let bytes = bs58::decode(text.trim())
+                .into_vec()
+                .map_err(|e| KeeperError::Config(format!("keeper_key: {e}")))?;
+            let seed: [u8; 32] =
+                bytes
+                    .get(..32)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| {
+                        KeeperError::Config("keeper_key: need a 32-byte (or 64-byte) secret".into())
+                    })?;
             Ok(SigningKey::from_bytes(&seed))
         }
         None => Ok(SigningKey::from_bytes(&crate::auth::random_bytes::<32>()?)),
@@ -107,19 +115,29 @@ pub async fn start(
     let listener = TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::worker_service_server::WorkerServiceServer<WorkerSvc>>().await;
-    health.set_serving::<pb::keeper_service_server::KeeperServiceServer<ClientSvc>>().await;
+    health
+        .set_serving::<pb::worker_service_server::WorkerServiceServer<WorkerSvc>>()
+        .await;
+    health
+        .set_serving::<pb::keeper_service_server::KeeperServiceServer<ClientSvc>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gpunet_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| KeeperError::Config(format!("reflection: {e}")))?;
     let max = cfg.max_message_bytes;
-    let worker_svc = pb::worker_service_server::WorkerServiceServer::new(WorkerSvc { core: core.clone(), cancel: cancel.clone() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let client_svc = pb::keeper_service_server::KeeperServiceServer::new(ClientSvc { core: core.clone(), cancel: cancel.clone() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let worker_svc = pb::worker_service_server::WorkerServiceServer::new(WorkerSvc {
+        core: core.clone(),
+        cancel: cancel.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
+    let client_svc = pb::keeper_service_server::KeeperServiceServer::new(ClientSvc {
+        core: core.clone(),
+        cancel: cancel.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let router = tonic::transport::Server::builder()
         .add_service(health_svc)
         .add_service(reflection)
@@ -158,13 +176,21 @@ pub async fn start(
             axum::routing::get(move || {
                 let m = m.clone();
                 async move {
-                    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
                 }
             }),
         );
         let cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
+            let _ = axum::serve(l, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
         }));
     }
     // On shutdown, end worker streams so the server can finish its connections.
@@ -181,11 +207,21 @@ pub async fn start(
         let cancel = cancel.clone();
         let core = core.clone();
         tokio::spawn(async move {
-            let r = router.serve_with_incoming_shutdown(incoming, cancel.cancelled_owned()).await;
+            let r = router
+                .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+                .await;
             core.shutdown();
             info!("keeper stopped");
             r.map_err(KeeperError::from)
         })
     };
-    Ok(KeeperHandle { addr, metrics_addr, keeper_id, cancel, core, tasks, server })
+    Ok(KeeperHandle {
+        addr,
+        metrics_addr,
+        keeper_id,
+        cancel,
+        core,
+        tasks,
+        server,
+    })
 }

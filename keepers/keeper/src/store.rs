@@ -142,7 +142,11 @@ pub struct Batch {
 impl Batch {
     /// True when there is nothing to write or acknowledge.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.evidence.is_empty() && self.clusters.is_empty() && self.ack.is_none() && self.visible.is_empty()
+        self.tasks.is_empty()
+            && self.evidence.is_empty()
+            && self.clusters.is_empty()
+            && self.ack.is_none()
+            && self.visible.is_empty()
     }
 }
 
@@ -167,7 +171,10 @@ fn open_db(path: &str) -> Result<Database, KeeperError> {
     if path.is_empty() {
         Ok(Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?)
     } else {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir)?;
         }
         Ok(Database::create(path)?)
@@ -193,47 +200,64 @@ fn load(db: &Database) -> Result<Loaded, KeeperError> {
     }
     let e = r.open_table(EVIDENCE)?;
     let next_evidence = e.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
-    Ok(Loaded { tasks, next_evidence })
+    Ok(Loaded {
+        tasks,
+        next_evidence,
+    })
 }
 
 impl Store {
     /// Open (or create) the database, load it, and start the commit thread.
-    pub fn open(path: &str, durability: Durability, sink_slot: std::sync::Arc<parking_lot::Mutex<Option<CommitSink>>>) -> Result<(Store, Loaded), KeeperError> {
+    pub fn open(
+        path: &str,
+        durability: Durability,
+        sink_slot: std::sync::Arc<parking_lot::Mutex<Option<CommitSink>>>,
+    ) -> Result<(Store, Loaded), KeeperError> {
         let db = open_db(path)?;
         let loaded = load(&db)?;
         let mut evidence_seq = loaded.next_evidence;
         let (tx, rx) = mpsc::channel::<Batch>();
-        let thread = std::thread::Builder::new().name("gpunet-store".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(b) => group.push(b),
-                        Err(_) => break,
+        let thread = std::thread::Builder::new()
+            .name("gpunet-store".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(b) => group.push(b),
+                            Err(_) => break,
+                        }
                     }
-                }
-                let res = commit(&db, durability, &mut group, &mut evidence_seq);
-                let ok = match res {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, "group commit failed");
-                        false
+                    let res = commit(&db, durability, &mut group, &mut evidence_seq);
+                    let ok = match res {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "group commit failed");
+                            false
+                        }
+                    };
+                    let mut visible = Vec::new();
+                    for b in group {
+                        if let Some(a) = b.ack {
+                            let _ = a.send(ok);
+                        }
+                        visible.extend(b.visible);
                     }
-                };
-                let mut visible = Vec::new();
-                for b in group {
-                    if let Some(a) = b.ack {
-                        let _ = a.send(ok);
-                    }
-                    visible.extend(b.visible);
-                }
-                if ok && !visible.is_empty()
-                    && let Some(sink) = sink_slot.lock().as_ref() {
+                    if ok
+                        && !visible.is_empty()
+                        && let Some(sink) = sink_slot.lock().as_ref()
+                    {
                         sink(visible);
                     }
-            }
-        })?;
-        Ok((Store { tx: parking_lot::Mutex::new(Some(tx)), thread: parking_lot::Mutex::new(Some(thread)) }, loaded))
+                }
+            })?;
+        Ok((
+            Store {
+                tx: parking_lot::Mutex::new(Some(tx)),
+                thread: parking_lot::Mutex::new(Some(thread)),
+            },
+            loaded,
+        ))
     }
 
     /// Queue a batch. Returns false if the store has shut down.
@@ -253,7 +277,12 @@ impl Store {
     }
 }
 
-fn commit(db: &Database, durability: Durability, group: &mut [Batch], evidence_seq: &mut u64) -> Result<(), KeeperError> {
+fn commit(
+    db: &Database,
+    durability: Durability,
+    group: &mut [Batch],
+    evidence_seq: &mut u64,
+) -> Result<(), KeeperError> {
     let mut w = db.begin_write()?;
     w.set_durability(match durability {
         Durability::Immediate => redb::Durability::Immediate,
@@ -265,7 +294,8 @@ fn commit(db: &Database, durability: Durability, group: &mut [Batch], evidence_s
         for b in group.iter() {
             for rec in &b.tasks {
                 buf.clear();
-                prost::Message::encode(rec, &mut buf).map_err(|e| KeeperError::Db(e.to_string()))?;
+                prost::Message::encode(rec, &mut buf)
+                    .map_err(|e| KeeperError::Db(e.to_string()))?;
                 t.insert(rec.id, buf.as_slice())?;
             }
         }
@@ -279,7 +309,10 @@ fn commit(db: &Database, durability: Durability, group: &mut [Batch], evidence_s
         let mut c = w.open_table(CLUSTERS)?;
         for b in group.iter() {
             for (lease, rec) in &b.clusters {
-                c.insert(lease.as_str(), prost::Message::encode_to_vec(rec).as_slice())?;
+                c.insert(
+                    lease.as_str(),
+                    prost::Message::encode_to_vec(rec).as_slice(),
+                )?;
             }
         }
     }
@@ -296,7 +329,10 @@ pub fn read_evidence(path: &str) -> Result<Vec<Evidence>, KeeperError> {
     let mut out = Vec::new();
     for row in t.iter()? {
         let (_, v) = row?;
-        out.push(<Evidence as prost::Message>::decode(v.value()).map_err(|e| KeeperError::Db(e.to_string()))?);
+        out.push(
+            <Evidence as prost::Message>::decode(v.value())
+                .map_err(|e| KeeperError::Db(e.to_string()))?,
+        );
     }
     Ok(out)
 }

@@ -37,29 +37,58 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TaskEvent, Status>> + Se
 
 #[tonic::async_trait]
 impl pb::keeper_service_server::KeeperService for ClientSvc {
-    async fn get_challenge(&self, _req: Request<pb::ChallengeRequest>) -> Result<Response<pb::Challenge>, Status> {
+    async fn get_challenge(
+        &self,
+        _req: Request<pb::ChallengeRequest>,
+    ) -> Result<Response<pb::Challenge>, Status> {
         let c = self.core.challenges.issue()?;
-        Ok(Response::new(pb::Challenge { challenge: c.to_vec().into(), keeper_id: self.core.cfg.keeper_id.clone() }))
+        Ok(Response::new(pb::Challenge {
+            challenge: c.to_vec().into(),
+            keeper_id: self.core.cfg.keeper_id.clone(),
+        }))
     }
 
-    async fn open_session(&self, req: Request<pb::OpenSessionRequest>) -> Result<Response<pb::Session>, Status> {
+    async fn open_session(
+        &self,
+        req: Request<pb::OpenSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
         let r = req.into_inner();
         if !self.core.challenges.consume(&r.challenge) {
             self.core.metrics.auth_refused.inc();
-            return Err(Status::unauthenticated("unknown, used or expired challenge"));
+            return Err(Status::unauthenticated(
+                "unknown, used or expired challenge",
+            ));
         }
-        let msg = gpunet_proto::session_signing_bytes(&self.core.cfg.keeper_id, &r.lease_id, &r.challenge, &r.user_key);
-        let key = verify_sig(&r.user_key, &msg, &r.signature).inspect_err(|_| { self.core.metrics.auth_refused.inc(); })?;
-        let lease = self.core.lease_info(&r.lease_id).ok_or_else(|| Status::permission_denied(format!("no lease {:?} for this key", r.lease_id)))?;
+        let msg = gpunet_proto::session_signing_bytes(
+            &self.core.cfg.keeper_id,
+            &r.lease_id,
+            &r.challenge,
+            &r.user_key,
+        );
+        let key = verify_sig(&r.user_key, &msg, &r.signature).inspect_err(|_| {
+            self.core.metrics.auth_refused.inc();
+        })?;
+        let lease = self.core.lease_info(&r.lease_id).ok_or_else(|| {
+            Status::permission_denied(format!("no lease {:?} for this key", r.lease_id))
+        })?;
         if lease.user != key {
             self.core.metrics.auth_refused.inc();
-            return Err(Status::permission_denied(format!("key is not the user of lease {:?}", r.lease_id)));
+            return Err(Status::permission_denied(format!(
+                "key is not the user of lease {:?}",
+                r.lease_id
+            )));
         }
         let id = self.core.sessions.open(r.lease_id.as_str().into(), key)?;
-        Ok(Response::new(pb::Session { session: id.to_vec().into(), ttl_ms: self.core.sessions.ttl().as_millis() as u64 }))
+        Ok(Response::new(pb::Session {
+            session: id.to_vec().into(),
+            ttl_ms: self.core.sessions.ttl().as_millis() as u64,
+        }))
     }
 
-    async fn submit(&self, req: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
+    async fn submit(
+        &self,
+        req: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
         let span = info_span!("submit", lease = %lease, tasks = r.tasks.len());
@@ -69,71 +98,129 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
             if let Some(ack) = ack {
                 Core::durable(ack).await?;
             } else {
-                let deadline = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms).min(MAX_WAIT);
+                let deadline =
+                    tokio::time::Instant::now() + Duration::from_millis(r.wait_ms).min(MAX_WAIT);
                 for &id in &ids {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     let st = self.core.wait(&lease, id, left).await?;
-                    let complete = st.state == pb::TaskState::Finished as i32 || st.state == pb::TaskState::Failed as i32 || st.state == pb::TaskState::Cancelled as i32;
-                    let data = if st.state == pb::TaskState::Finished as i32 { self.core.inline_result(id).unwrap_or_default() } else { Default::default() };
-                    outcomes.push(pb::TaskOutcome { status: Some(st), data, complete });
+                    let complete = st.state == pb::TaskState::Finished as i32
+                        || st.state == pb::TaskState::Failed as i32
+                        || st.state == pb::TaskState::Cancelled as i32;
+                    let data = if st.state == pb::TaskState::Finished as i32 {
+                        self.core.inline_result(id).unwrap_or_default()
+                    } else {
+                        Default::default()
+                    };
+                    outcomes.push(pb::TaskOutcome {
+                        status: Some(st),
+                        data,
+                        complete,
+                    });
                 }
                 // Tasks still running at the deadline: persist their acceptance before answering.
                 if let Some(ack) = self.core.make_durable(&ids) {
                     Core::durable(ack).await?;
                 }
             }
-            Ok(Response::new(pb::SubmitResponse { task_ids: ids, outcomes }))
+            Ok(Response::new(pb::SubmitResponse {
+                task_ids: ids,
+                outcomes,
+            }))
         }
         .instrument(span)
         .await
     }
 
-    async fn get_status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn get_status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
-        Ok(Response::new(pb::StatusResponse { statuses: self.core.statuses(&lease, &r.task_ids)? }))
+        Ok(Response::new(pb::StatusResponse {
+            statuses: self.core.statuses(&lease, &r.task_ids)?,
+        }))
     }
 
-    async fn cancel(&self, req: Request<pb::CancelRequest>) -> Result<Response<pb::CancelResponse>, Status> {
+    async fn cancel(
+        &self,
+        req: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
-        Ok(Response::new(pb::CancelResponse { cancelled: self.core.cancel(&lease, &r.task_ids)? }))
+        Ok(Response::new(pb::CancelResponse {
+            cancelled: self.core.cancel(&lease, &r.task_ids)?,
+        }))
     }
 
-    async fn get_result(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get_result(
+        &self,
+        req: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
-        let obj = r.object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+        let obj = r
+            .object
+            .ok_or_else(|| Status::invalid_argument("object is required"))?;
         let timeout = Duration::from_millis(r.timeout_ms).min(MAX_WAIT);
         let span = info_span!("get", lease = %lease, task = obj.task_id);
         match self.core.get(&lease, obj, timeout).instrument(span).await? {
-            GetOutcome::Ready(st, data) => Ok(Response::new(pb::GetResponse { status: Some(st), data, ready: true })),
-            GetOutcome::NotReady(st) => Ok(Response::new(pb::GetResponse { status: Some(st), data: Default::default(), ready: false })),
+            GetOutcome::Ready(st, data) => Ok(Response::new(pb::GetResponse {
+                status: Some(st),
+                data,
+                ready: true,
+            })),
+            GetOutcome::NotReady(st) => Ok(Response::new(pb::GetResponse {
+                status: Some(st),
+                data: Default::default(),
+                ready: false,
+            })),
         }
     }
 
-    async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
-        let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
-        let state = pb::TaskState::try_from(r.state).map_err(|_| Status::invalid_argument("unknown state"))?;
-        Ok(Response::new(pb::ListResponse { tasks: self.core.list(&lease, state, r.after, limit) }))
+        let limit = if r.limit == 0 {
+            1000
+        } else {
+            r.limit.min(10_000)
+        } as usize;
+        let state = pb::TaskState::try_from(r.state)
+            .map_err(|_| Status::invalid_argument("unknown state"))?;
+        Ok(Response::new(pb::ListResponse {
+            tasks: self.core.list(&lease, state, r.after, limit),
+        }))
     }
 
     type WatchStream = EventStream;
 
-    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
         let filter: HashSet<u64> = r.task_ids.iter().copied().collect();
         // Subscribe first, then send the current state, so nothing falls in between.
         let mut rx = self.core.subscribe();
-        let snapshot = if filter.is_empty() { Vec::new() } else { self.core.statuses(&lease, &r.task_ids)? };
+        let snapshot = if filter.is_empty() {
+            Vec::new()
+        } else {
+            self.core.statuses(&lease, &r.task_ids)?
+        };
         let (tx, out) = tokio::sync::mpsc::channel::<Result<pb::TaskEvent, Status>>(1024);
         let cancel = self.cancel.child_token();
         tokio::spawn(async move {
             for st in snapshot {
-                if tx.send(Ok(pb::TaskEvent { status: Some(st) })).await.is_err() {
+                if tx
+                    .send(Ok(pb::TaskEvent { status: Some(st) }))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -145,34 +232,57 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
                 };
                 match ev {
                     Ok(e) => {
-                        if e.lease != lease || (!filter.is_empty() && !filter.contains(&e.status.task_id)) {
+                        if e.lease != lease
+                            || (!filter.is_empty() && !filter.contains(&e.status.task_id))
+                        {
                             continue;
                         }
-                        if tx.send(Ok(pb::TaskEvent { status: Some(e.status.clone()) })).await.is_err() {
+                        if tx
+                            .send(Ok(pb::TaskEvent {
+                                status: Some(e.status.clone()),
+                            }))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                     Err(RecvError::Lagged(n)) => {
-                        let _ = tx.send(Err(Status::data_loss(format!("watch fell behind by {n} events; re-read statuses")))).await;
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "watch fell behind by {n} events; re-read statuses"
+                            ))))
+                            .await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 
-    async fn get_cluster(&self, req: Request<pb::ClusterRequest>) -> Result<Response<pb::ClusterInfo>, Status> {
+    async fn get_cluster(
+        &self,
+        req: Request<pb::ClusterRequest>,
+    ) -> Result<Response<pb::ClusterInfo>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
         Ok(Response::new(self.core.cluster(&lease)?))
     }
 
-    async fn create_placement_group(&self, req: Request<pb::CreatePlacementGroupRequest>) -> Result<Response<pb::PlacementGroupInfo>, Status> {
+    async fn create_placement_group(
+        &self,
+        req: Request<pb::CreatePlacementGroupRequest>,
+    ) -> Result<Response<pb::PlacementGroupInfo>, Status> {
         let r = req.into_inner();
         let lease = self.auth(r.auth.as_ref())?;
-        let st = pb::PlacementStrategy::try_from(r.strategy).map_err(|_| Status::invalid_argument("unknown placement strategy"))?;
-        Ok(Response::new(self.core.create_placement_group(&lease, &r.bundles, st)?))
+        let st = pb::PlacementStrategy::try_from(r.strategy)
+            .map_err(|_| Status::invalid_argument("unknown placement strategy"))?;
+        Ok(Response::new(
+            self.core.create_placement_group(&lease, &r.bundles, st)?,
+        ))
     }
 }

@@ -25,43 +25,60 @@ pub(crate) struct WorkerSvc {
 type KeeperStream = Pin<Box<dyn Stream<Item = Result<pb::KeeperMessage, Status>> + Send>>;
 
 /// Merge consecutive queued assignment batches into one message (fewer frames under load).
-fn merged(rx: tokio::sync::mpsc::UnboundedReceiver<pb::KeeperMessage>, cancel: CancellationToken) -> KeeperStream {
-    let s = futures::stream::unfold((rx, None::<pb::KeeperMessage>, cancel), |(mut rx, held, cancel)| async move {
-        let mut msg = match held {
-            Some(m) => m,
-            None => tokio::select! {
-                _ = cancel.cancelled() => return None,
-                m = rx.recv() => m?,
-            },
-        };
-        let mut next_held = None;
-        if let Some(pb::keeper_message::Msg::Assign(a)) = msg.msg.as_mut() {
-            while a.tasks.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(pb::KeeperMessage { msg: Some(pb::keeper_message::Msg::Assign(b)) }) => a.tasks.extend(b.tasks),
-                    Ok(other) => {
-                        next_held = Some(other);
-                        break;
+fn merged(
+    rx: tokio::sync::mpsc::UnboundedReceiver<pb::KeeperMessage>,
+    cancel: CancellationToken,
+) -> KeeperStream {
+    let s = futures::stream::unfold(
+        (rx, None::<pb::KeeperMessage>, cancel),
+        |(mut rx, held, cancel)| async move {
+            let mut msg = match held {
+                Some(m) => m,
+                None => tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    m = rx.recv() => m?,
+                },
+            };
+            let mut next_held = None;
+            if let Some(pb::keeper_message::Msg::Assign(a)) = msg.msg.as_mut() {
+                while a.tasks.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(pb::KeeperMessage {
+                            msg: Some(pb::keeper_message::Msg::Assign(b)),
+                        }) => a.tasks.extend(b.tasks),
+                        Ok(other) => {
+                            next_held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
             }
-        }
-        Some((Ok(msg), (rx, next_held, cancel)))
-    });
+            Some((Ok(msg), (rx, next_held, cancel)))
+        },
+    );
     Box::pin(s)
 }
 
 #[tonic::async_trait]
 impl pb::worker_service_server::WorkerService for WorkerSvc {
-    async fn get_challenge(&self, _req: Request<pb::ChallengeRequest>) -> Result<Response<pb::Challenge>, Status> {
+    async fn get_challenge(
+        &self,
+        _req: Request<pb::ChallengeRequest>,
+    ) -> Result<Response<pb::Challenge>, Status> {
         let c = self.core.challenges.issue()?;
-        Ok(Response::new(pb::Challenge { challenge: c.to_vec().into(), keeper_id: self.core.cfg.keeper_id.clone() }))
+        Ok(Response::new(pb::Challenge {
+            challenge: c.to_vec().into(),
+            keeper_id: self.core.cfg.keeper_id.clone(),
+        }))
     }
 
     type JoinStream = KeeperStream;
 
-    async fn join(&self, req: Request<Streaming<pb::WorkerMessage>>) -> Result<Response<Self::JoinStream>, Status> {
+    async fn join(
+        &self,
+        req: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<Self::JoinStream>, Status> {
         let mut inbound = req.into_inner();
         let first = match tokio::time::timeout(REGISTER_TIMEOUT, inbound.message()).await {
             Err(_) => return Err(Status::deadline_exceeded("no Register message in time")),
@@ -70,14 +87,25 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
             Ok(Ok(Some(m))) => m,
         };
         let Some(Up::Register(reg)) = first.msg else {
-            return Err(Status::invalid_argument("the first message on Join must be Register"));
+            return Err(Status::invalid_argument(
+                "the first message on Join must be Register",
+            ));
         };
         if !self.core.challenges.consume(&reg.challenge) {
             self.core.metrics.workers_refused.inc();
-            return Err(Status::unauthenticated("unknown, used or expired challenge"));
+            return Err(Status::unauthenticated(
+                "unknown, used or expired challenge",
+            ));
         }
-        let msg = gpunet_proto::worker_signing_bytes(&self.core.cfg.keeper_id, &reg.provider, &reg.challenge, &reg.worker_key);
-        let key = verify_sig(&reg.worker_key, &msg, &reg.signature).inspect_err(|_| { self.core.metrics.workers_refused.inc(); })?;
+        let msg = gpunet_proto::worker_signing_bytes(
+            &self.core.cfg.keeper_id,
+            &reg.provider,
+            &reg.challenge,
+            &reg.worker_key,
+        );
+        let key = verify_sig(&reg.worker_key, &msg, &reg.signature).inspect_err(|_| {
+            self.core.metrics.workers_refused.inc();
+        })?;
         if !self.core.worker_allowed(&reg.provider, &key) {
             self.core.metrics.workers_refused.inc();
             return Err(Status::permission_denied(format!(
@@ -127,7 +155,10 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
         Ok(Response::new(merged(rx, cancel)))
     }
 
-    async fn fetch_object(&self, req: Request<pb::FetchObjectRequest>) -> Result<Response<pb::ObjectData>, Status> {
+    async fn fetch_object(
+        &self,
+        req: Request<pb::FetchObjectRequest>,
+    ) -> Result<Response<pb::ObjectData>, Status> {
         let session = req
             .metadata()
             .get(gpunet_proto::WORKER_SESSION_METADATA)
@@ -137,7 +168,10 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
         if !self.core.worker_session_ok(&session) {
             return Err(Status::unauthenticated("unknown worker session"));
         }
-        let r = req.into_inner().object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+        let r = req
+            .into_inner()
+            .object
+            .ok_or_else(|| Status::invalid_argument("object is required"))?;
         let data = self.core.object(None, r, Duration::from_secs(30)).await?;
         Ok(Response::new(pb::ObjectData { data }))
     }
@@ -148,5 +182,8 @@ pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -33,7 +33,12 @@ fn push_lp(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Bytes a worker signs to register: domain ‖ keeper_id ‖ provider ‖ challenge ‖ worker_key
 /// (variable-length fields are length-prefixed, u32 little-endian).
-pub fn worker_signing_bytes(keeper_id: &str, provider: &str, challenge: &[u8], worker_key: &[u8]) -> Vec<u8> {
+pub fn worker_signing_bytes(
+    keeper_id: &str,
+    provider: &str,
+    challenge: &[u8],
+    worker_key: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(WORKER_REGISTER_DOMAIN);
     push_lp(&mut out, keeper_id.as_bytes());
@@ -44,7 +49,12 @@ pub fn worker_signing_bytes(keeper_id: &str, provider: &str, challenge: &[u8], w
 }
 
 /// Bytes a lease's user signs to open a session: domain ‖ keeper_id ‖ lease_id ‖ challenge ‖ user_key.
-pub fn session_signing_bytes(keeper_id: &str, lease_id: &str, challenge: &[u8], user_key: &[u8]) -> Vec<u8> {
+pub fn session_signing_bytes(
+    keeper_id: &str,
+    lease_id: &str,
+    challenge: &[u8],
+    user_key: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(SESSION_DOMAIN);
     push_lp(&mut out, keeper_id.as_bytes());

@@ -29,33 +29,54 @@ pub struct ExecOutcome {
 
 impl ExecOutcome {
     fn ok(outputs: Vec<Bytes>) -> Self {
-        Self { outputs, ..Default::default() }
+        Self {
+            outputs,
+            ..Default::default()
+        }
     }
     fn err(kind: ErrorKind, error: impl Into<String>) -> Self {
-        Self { kind: kind as i32, error: error.into(), ..Default::default() }
+        Self {
+            kind: kind as i32,
+            error: error.into(),
+            ..Default::default()
+        }
     }
 }
 
 /// Run a built-in task.
-pub async fn builtin(b: &pb::BuiltinTask, inputs: &[Bytes], cancel: &CancellationToken) -> ExecOutcome {
+pub async fn builtin(
+    b: &pb::BuiltinTask,
+    inputs: &[Bytes],
+    cancel: &CancellationToken,
+) -> ExecOutcome {
     match b.name.as_str() {
         "noop" => ExecOutcome::ok(vec![Bytes::new()]),
         "echo" => {
             if inputs.is_empty() {
                 return ExecOutcome::ok(vec![b.payload.clone()]);
             }
-            let mut out = Vec::with_capacity(b.payload.len() + inputs.iter().map(|i| i.len()).sum::<usize>());
+            let mut out =
+                Vec::with_capacity(b.payload.len() + inputs.iter().map(|i| i.len()).sum::<usize>());
             out.extend_from_slice(&b.payload);
             for i in inputs {
                 out.extend_from_slice(i);
             }
             ExecOutcome::ok(vec![out.into()])
         }
-        "fill" => match std::str::from_utf8(&b.payload).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
+        "fill" => match std::str::from_utf8(&b.payload)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        {
             Some(n) if n <= 1 << 30 => ExecOutcome::ok(vec![Bytes::from(vec![b'x'; n])]),
-            _ => ExecOutcome::err(ErrorKind::Invalid, "fill: payload must be a byte count up to 1 GiB"),
+            _ => ExecOutcome::err(
+                ErrorKind::Invalid,
+                "fill: payload must be a byte count up to 1 GiB",
+            ),
         },
-        "sleep" => match std::str::from_utf8(&b.payload).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+        "sleep" => match std::str::from_utf8(&b.payload)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
             Some(ms) => {
                 tokio::select! {
                     _ = cancel.cancelled() => ExecOutcome::err(ErrorKind::Cancelled, "cancelled"),
@@ -64,7 +85,10 @@ pub async fn builtin(b: &pb::BuiltinTask, inputs: &[Bytes], cancel: &Cancellatio
             }
             None => ExecOutcome::err(ErrorKind::Invalid, "sleep: payload must be milliseconds"),
         },
-        "fail" => ExecOutcome::err(ErrorKind::Application, String::from_utf8_lossy(&b.payload).into_owned()),
+        "fail" => ExecOutcome::err(
+            ErrorKind::Application,
+            String::from_utf8_lossy(&b.payload).into_owned(),
+        ),
         other => ExecOutcome::err(ErrorKind::Invalid, format!("unknown builtin {other:?}")),
     }
 }
@@ -97,9 +121,16 @@ fn tail(b: &[u8]) -> String {
 
 fn looks_like_oom(stderr: &[u8]) -> bool {
     let s = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).to_lowercase();
-    ["memoryerror", "cannot allocate memory", "out of memory", "bad_alloc", "memory exhausted", "failed to allocate"]
-        .iter()
-        .any(|p| s.contains(p))
+    [
+        "memoryerror",
+        "cannot allocate memory",
+        "out of memory",
+        "bad_alloc",
+        "memory exhausted",
+        "failed to allocate",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
 }
 
 async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
@@ -143,22 +174,44 @@ pub async fn process(
     cancel: &CancellationToken,
 ) -> ExecOutcome {
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return ExecOutcome::err(ErrorKind::Invalid, format!("cannot create working directory: {e}"));
+        return ExecOutcome::err(
+            ErrorKind::Invalid,
+            format!("cannot create working directory: {e}"),
+        );
     }
     let out = run_in(p, stdin, gpu_ids, dir, limits, cancel).await;
     let _ = std::fs::remove_dir_all(dir);
     out
 }
 
-async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, limits: ProcessLimits, cancel: &CancellationToken) -> ExecOutcome {
-    let Some(prog) = p.argv.first() else { return ExecOutcome::err(ErrorKind::Invalid, "empty argv") };
+async fn run_in(
+    p: &pb::ProcessTask,
+    stdin: Bytes,
+    gpu_ids: &[u32],
+    dir: &Path,
+    limits: ProcessLimits,
+    cancel: &CancellationToken,
+) -> ExecOutcome {
+    let Some(prog) = p.argv.first() else {
+        return ExecOutcome::err(ErrorKind::Invalid, "empty argv");
+    };
     let mut cmd = std::process::Command::new(prog);
     cmd.args(&p.argv[1..])
         .current_dir(dir)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
         .env("HOME", dir)
-        .env("CUDA_VISIBLE_DEVICES", gpu_ids.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(","))
+        .env(
+            "CUDA_VISIBLE_DEVICES",
+            gpu_ids
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .envs(p.env.iter())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -169,7 +222,10 @@ async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, 
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                let lim = libc::rlimit { rlim_cur: mem as libc::rlim_t, rlim_max: mem as libc::rlim_t };
+                let lim = libc::rlimit {
+                    rlim_cur: mem as libc::rlim_t,
+                    rlim_max: mem as libc::rlim_t,
+                };
                 if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -181,7 +237,9 @@ async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, 
     cmd.kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return ExecOutcome::err(ErrorKind::Invalid, format!("cannot start {prog:?}: {e}")),
+        Err(e) => {
+            return ExecOutcome::err(ErrorKind::Invalid, format!("cannot start {prog:?}: {e}"));
+        }
     };
     let mut guard = GroupKill(child.id().map(|i| i as i32));
     if let Some(mut si) = child.stdin.take() {
@@ -214,28 +272,51 @@ async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, 
         None => Vec::new(),
     };
     let mut out = match end {
-        End::Timeout => ExecOutcome::err(ErrorKind::TimeLimit, format!("time limit of {:?} exceeded; process group killed", limits.time)),
+        End::Timeout => ExecOutcome::err(
+            ErrorKind::TimeLimit,
+            format!(
+                "time limit of {:?} exceeded; process group killed",
+                limits.time
+            ),
+        ),
         End::Cancelled => ExecOutcome::err(ErrorKind::Cancelled, "cancelled; process group killed"),
-        End::Exited(Err(e)) => ExecOutcome::err(ErrorKind::Application, format!("wait failed: {e}")),
+        End::Exited(Err(e)) => {
+            ExecOutcome::err(ErrorKind::Application, format!("wait failed: {e}"))
+        }
         End::Exited(Ok(st)) => {
             use std::os::unix::process::ExitStatusExt;
             let sig = st.signal();
-            let oom_sig = matches!(sig, Some(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS | libc::SIGKILL));
+            let oom_sig = matches!(
+                sig,
+                Some(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS | libc::SIGKILL)
+            );
             if st.success() {
-                ExecOutcome { exit_code: Some(0), ..Default::default() }
+                ExecOutcome {
+                    exit_code: Some(0),
+                    ..Default::default()
+                }
             } else if mem > 0 && (oom_sig || looks_like_oom(&stderr)) {
                 let mut o = ExecOutcome::err(
                     ErrorKind::MemoryLimit,
-                    format!("memory limit of {mem} bytes exceeded (RLIMIT_AS); {}", tail(&stderr)),
+                    format!(
+                        "memory limit of {mem} bytes exceeded (RLIMIT_AS); {}",
+                        tail(&stderr)
+                    ),
                 );
                 o.exit_code = st.code();
                 o
             } else if let Some(code) = st.code() {
-                let mut o = ExecOutcome::err(ErrorKind::Application, format!("exited with code {code}: {}", tail(&stderr)));
+                let mut o = ExecOutcome::err(
+                    ErrorKind::Application,
+                    format!("exited with code {code}: {}", tail(&stderr)),
+                );
                 o.exit_code = Some(code);
                 o
             } else {
-                ExecOutcome::err(ErrorKind::Application, format!("killed by signal {}", sig.unwrap_or(0)))
+                ExecOutcome::err(
+                    ErrorKind::Application,
+                    format!("killed by signal {}", sig.unwrap_or(0)),
+                )
             }
         }
     };
@@ -248,16 +329,26 @@ async fn run_in(p: &pb::ProcessTask, stdin: Bytes, gpu_ids: &[u32], dir: &Path, 
 pub trait ProofExecutor: Send + Sync + 'static {
     /// Run a challenge (encoded `SignedChallenge`); `on_commit` receives each encoded round
     /// commit as soon as it exists. Returns the encoded commits, length-prefixed.
-    fn prove(&self, challenge: &[u8], on_commit: &mut dyn FnMut(Vec<u8>)) -> Result<Vec<u8>, String>;
+    fn prove(
+        &self,
+        challenge: &[u8],
+        on_commit: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// [`ProofExecutor`] on `gpunet-proof`: the CUDA prover when available, else the CPU reference.
 pub struct GpunetProof;
 
 impl ProofExecutor for GpunetProof {
-    fn prove(&self, challenge: &[u8], on_commit: &mut dyn FnMut(Vec<u8>)) -> Result<Vec<u8>, String> {
-        let ch = gpunet_proof::SignedChallenge::decode(challenge).map_err(|e| format!("bad challenge: {e}"))?;
-        let (mut backend, note) = gpunet_proof::best_backend(*ch.params()).map_err(|e| e.to_string())?;
+    fn prove(
+        &self,
+        challenge: &[u8],
+        on_commit: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<Vec<u8>, String> {
+        let ch = gpunet_proof::SignedChallenge::decode(challenge)
+            .map_err(|e| format!("bad challenge: {e}"))?;
+        let (mut backend, note) =
+            gpunet_proof::best_backend(*ch.params()).map_err(|e| e.to_string())?;
         tracing::info!(%note, "proof backend");
         let run = gpunet_proof::prove(&ch, backend.as_mut(), |c| {
             on_commit(c.encode());
@@ -278,12 +369,21 @@ impl ProofExecutor for GpunetProof {
 mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
-    use gpunet_proof::{ChallengeBody, ChallengeParams, GpuClass, PROTOCOL_VERSION, SignedChallenge};
+    use gpunet_proof::{
+        ChallengeBody, ChallengeParams, GpuClass, PROTOCOL_VERSION, SignedChallenge,
+    };
 
     #[test]
     fn proof_executor_runs_a_small_challenge_and_streams_commits() {
         let keeper = SigningKey::from_bytes(&[9; 32]);
-        let params = ChallengeParams { n: 64, inner: 64, rounds: 3, tile: 16, samples_per_round: 1, rounds_sampled: 1 };
+        let params = ChallengeParams {
+            n: 64,
+            inner: 64,
+            rounds: 3,
+            tile: 16,
+            samples_per_round: 1,
+            rounds_sampled: 1,
+        };
         let body = ChallengeBody {
             version: PROTOCOL_VERSION,
             slot: 1,
@@ -297,7 +397,9 @@ mod tests {
         };
         let ch = SignedChallenge::issue(&keeper, body).expect("issue");
         let mut streamed = 0;
-        let out = GpunetProof.prove(&ch.encode(), &mut |_| streamed += 1).expect("proof runs");
+        let out = GpunetProof
+            .prove(&ch.encode(), &mut |_| streamed += 1)
+            .expect("proof runs");
         assert_eq!(streamed, 3);
         // Three length-prefixed commits.
         let mut off = 0;
@@ -314,12 +416,29 @@ mod tests {
     #[tokio::test]
     async fn builtins_behave() {
         let ct = CancellationToken::new();
-        let b = |n: &str, p: &str| pb::BuiltinTask { name: n.into(), payload: Bytes::copy_from_slice(p.as_bytes()) };
-        assert_eq!(builtin(&b("echo", "a"), &[Bytes::from_static(b"b")], &ct).await.outputs[0], Bytes::from_static(b"ab"));
+        let b = |n: &str, p: &str| pb::BuiltinTask {
+            name: n.into(),
+            payload: Bytes::copy_from_slice(p.as_bytes()),
+        };
+        assert_eq!(
+            builtin(&b("echo", "a"), &[Bytes::from_static(b"b")], &ct)
+                .await
+                .outputs[0],
+            Bytes::from_static(b"ab")
+        );
         assert_eq!(builtin(&b("fill", "5"), &[], &ct).await.outputs[0].len(), 5);
-        assert_eq!(builtin(&b("fail", "x"), &[], &ct).await.kind, ErrorKind::Application as i32);
-        assert_eq!(builtin(&b("fill", "nope"), &[], &ct).await.kind, ErrorKind::Invalid as i32);
+        assert_eq!(
+            builtin(&b("fail", "x"), &[], &ct).await.kind,
+            ErrorKind::Application as i32
+        );
+        assert_eq!(
+            builtin(&b("fill", "nope"), &[], &ct).await.kind,
+            ErrorKind::Invalid as i32
+        );
         ct.cancel();
-        assert_eq!(builtin(&b("sleep", "10000"), &[], &ct).await.kind, ErrorKind::Cancelled as i32);
+        assert_eq!(
+            builtin(&b("sleep", "10000"), &[], &ct).await.kind,
+            ErrorKind::Cancelled as i32
+        );
     }
 }

@@ -53,14 +53,29 @@ pub fn hardware(declared: Option<&DeclaredGpus>) -> Hardware {
     if let Some(d) = declared {
         return Hardware {
             gpus: (0..d.count.min(64))
-                .map(|i| pb::Gpu { index: i, model: d.model.clone(), memory_bytes: d.memory_bytes })
+                .map(|i| pb::Gpu {
+                    index: i,
+                    model: d.model.clone(),
+                    memory_bytes: d.memory_bytes,
+                })
                 .collect(),
             cpu_only: true,
-            note: format!("CPU-only mode: {} declared GPU(s) of model {:?}, not discovered", d.count, d.model),
+            note: format!(
+                "CPU-only mode: {} declared GPU(s) of model {:?}, not discovered",
+                d.count, d.model
+            ),
         };
     }
     match discover() {
-        Ok(gpus) => Hardware { note: format!("discovered {} GPU(s)", gpus.len()), gpus, cpu_only: false },
-        Err(e) => Hardware { gpus: Vec::new(), cpu_only: true, note: format!("CPU-only mode: {e}") },
+        Ok(gpus) => Hardware {
+            note: format!("discovered {} GPU(s)", gpus.len()),
+            gpus,
+            cpu_only: false,
+        },
+        Err(e) => Hardware {
+            gpus: Vec::new(),
+            cpu_only: true,
+            note: format!("CPU-only mode: {e}"),
+        },
     }
 }

@@ -108,12 +108,19 @@ impl WorkerConfig {
 
 /// Capped exponential backoff: `min · 2^attempt`, at most `max`.
 pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
-    min.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX)).min(max)
+    min.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .min(max)
 }
 
 /// Whether a gRPC failure is worth retrying.
 pub fn is_retryable(code: Code) -> bool {
-    !matches!(code, Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument | Code::Unimplemented)
+    !matches!(
+        code,
+        Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::InvalidArgument
+            | Code::Unimplemented
+    )
 }
 
 /// Outputs above the inline limit, kept for fetching, oldest evicted first beyond a byte cap.
@@ -128,7 +135,12 @@ struct ObjectStore {
 
 impl ObjectStore {
     fn new(cap: u64) -> Self {
-        Self { map: HashMap::new(), order: Default::default(), bytes: 0, cap }
+        Self {
+            map: HashMap::new(),
+            order: Default::default(),
+            bytes: 0,
+            cap,
+        }
     }
     fn get(&self, k: &(u64, u32)) -> Option<&Bytes> {
         self.map.get(k)
@@ -144,7 +156,9 @@ impl ObjectStore {
             self.order.push_back(k);
         }
         while self.bytes > self.cap {
-            let Some(oldest) = self.order.pop_front() else { break };
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
             if let Some(b) = self.map.remove(&oldest) {
                 self.bytes -= b.len() as u64;
             }
@@ -233,8 +247,14 @@ pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHan
         worker_id: worker_id.clone(),
     });
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(shared.clone(), cancel.clone()).instrument(info_span!("worker", worker = %worker_id)));
-    WorkerHandle { cancel, shared, task }
+    let task = tokio::spawn(
+        run(shared.clone(), cancel.clone()).instrument(info_span!("worker", worker = %worker_id)),
+    );
+    WorkerHandle {
+        cancel,
+        shared,
+        task,
+    }
 }
 
 async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<(), WorkerError> {
@@ -262,34 +282,49 @@ async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<(), Worke
 }
 
 fn status_err(s: Status) -> WorkerError {
-    if is_retryable(s.code()) { WorkerError::Transient(format!("{}: {}", s.code(), s.message())) } else { WorkerError::Refused(s) }
+    if is_retryable(s.code()) {
+        WorkerError::Transient(format!("{}: {}", s.code(), s.message()))
+    } else {
+        WorkerError::Refused(s)
+    }
 }
 
 /// Merge queued result batches into one message.
-fn up_stream(rx: mpsc::UnboundedReceiver<pb::WorkerMessage>) -> impl futures::Stream<Item = pb::WorkerMessage> + Send + 'static {
-    futures::stream::unfold((rx, None::<pb::WorkerMessage>), |(mut rx, held)| async move {
-        let mut msg = match held {
-            Some(m) => m,
-            None => rx.recv().await?,
-        };
-        let mut next = None;
-        if let Some(Up::Results(r)) = msg.msg.as_mut() {
-            while r.results.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(pb::WorkerMessage { msg: Some(Up::Results(b)) }) => r.results.extend(b.results),
-                    Ok(other) => {
-                        next = Some(other);
-                        break;
+fn up_stream(
+    rx: mpsc::UnboundedReceiver<pb::WorkerMessage>,
+) -> impl futures::Stream<Item = pb::WorkerMessage> + Send + 'static {
+    futures::stream::unfold(
+        (rx, None::<pb::WorkerMessage>),
+        |(mut rx, held)| async move {
+            let mut msg = match held {
+                Some(m) => m,
+                None => rx.recv().await?,
+            };
+            let mut next = None;
+            if let Some(Up::Results(r)) = msg.msg.as_mut() {
+                while r.results.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(pb::WorkerMessage {
+                            msg: Some(Up::Results(b)),
+                        }) => r.results.extend(b.results),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
             }
-        }
-        Some((msg, (rx, next)))
-    })
+            Some((msg, (rx, next)))
+        },
+    )
 }
 
-async fn connection(shared: &Arc<Shared>, cancel: &CancellationToken, attempt: &mut u32) -> Result<(), WorkerError> {
+async fn connection(
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+    attempt: &mut u32,
+) -> Result<(), WorkerError> {
     let cfg = &shared.cfg;
     let ch: Channel = Endpoint::from_shared(cfg.keeper_url.clone())
         .map_err(|e| WorkerError::Transient(e.to_string()))?
@@ -298,10 +333,21 @@ async fn connection(shared: &Arc<Shared>, cancel: &CancellationToken, attempt: &
         .connect()
         .await
         .map_err(|e| WorkerError::Transient(format!("connect: {e}")))?;
-    let mut rpc = WorkerServiceClient::new(ch).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
-    let c = rpc.get_challenge(pb::ChallengeRequest {}).await.map_err(status_err)?.into_inner();
+    let mut rpc = WorkerServiceClient::new(ch)
+        .max_decoding_message_size(1 << 30)
+        .max_encoding_message_size(1 << 30);
+    let c = rpc
+        .get_challenge(pb::ChallengeRequest {})
+        .await
+        .map_err(status_err)?
+        .into_inner();
     let key = cfg.key.verifying_key().to_bytes();
-    let sig = cfg.key.sign(&gpunet_proto::worker_signing_bytes(&c.keeper_id, &cfg.provider, &c.challenge, &key));
+    let sig = cfg.key.sign(&gpunet_proto::worker_signing_bytes(
+        &c.keeper_id,
+        &cfg.provider,
+        &c.challenge,
+        &key,
+    ));
     let (up, up_rx) = mpsc::unbounded_channel::<pb::WorkerMessage>();
     let _ = up.send(pb::WorkerMessage {
         msg: Some(Up::Register(pb::Register {
@@ -317,20 +363,35 @@ async fn connection(shared: &Arc<Shared>, cancel: &CancellationToken, attempt: &
             executors: vec!["builtin".into(), "process".into(), "proof".into()],
         })),
     });
-    let mut down = rpc.join(up_stream(up_rx)).await.map_err(status_err)?.into_inner();
+    let mut down = rpc
+        .join(up_stream(up_rx))
+        .await
+        .map_err(status_err)?
+        .into_inner();
     let registered = match down.message().await.map_err(status_err)? {
-        Some(pb::KeeperMessage { msg: Some(pb::keeper_message::Msg::Registered(r)) }) => r,
-        _ => return Err(WorkerError::Transient("keeper did not confirm registration".into())),
+        Some(pb::KeeperMessage {
+            msg: Some(pb::keeper_message::Msg::Registered(r)),
+        }) => r,
+        _ => {
+            return Err(WorkerError::Transient(
+                "keeper did not confirm registration".into(),
+            ));
+        }
     };
     *attempt = 0;
     info!(worker = %registered.worker_id, "registered");
-    let session_hex: String = registered.session.iter().map(|b| format!("{b:02x}")).collect();
+    let session_hex: String = registered
+        .session
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let inline_limit = registered.inline_limit_bytes;
     let hb_every = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
 
     let conn_cancel = cancel.child_token();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let running: Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>> = Arc::new(Mutex::new(HashMap::new()));
+    let running: Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>> =
+        Arc::new(Mutex::new(HashMap::new()));
     // Heartbeats.
     {
         let up = up.clone();
@@ -351,7 +412,11 @@ async fn connection(shared: &Arc<Shared>, cancel: &CancellationToken, attempt: &
             }
         });
     }
-    let fetcher = Fetcher { rpc: rpc.clone(), session_hex, shared: shared.clone() };
+    let fetcher = Fetcher {
+        rpc: rpc.clone(),
+        session_hex,
+        shared: shared.clone(),
+    };
     let mut draining = false;
     let result = loop {
         if draining {
@@ -409,7 +474,8 @@ impl Fetcher {
                 }
                 let mut req = tonic::Request::new(pb::FetchObjectRequest { object: Some(*r) });
                 if let Ok(v) = self.session_hex.parse() {
-                    req.metadata_mut().insert(gpunet_proto::WORKER_SESSION_METADATA, v);
+                    req.metadata_mut()
+                        .insert(gpunet_proto::WORKER_SESSION_METADATA, v);
                 }
                 match self.rpc.clone().fetch_object(req).await {
                     Ok(d) => Ok(d.into_inner().data),
@@ -437,7 +503,9 @@ fn handle_down(
         Some(Down::Assign(a)) => {
             for asg in a.tasks {
                 let ct = conn_cancel.child_token();
-                running.lock().insert(asg.task_id, (asg.attempt, ct.clone()));
+                running
+                    .lock()
+                    .insert(asg.task_id, (asg.attempt, ct.clone()));
                 let shared = shared.clone();
                 let up = up.clone();
                 let running = running.clone();
@@ -447,9 +515,14 @@ fn handle_down(
                     async move {
                         let (id, attempt) = (asg.task_id, asg.attempt);
                         let r = execute(&shared, &fetcher, asg, inline_limit, &ct, &up).await;
-                        let still_ours = running.lock().remove(&id).is_some_and(|(a, _)| a == attempt);
+                        let still_ours = running
+                            .lock()
+                            .remove(&id)
+                            .is_some_and(|(a, _)| a == attempt);
                         if still_ours || r.error_kind == pb::ErrorKind::Cancelled as i32 {
-                            let _ = up.send(pb::WorkerMessage { msg: Some(Up::Results(pb::TaskResults { results: vec![r] })) });
+                            let _ = up.send(pb::WorkerMessage {
+                                msg: Some(Up::Results(pb::TaskResults { results: vec![r] })),
+                            });
                         }
                     }
                     .instrument(span),
@@ -458,15 +531,20 @@ fn handle_down(
         }
         Some(Down::Cancel(c)) => {
             if let Some((a, ct)) = running.lock().get(&c.task_id)
-                && (*a == c.attempt || c.attempt == 0) {
-                    ct.cancel();
-                }
+                && (*a == c.attempt || c.attempt == 0)
+            {
+                ct.cancel();
+            }
         }
         Some(Down::Pull(p)) => {
             let r = p.object.unwrap_or_default();
             let data = shared.objects.lock().get(&(r.task_id, r.index)).cloned();
             let _ = up.send(pb::WorkerMessage {
-                msg: Some(Up::Object(pb::ObjectReply { request_id: p.request_id, found: data.is_some(), data: data.unwrap_or_default() })),
+                msg: Some(Up::Object(pb::ObjectReply {
+                    request_id: p.request_id,
+                    found: data.is_some(),
+                    data: data.unwrap_or_default(),
+                })),
             });
         }
         Some(Down::Drop(d)) => {
@@ -487,7 +565,11 @@ async fn execute(
     ct: &CancellationToken,
     up: &mpsc::UnboundedSender<pb::WorkerMessage>,
 ) -> pb::TaskResult {
-    let mut res = pb::TaskResult { task_id: a.task_id, attempt: a.attempt, ..Default::default() };
+    let mut res = pb::TaskResult {
+        task_id: a.task_id,
+        attempt: a.attempt,
+        ..Default::default()
+    };
     let mut inputs = Vec::with_capacity(a.inputs.len());
     let mut lost = Vec::new();
     for i in &a.inputs {
@@ -516,9 +598,16 @@ async fn execute(
     let out = match spec.executor {
         Some(pb::task_spec::Executor::Builtin(b)) => exec::builtin(&b, &inputs, ct).await,
         Some(pb::task_spec::Executor::Process(p)) => {
-            let dir = shared.cfg.work_dir.join(format!("task-{}-{}", a.task_id, a.attempt));
+            let dir = shared
+                .cfg
+                .work_dir
+                .join(format!("task-{}-{}", a.task_id, a.attempt));
             let limits = exec::ProcessLimits {
-                time: if p.time_limit_ms > 0 { Duration::from_millis(p.time_limit_ms) } else { shared.cfg.default_time_limit },
+                time: if p.time_limit_ms > 0 {
+                    Duration::from_millis(p.time_limit_ms)
+                } else {
+                    shared.cfg.default_time_limit
+                },
                 memory: p.memory_limit_bytes,
             };
             exec::process(&p, stdin, &a.gpu_ids, &dir, limits, ct).await
@@ -532,18 +621,36 @@ async fn execute(
             let r = tokio::task::spawn_blocking(move || {
                 proof.prove(&p.challenge, &mut |c| {
                     let _ = up.send(pb::WorkerMessage {
-                        msg: Some(Up::ProofCommit(pb::ProofCommitMsg { task_id, commit: c.into() })),
+                        msg: Some(Up::ProofCommit(pb::ProofCommitMsg {
+                            task_id,
+                            commit: c.into(),
+                        })),
                     });
                 })
             })
             .await;
             match r {
-                Ok(Ok(b)) => exec::ExecOutcome { outputs: vec![b.into()], ..Default::default() },
-                Ok(Err(e)) => exec::ExecOutcome { kind: pb::ErrorKind::Application as i32, error: e, ..Default::default() },
-                Err(e) => exec::ExecOutcome { kind: pb::ErrorKind::Application as i32, error: e.to_string(), ..Default::default() },
+                Ok(Ok(b)) => exec::ExecOutcome {
+                    outputs: vec![b.into()],
+                    ..Default::default()
+                },
+                Ok(Err(e)) => exec::ExecOutcome {
+                    kind: pb::ErrorKind::Application as i32,
+                    error: e,
+                    ..Default::default()
+                },
+                Err(e) => exec::ExecOutcome {
+                    kind: pb::ErrorKind::Application as i32,
+                    error: e.to_string(),
+                    ..Default::default()
+                },
             }
         }
-        None => exec::ExecOutcome { kind: pb::ErrorKind::Invalid as i32, error: "no executor".into(), ..Default::default() },
+        None => exec::ExecOutcome {
+            kind: pb::ErrorKind::Invalid as i32,
+            error: "no executor".into(),
+            ..Default::default()
+        },
     };
     res.error_kind = out.kind;
     res.error = out.error;
@@ -552,11 +659,21 @@ async fn execute(
         for (i, data) in out.outputs.into_iter().enumerate() {
             let index = i as u32;
             if data.len() as u64 <= inline_limit {
-                res.outputs.push(pb::Output { index, size: data.len() as u64, data, inline: true });
+                res.outputs.push(pb::Output {
+                    index,
+                    size: data.len() as u64,
+                    data,
+                    inline: true,
+                });
             } else {
                 let size = data.len() as u64;
                 shared.objects.lock().insert((a.task_id, index), data);
-                res.outputs.push(pb::Output { index, size, data: Bytes::new(), inline: false });
+                res.outputs.push(pb::Output {
+                    index,
+                    size,
+                    data: Bytes::new(),
+                    inline: false,
+                });
             }
         }
     }

@@ -43,9 +43,29 @@ impl Env {
         let registry = Arc::new(InMemoryRegistry::new());
         let leases = Arc::new(InMemoryLeases::new());
         let user = key(1);
-        leases.insert(LeaseInfo { lease_id: LEASE.into(), user: user.verifying_key().to_bytes(), provider: PROVIDER.into(), gpus: lease_gpus });
-        let keeper = gpunet_keeper::start(cfg, registry.clone(), leases.clone(), CancellationToken::new()).await.expect("keeper starts");
-        Env { keeper, registry, leases, user, workers: Vec::new(), tmp: tempfile::tempdir().expect("tmp"), next_worker: 1000 }
+        leases.insert(LeaseInfo {
+            lease_id: LEASE.into(),
+            user: user.verifying_key().to_bytes(),
+            provider: PROVIDER.into(),
+            gpus: lease_gpus,
+        });
+        let keeper = gpunet_keeper::start(
+            cfg,
+            registry.clone(),
+            leases.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("keeper starts");
+        Env {
+            keeper,
+            registry,
+            leases,
+            user,
+            workers: Vec::new(),
+            tmp: tempfile::tempdir().expect("tmp"),
+            next_worker: 1000,
+        }
     }
 
     pub fn worker_config(&mut self, gpus: u32, cpus: u32) -> WorkerConfig {
@@ -53,7 +73,11 @@ impl Env {
         let k = key(self.next_worker);
         self.registry.allow(PROVIDER, k.verifying_key().to_bytes());
         let mut c = WorkerConfig::new(&self.keeper.url(), PROVIDER, k);
-        c.declared_gpus = Some(DeclaredGpus { count: gpus, model: "H100-sim".into(), memory_bytes: 80 << 30 });
+        c.declared_gpus = Some(DeclaredGpus {
+            count: gpus,
+            model: "H100-sim".into(),
+            memory_bytes: 80 << 30,
+        });
         c.milli_cpus = cpus * 1000;
         c.work_dir = self.tmp.path().join(format!("w{}", self.next_worker));
         c.backoff_max = Duration::from_millis(200);
@@ -66,19 +90,27 @@ impl Env {
         let c = self.worker_config(gpus, cpus);
         let before = self.keeper.core().connected_workers();
         self.workers.push(gpunet_worker::spawn(c));
-        wait_until(Duration::from_secs(10), || self.keeper.core().connected_workers() > before).await;
+        wait_until(Duration::from_secs(10), || {
+            self.keeper.core().connected_workers() > before
+        })
+        .await;
         self.workers.len() - 1
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(&self.keeper.url(), LEASE, &self.user).await.expect("session")
+        Client::connect(&self.keeper.url(), LEASE, &self.user)
+            .await
+            .expect("session")
     }
 }
 
 pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached within {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -50,7 +50,10 @@ async fn test_silent_worker_is_declared_dead_within_bound_and_evidence_is_record
     let c = env.client().await;
     let mut t = task::builtin("sleep", "5000");
     t.max_retries = Some(0);
-    let ids = c.submit(vec![t, task::builtin("sleep", "200")]).await.unwrap();
+    let ids = c
+        .submit(vec![t, task::builtin("sleep", "200")])
+        .await
+        .unwrap();
     let w = running_on(&c, ids[0]).await;
     let idx = env.workers.iter().position(|h| h.id() == w).unwrap();
     let start = Instant::now();
@@ -61,12 +64,20 @@ async fn test_silent_worker_is_declared_dead_within_bound_and_evidence_is_record
     assert_eq!(st.error_kind, pb::ErrorKind::WorkerDied as i32, "{st:?}");
     assert!(took >= dead_after, "declared dead too early: {took:?}");
     // Bound: dead_after plus one monitor tick (dead_after / 4), with slack for a loaded CI machine.
-    assert!(took < dead_after + Duration::from_millis(1000), "declared dead too late: {took:?}");
+    assert!(
+        took < dead_after + Duration::from_millis(1000),
+        "declared dead too late: {took:?}"
+    );
     env.workers[idx].kill();
     let keeper = env.keeper;
     keeper.shutdown().await.unwrap();
     let ev = gpunet_keeper::store::read_evidence(&db.to_string_lossy()).unwrap();
-    assert!(ev.iter().any(|e| e.worker == w && e.reason.contains("missed heartbeats") && e.tasks.contains(&ids[0])), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| e.worker == w
+            && e.reason.contains("missed heartbeats")
+            && e.tasks.contains(&ids[0])),
+        "{ev:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,11 +88,20 @@ async fn test_application_errors_retry_only_when_asked() {
     let mut retried = task::builtin("fail", "nope");
     retried.retry_exceptions = true;
     retried.max_retries = Some(2);
-    let ids = c.submit(vec![task::builtin("fail", "nope"), retried]).await.unwrap();
+    let ids = c
+        .submit(vec![task::builtin("fail", "nope"), retried])
+        .await
+        .unwrap();
     let a = c.get(ids[0], 0, T).await.unwrap().status.unwrap();
     let b = c.get(ids[1], 0, T).await.unwrap().status.unwrap();
-    assert_eq!((a.attempts, a.error_kind), (1, pb::ErrorKind::Application as i32));
-    assert_eq!((b.attempts, b.error_kind), (3, pb::ErrorKind::Application as i32));
+    assert_eq!(
+        (a.attempts, a.error_kind),
+        (1, pb::ErrorKind::Application as i32)
+    );
+    assert_eq!(
+        (b.attempts, b.error_kind),
+        (3, pb::ErrorKind::Application as i32)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,9 +114,16 @@ async fn test_lost_object_is_remade_from_lineage() {
     let c = env.client().await;
     let big = c.submit(vec![task::builtin("fill", "5000")]).await.unwrap()[0];
     let st = c.get(big, 0, T).await.unwrap().status.unwrap();
-    let holder = env.workers.iter().position(|h| h.id() == st.worker_id).unwrap();
+    let holder = env
+        .workers
+        .iter()
+        .position(|h| h.id() == st.worker_id)
+        .unwrap();
     env.workers[holder].kill();
-    wait_until(Duration::from_secs(10), || env.keeper.core().connected_workers() == 1).await;
+    wait_until(Duration::from_secs(10), || {
+        env.keeper.core().connected_workers() == 1
+    })
+    .await;
     // The object is gone with its worker; getting it re-runs its task.
     let r = c.get(big, 0, T).await.unwrap();
     assert_eq!(r.data.len(), 5000);
@@ -147,7 +174,11 @@ async fn test_chaos_1000_tasks_tenth_of_workers_killed() {
     let mut terminal: HashMap<u64, (u32, i32)> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while terminal.len() < ids.len() {
-        let ev = tokio::time::timeout_at(deadline, watch.message()).await.expect("all tasks finish").unwrap().unwrap();
+        let ev = tokio::time::timeout_at(deadline, watch.message())
+            .await
+            .expect("all tasks finish")
+            .unwrap()
+            .unwrap();
         let s = ev.status.unwrap();
         if s.state >= pb::TaskState::Finished as i32 {
             let e = terminal.entry(s.task_id).or_insert((0, s.state));
@@ -155,17 +186,32 @@ async fn test_chaos_1000_tasks_tenth_of_workers_killed() {
         }
     }
     // Let any duplicate arrive before checking.
-    while let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_millis(300), watch.message()).await.map(|r| r.transpose()) {
+    while let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_millis(300), watch.message())
+        .await
+        .map(|r| r.transpose())
+    {
         let s = ev.status.unwrap();
         if s.state >= pb::TaskState::Finished as i32 {
             terminal.entry(s.task_id).or_insert((0, s.state)).0 += 1;
         }
     }
     assert_eq!(terminal.len(), 1000);
-    assert!(terminal.values().all(|(n, _)| *n == 1), "a task was reported complete twice");
-    assert!(terminal.values().all(|(_, s)| *s == pb::TaskState::Finished as i32), "a task was lost");
+    assert!(
+        terminal.values().all(|(n, _)| *n == 1),
+        "a task was reported complete twice"
+    );
+    assert!(
+        terminal
+            .values()
+            .all(|(_, s)| *s == pb::TaskState::Finished as i32),
+        "a task was lost"
+    );
     let statuses = c.status(&ids).await.unwrap();
-    assert!(statuses.iter().all(|s| s.state == pb::TaskState::Finished as i32));
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.state == pb::TaskState::Finished as i32)
+    );
     let retried = statuses.iter().filter(|s| s.attempts > 1).count();
     eprintln!("chaos: {retried} task(s) retried after 2 worker kills");
 }

@@ -29,7 +29,10 @@ async fn test_placement_group_strategies() {
     let c = env.client().await;
     let b = task::resources(1000, 1);
     // STRICT_SPREAD: 4 bundles on 4 distinct workers.
-    let pg = c.create_placement_group(vec![b.clone(); 4], pb::PlacementStrategy::StrictSpread).await.unwrap();
+    let pg = c
+        .create_placement_group(vec![b.clone(); 4], pb::PlacementStrategy::StrictSpread)
+        .await
+        .unwrap();
     assert_eq!(pg.state, "created");
     let set: HashSet<_> = pg.bundle_workers.iter().collect();
     assert_eq!(set.len(), 4, "strict spread: distinct workers");
@@ -38,27 +41,61 @@ async fn test_placement_group_strategies() {
     for i in 0..4 {
         let mut t = task::builtin("sleep", "50");
         t.resources = Some(b.clone());
-        t.strategy = Some(task::strategy(Kind::PlacementGroup(pb::PlacementGroupTarget { placement_group_id: pg.placement_group_id, bundle_index: i })));
+        t.strategy = Some(task::strategy(Kind::PlacementGroup(
+            pb::PlacementGroupTarget {
+                placement_group_id: pg.placement_group_id,
+                bundle_index: i,
+            },
+        )));
         tasks.push(t);
     }
     let ids = c.submit(tasks).await.unwrap();
     assert_eq!(workers_of(&c, &ids).await, pg.bundle_workers);
     // A fifth STRICT_SPREAD bundle cannot fit (4 workers): pending.
-    let pg5 = c.create_placement_group(vec![task::resources(1000, 0); 5], pb::PlacementStrategy::StrictSpread).await.unwrap();
+    let pg5 = c
+        .create_placement_group(
+            vec![task::resources(1000, 0); 5],
+            pb::PlacementStrategy::StrictSpread,
+        )
+        .await
+        .unwrap();
     assert_eq!(pg5.state, "pending");
     // STRICT_PACK: all on one worker.
-    let pk = c.create_placement_group(vec![task::resources(1000, 0); 2], pb::PlacementStrategy::StrictPack).await.unwrap();
+    let pk = c
+        .create_placement_group(
+            vec![task::resources(1000, 0); 2],
+            pb::PlacementStrategy::StrictPack,
+        )
+        .await
+        .unwrap();
     assert_eq!(pk.state, "created");
     assert_eq!(pk.bundle_workers[0], pk.bundle_workers[1]);
     // PACK: fits on one worker → one worker. SPREAD: distinct where possible.
-    let p = c.create_placement_group(vec![task::resources(500, 0); 2], pb::PlacementStrategy::Pack).await.unwrap();
+    let p = c
+        .create_placement_group(
+            vec![task::resources(500, 0); 2],
+            pb::PlacementStrategy::Pack,
+        )
+        .await
+        .unwrap();
     assert_eq!(p.bundle_workers[0], p.bundle_workers[1]);
-    let s = c.create_placement_group(vec![task::resources(500, 0); 2], pb::PlacementStrategy::Spread).await.unwrap();
+    let s = c
+        .create_placement_group(
+            vec![task::resources(500, 0); 2],
+            pb::PlacementStrategy::Spread,
+        )
+        .await
+        .unwrap();
     assert_ne!(s.bundle_workers[0], s.bundle_workers[1]);
     // A task that fits no bundle fails clearly.
     let mut t = task::builtin("noop", "");
     t.resources = Some(task::resources(1000, 2));
-    t.strategy = Some(task::strategy(Kind::PlacementGroup(pb::PlacementGroupTarget { placement_group_id: pg.placement_group_id, bundle_index: -1 })));
+    t.strategy = Some(task::strategy(Kind::PlacementGroup(
+        pb::PlacementGroupTarget {
+            placement_group_id: pg.placement_group_id,
+            bundle_index: -1,
+        },
+    )));
     let id = c.submit(vec![t]).await.unwrap()[0];
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.error_kind, pb::ErrorKind::Unschedulable as i32);
@@ -84,19 +121,28 @@ async fn test_spread_and_node_affinity() {
     // Hard affinity runs on the named worker.
     let target = env.workers[1].id().to_string();
     let mut t = task::builtin("noop", "");
-    t.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity { worker_id: target.clone(), soft: false })));
+    t.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity {
+        worker_id: target.clone(),
+        soft: false,
+    })));
     let id = c.submit(vec![t.clone()]).await.unwrap()[0];
     assert_eq!(workers_of(&c, &[id]).await[0], target);
     // Kill that worker: hard affinity fails clearly, soft falls back.
     env.workers[1].kill();
-    wait_until(Duration::from_secs(10), || env.keeper.core().connected_workers() == 2).await;
+    wait_until(Duration::from_secs(10), || {
+        env.keeper.core().connected_workers() == 2
+    })
+    .await;
     let id = c.submit(vec![t.clone()]).await.unwrap()[0];
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.state, pb::TaskState::Failed as i32);
     assert_eq!(st.error_kind, pb::ErrorKind::Unschedulable as i32);
     assert!(st.error.contains("dead"), "{}", st.error);
     let mut soft = t.clone();
-    soft.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity { worker_id: target.clone(), soft: true })));
+    soft.strategy = Some(task::strategy(Kind::NodeAffinity(pb::NodeAffinity {
+        worker_id: target.clone(),
+        soft: true,
+    })));
     let id = c.submit(vec![soft]).await.unwrap()[0];
     let w = workers_of(&c, &[id]).await;
     assert_ne!(w[0], target);
@@ -124,11 +170,19 @@ async fn test_gpu_requests_get_exactly_their_gpus() {
         seen.push(String::from_utf8(r.data.to_vec()).unwrap());
     }
     let first_two: HashSet<_> = seen[..2].iter().cloned().collect();
-    assert_eq!(first_two, ["0,1".to_string(), "2,3".to_string()].into_iter().collect());
+    assert_eq!(
+        first_two,
+        ["0,1".to_string(), "2,3".to_string()].into_iter().collect()
+    );
     assert!(seen[2] == "0,1" || seen[2] == "2,3");
     // A model the cluster does not have queues (Ray keeps infeasible tasks pending).
     let mut t = task::builtin("noop", "");
-    t.resources = Some(pb::Resources { milli_cpus: 0, gpus: 1, memory_bytes: 0, gpu_model: "B200".into() });
+    t.resources = Some(pb::Resources {
+        milli_cpus: 0,
+        gpus: 1,
+        memory_bytes: 0,
+        gpu_model: "B200".into(),
+    });
     let id = c.submit(vec![t]).await.unwrap()[0];
     let r = c.get(id, 0, Duration::from_millis(200)).await.unwrap();
     assert!(!r.ready);

@@ -9,7 +9,10 @@ const T: Duration = Duration::from_secs(20);
 
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.split_whitespace().nth(2).is_some_and(|st| st == "Z" || st == "X"),
+        Ok(s) => !s
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|st| st == "Z" || st == "X"),
         Err(_) => false,
     }
 }
@@ -20,8 +23,17 @@ fn tree_script() -> &'static str {
 }
 
 async fn pids(path: &std::path::Path, n: usize) -> Vec<i32> {
-    wait_until(T, || std::fs::read_to_string(path).map(|s| s.lines().count() >= n).unwrap_or(false)).await;
-    std::fs::read_to_string(path).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect()
+    wait_until(T, || {
+        std::fs::read_to_string(path)
+            .map(|s| s.lines().count() >= n)
+            .unwrap_or(false)
+    })
+    .await;
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +44,8 @@ async fn test_cancel_kills_the_whole_process_tree() {
     let pidfile = env.tmp.path().join("cancel.pids");
     let mut t = task::process(&["sh", "-c", tree_script()]);
     if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
-        p.env.insert("PIDS".into(), pidfile.to_string_lossy().into_owned());
+        p.env
+            .insert("PIDS".into(), pidfile.to_string_lossy().into_owned());
     }
     let id = c.submit(vec![t]).await.unwrap()[0];
     let ps = pids(&pidfile, 2).await;
@@ -51,7 +64,8 @@ async fn test_time_limit_kills_the_whole_process_tree() {
     let pidfile = env.tmp.path().join("time.pids");
     let mut t = task::process(&["sh", "-c", tree_script()]);
     if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
-        p.env.insert("PIDS".into(), pidfile.to_string_lossy().into_owned());
+        p.env
+            .insert("PIDS".into(), pidfile.to_string_lossy().into_owned());
         p.time_limit_ms = 500;
     }
     let id = c.submit(vec![t]).await.unwrap()[0];
@@ -69,7 +83,11 @@ async fn test_memory_limit_stops_the_task_with_a_clear_error() {
     let mut env = Env::start(test_config(), 4).await;
     env.add_worker(1, 2).await;
     let c = env.client().await;
-    let mut t = task::process(&["python3", "-c", "b = bytearray(1024 * 1024 * 1024); print(len(b))"]);
+    let mut t = task::process(&[
+        "python3",
+        "-c",
+        "b = bytearray(1024 * 1024 * 1024); print(len(b))",
+    ]);
     if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
         p.memory_limit_bytes = 256 << 20;
     }
@@ -77,7 +95,12 @@ async fn test_memory_limit_stops_the_task_with_a_clear_error() {
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.state, pb::TaskState::Failed as i32, "{st:?}");
     assert_eq!(st.error_kind, pb::ErrorKind::MemoryLimit as i32, "{st:?}");
-    assert!(st.error.contains("memory limit of 268435456 bytes exceeded"), "{}", st.error);
+    assert!(
+        st.error
+            .contains("memory limit of 268435456 bytes exceeded"),
+        "{}",
+        st.error
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,8 +108,15 @@ async fn test_process_stdin_stdout_stderr_env_and_workdir() {
     let mut env = Env::start(test_config(), 4).await;
     env.add_worker(1, 2).await;
     let c = env.client().await;
-    let input = c.submit(vec![task::builtin("echo", "from-object")]).await.unwrap()[0];
-    let mut t = task::process(&["sh", "-c", "cat; printf ' %s %s' \"$GREETING\" \"$(basename \"$PWD\")\"; echo oops >&2"]);
+    let input = c
+        .submit(vec![task::builtin("echo", "from-object")])
+        .await
+        .unwrap()[0];
+    let mut t = task::process(&[
+        "sh",
+        "-c",
+        "cat; printf ' %s %s' \"$GREETING\" \"$(basename \"$PWD\")\"; echo oops >&2",
+    ]);
     if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
         p.env.insert("GREETING".into(), "hi".into());
         p.stdin = Some(task::arg_ref(input, 0));
@@ -100,12 +130,21 @@ async fn test_process_stdin_stdout_stderr_env_and_workdir() {
     let st = out.status.unwrap();
     assert_eq!(st.exit_code, Some(0));
     // A non-zero exit is an application error with the code.
-    let id = c.submit(vec![task::process(&["sh", "-c", "echo bad >&2; exit 3"])]).await.unwrap()[0];
+    let id = c
+        .submit(vec![task::process(&["sh", "-c", "echo bad >&2; exit 3"])])
+        .await
+        .unwrap()[0];
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
-    assert_eq!((st.error_kind, st.exit_code), (pb::ErrorKind::Application as i32, Some(3)));
+    assert_eq!(
+        (st.error_kind, st.exit_code),
+        (pb::ErrorKind::Application as i32, Some(3))
+    );
     assert!(st.error.contains("bad"));
     // A missing program is refused clearly.
-    let id = c.submit(vec![task::process(&["/nonexistent/prog"])]).await.unwrap()[0];
+    let id = c
+        .submit(vec![task::process(&["/nonexistent/prog"])])
+        .await
+        .unwrap()[0];
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.error_kind, pb::ErrorKind::Invalid as i32);
 }

@@ -19,18 +19,47 @@ async fn test_restart_keeps_results_and_finishes_accepted_tasks() {
     let c = env.client().await;
     let done = c.submit(vec![task::builtin("echo", "kept")]).await.unwrap()[0];
     assert!(c.get(done, 0, T).await.unwrap().ready);
-    let mut slow = c.submit(vec![task::builtin("sleep", "300"), task::builtin("sleep", "300"), task::builtin("sleep", "300")]).await.unwrap();
+    let mut slow = c
+        .submit(vec![
+            task::builtin("sleep", "300"),
+            task::builtin("sleep", "300"),
+            task::builtin("sleep", "300"),
+        ])
+        .await
+        .unwrap();
     // Submit-and-wait that times out: its acceptance must still be durable when answered.
-    let r = c.submit_wait(vec![task::builtin("sleep", "300")], Duration::from_millis(20)).await.unwrap();
+    let r = c
+        .submit_wait(
+            vec![task::builtin("sleep", "300")],
+            Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
     assert!(!r.outcomes[0].complete);
     slow.extend(r.task_ids);
     let addr = env.keeper.addr;
-    let Env { keeper, registry, leases, workers, user, .. } = env;
+    let Env {
+        keeper,
+        registry,
+        leases,
+        workers,
+        user,
+        ..
+    } = env;
     keeper.shutdown().await.unwrap();
     cfg.listen = addr.to_string();
-    let keeper = gpunet_keeper::start(cfg, registry, leases, tokio_util::sync::CancellationToken::new()).await.unwrap();
+    let keeper = gpunet_keeper::start(
+        cfg,
+        registry,
+        leases,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     // The worker reconnects by itself (backoff); sessions are per keeper process: open a new one.
-    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user).await.unwrap();
+    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user)
+        .await
+        .unwrap();
     let r = c.get(done, 0, T).await.unwrap();
     assert_eq!(&r.data[..], b"kept");
     for id in slow {
