@@ -51,9 +51,15 @@ pub fn keeper_config(
 }
 
 pub fn spawn_keeper(config: &Path) -> Child {
+    spawn_keeper_env(config, &[])
+}
+
+/// `spawn_keeper` with extra environment (e.g. `GPUNET_KEEPER_DURABILITY`).
+pub fn spawn_keeper_env(config: &Path, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gpunet"))
         .args(["keeper", "run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .env("GPUNET_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

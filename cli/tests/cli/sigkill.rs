@@ -8,16 +8,32 @@ use crate::*;
 
 /// SIGKILL the real keeper binary mid-run, restart it on the same database: every task the
 /// client saw accepted completes, with its own result, and a task the client saw complete
-/// before the kill is not run again.
+/// before the kill is not run again. Default durability (`immediate`: fdatasync per group).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
+    sigkill_restart("immediate", "1s").await;
+}
+
+/// The same with `durability = "process"`: acknowledged after `write(2)` to the log, no
+/// fsync on the path — what the kernel holds must be enough to survive SIGKILL. Checkpoints
+/// every 20 ms, so the kill also lands around log rotations and redb checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_keeper_sigkill_restart_process_durability_completes_every_accepted_task_once() {
+    sigkill_restart("process", "20ms").await;
+}
+
+async fn sigkill_restart(durability: &str, checkpoint: &str) {
+    let env = [
+        ("GPUNET_KEEPER_DURABILITY", durability),
+        ("GPUNET_KEEPER_CHECKPOINT_INTERVAL", checkpoint),
+    ];
     let tmp = tempfile::tempdir().unwrap();
     let user = key(1);
     let wkeys = [key(11), key(12)];
     let port = free_port();
     let cfg = keeper_config(tmp.path(), port, &user, &[&wkeys[0], &wkeys[1]]);
     let url = format!("http://127.0.0.1:{port}");
-    let mut keeper = spawn_keeper(&cfg);
+    let mut keeper = spawn_keeper_env(&cfg, &env);
     let mut workers = Vec::new();
     for k in &wkeys {
         let mut c = gpunet_worker::WorkerConfig::new(&url, "prov", k.clone());
@@ -98,7 +114,7 @@ async fn test_keeper_sigkill_restart_completes_every_accepted_task_once() {
         }
     }
 
-    let mut keeper = spawn_keeper(&cfg);
+    let mut keeper = spawn_keeper_env(&cfg, &env);
     let client = connect(&url, &user).await;
     let mut ids: Vec<u64> = accepted.keys().copied().collect();
     ids.sort_unstable();

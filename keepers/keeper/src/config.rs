@@ -6,7 +6,14 @@
 //! listen = "127.0.0.1:7400"        # gRPC (WorkerService, KeeperService, health, reflection)
 //! metrics_listen = "127.0.0.1:7401" # Prometheus /metrics; "" disables
 //! db_path = "gpunet-keeper.redb"    # "" = in-memory database (nothing survives a restart)
-//! durability = "immediate"          # "immediate" (fsync per group commit) or "none"
+//! durability = "immediate"          # "immediate": fdatasync before acknowledging (group commit);
+//!                                   # "process": acknowledged once written to the log (survives
+//!                                   #   SIGKILL; fdatasync every sync_interval); "none": no log
+//! sync_interval = "10ms"            # "process": how often the log is fdatasync'ed
+//! checkpoint_interval = "1s"        # how often redb is committed durably and the log truncated
+//! task_retention = "1h"             # finished tasks (and their objects) are forgotten this long
+//!                                   # after they end, unless a running task still needs them;
+//!                                   # "0s" keeps them forever
 //! heartbeat_interval = "500ms"      # what workers are told to use
 //! dead_after = "3s"                 # a worker silent this long is dead
 //! inline_limit = 102400             # outputs up to this many bytes travel inline (Ray: 100 KiB)
@@ -27,7 +34,9 @@
 //! ```
 //!
 //! Environment overrides: `GPUNET_KEEPER_LISTEN`, `GPUNET_KEEPER_METRICS_LISTEN`,
-//! `GPUNET_KEEPER_DB_PATH`, `GPUNET_KEEPER_DURABILITY`, `GPUNET_KEEPER_HEARTBEAT_INTERVAL`,
+//! `GPUNET_KEEPER_DB_PATH`, `GPUNET_KEEPER_DURABILITY`, `GPUNET_KEEPER_SYNC_INTERVAL`,
+//! `GPUNET_KEEPER_CHECKPOINT_INTERVAL`, `GPUNET_KEEPER_TASK_RETENTION`,
+//! `GPUNET_KEEPER_HEARTBEAT_INTERVAL`,
 //! `GPUNET_KEEPER_DEAD_AFTER`, `GPUNET_KEEPER_INLINE_LIMIT`, `GPUNET_KEEPER_DEFAULT_MAX_RETRIES`,
 //! `GPUNET_KEEPER_KEEPER_KEY`.
 
@@ -39,16 +48,35 @@ use serde::Deserialize;
 use crate::directory::{InMemoryLeases, InMemoryRegistry, LeaseInfo};
 use crate::error::KeeperError;
 
-/// How each group commit is made durable.
+/// What an acknowledgement (an accepted task, a visible completion) is guaranteed to survive.
+/// `store.rs` explains the write-ahead log behind it.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// fsync on every group commit: an acknowledged task survives SIGKILL and power loss.
+    /// `fdatasync` of the log before acknowledging (group commit): survives SIGKILL, an OS
+    /// crash and power loss.
     #[default]
     Immediate,
-    /// No fsync (redb `Durability::None`): survives a process crash only if the OS flushes;
+    /// Acknowledged once appended to the log with `write(2)`: survives SIGKILL (the kernel holds
+    /// the bytes); an OS crash or power loss can lose the last `sync_interval`.
+    Process,
+    /// No log: redb checkpoints only. A crash loses everything since the last checkpoint;
     /// for benchmarks that want to see the cost of durability.
     None,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = KeeperError;
+    fn from_str(s: &str) -> Result<Self, KeeperError> {
+        match s {
+            "immediate" => Ok(Durability::Immediate),
+            "process" => Ok(Durability::Process),
+            "none" => Ok(Durability::None),
+            o => Err(KeeperError::Config(format!(
+                "durability: unknown value {o:?} (immediate, process or none)"
+            ))),
+        }
+    }
 }
 
 /// Keeper configuration (see the module docs for the TOML form and defaults).
@@ -61,8 +89,17 @@ pub struct KeeperConfig {
     pub metrics_listen: String,
     /// Database file; empty = in-memory.
     pub db_path: String,
-    /// Commit durability.
+    /// What an acknowledgement survives.
     pub durability: Durability,
+    /// `process` durability: interval between `fdatasync`s of the log.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Interval between durable redb checkpoints (the log is truncated at each).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// How long a finished task and its objects are kept; zero keeps them forever.
+    #[serde(with = "humantime_serde")]
+    pub task_retention: Duration,
     /// Heartbeat interval told to workers.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
@@ -117,6 +154,9 @@ impl Default for KeeperConfig {
             metrics_listen: "127.0.0.1:7401".into(),
             db_path: "gpunet-keeper.redb".into(),
             durability: Durability::Immediate,
+            sync_interval: Duration::from_millis(10),
+            checkpoint_interval: Duration::from_secs(1),
+            task_retention: Duration::from_secs(3600),
             heartbeat_interval: Duration::from_millis(500),
             dead_after: Duration::from_secs(3),
             inline_limit: 100 * 1024,
@@ -176,15 +216,16 @@ impl KeeperConfig {
             self.db_path = v;
         }
         if let Some(v) = get("GPUNET_KEEPER_DURABILITY") {
-            self.durability = match v.as_str() {
-                "immediate" => Durability::Immediate,
-                "none" => Durability::None,
-                o => {
-                    return Err(KeeperError::Config(format!(
-                        "durability: unknown value {o}"
-                    )));
-                }
-            };
+            self.durability = v.parse()?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_SYNC_INTERVAL") {
+            self.sync_interval = parse_duration("sync_interval", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_CHECKPOINT_INTERVAL") {
+            self.checkpoint_interval = parse_duration("checkpoint_interval", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_TASK_RETENTION") {
+            self.task_retention = parse_duration("task_retention", &v)?;
         }
         if let Some(v) = get("GPUNET_KEEPER_HEARTBEAT_INTERVAL") {
             self.heartbeat_interval = parse_duration("heartbeat_interval", &v)?;
@@ -243,6 +284,20 @@ mod tests {
         assert_eq!(c.dead_after, Duration::from_millis(250));
         assert_eq!(c.durability, Durability::None);
         assert!(KeeperConfig::from_toml("bogus = 1").is_err());
+        let c =
+            KeeperConfig::from_toml("durability = \"process\"\ntask_retention = \"0s\"\n").unwrap();
+        assert_eq!(c.durability, Durability::Process);
+        assert_eq!(c.task_retention, Duration::ZERO);
+        let err = KeeperConfig::from_toml("durability = \"fast\"").unwrap_err();
+        assert!(err.to_string().contains("durability"), "{err}");
+        let mut c = KeeperConfig::default();
+        let err = c
+            .apply_env(|k| (k == "GPUNET_KEEPER_DURABILITY").then(|| "fast".into()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("immediate, process or none"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ use crate::sched::{
     Decision, Grant, PgStrategy, Request, Res, Scheduler, Strategy, WorkerIdx, WorkerSpec,
 };
 use crate::store::{
-    Batch, ClusterRecord, CommitSink, Evidence, Loaded, OutputRecord, Store, TaskRecord,
+    Batch, ClusterRecord, CommitSink, Evidence, GroupRecord, Loaded, OutputRecord, Sent, Store,
+    TaskRecord,
 };
 
 /// Most tasks in one submit request.
@@ -99,6 +100,8 @@ struct Task {
     reconstructing: bool,
     accept_deferred: bool,
     waiters: Vec<oneshot::Sender<()>>,
+    /// Unix ms when it became terminal (retention counts from here); 0 while not terminal.
+    finished_ms: u64,
 }
 
 impl Task {
@@ -151,6 +154,7 @@ impl Task {
                 .collect(),
             worker: self.worker.as_deref().unwrap_or("").to_string(),
             deps: self.deps.clone(),
+            finished_unix_ms: self.finished_ms,
         }
     }
 }
@@ -378,10 +382,31 @@ impl Core {
                     reconstructing: false,
                     accept_deferred: false,
                     waiters: Vec::new(),
+                    // Records from before retention existed count from the restart.
+                    finished_ms: match (terminal, rec.finished_unix_ms) {
+                        (true, 0) => now_ms(),
+                        (true, t) => t,
+                        (false, _) => 0,
+                    },
                 },
             );
             if !terminal {
                 pending.push(rec.id);
+            }
+        }
+        // Placement groups first: recovered tasks may target them.
+        for g in loaded.groups {
+            let lease: Arc<str> = g.lease.as_str().into();
+            if !self.ensure_cluster(inner, &lease) {
+                warn!(lease = %lease, pg = g.id, "placement group of a lease that no longer exists: dropped");
+                continue;
+            }
+            let strategy = pg_strategy(
+                pb::PlacementStrategy::try_from(g.strategy).unwrap_or(pb::PlacementStrategy::Pack),
+            );
+            let res = g.bundles.iter().map(res_of).collect();
+            if let Some(c) = inner.clusters.get_mut(&lease) {
+                c.sched.restore_group(g.id, res, strategy);
             }
         }
         pending.sort_unstable();
@@ -415,19 +440,51 @@ impl Core {
     }
 
     fn flush(&self, inner: &mut Inner, ctx: Ctx) {
-        for (w, tasks) in ctx.assigns {
+        let Ctx {
+            assigns,
+            batch,
+            mut events,
+        } = ctx;
+        for (w, tasks) in assigns {
             if let Some(conn) = inner.workers.get(&w) {
                 let _ = conn.tx.send(pb::KeeperMessage {
                     msg: Some(pb::keeper_message::Msg::Assign(pb::Assignments { tasks })),
                 });
             }
         }
-        if !ctx.batch.is_empty() && !self.store.send(ctx.batch) {
-            warn!("store is closed; batch dropped");
+        if !batch.is_empty() {
+            match self.store.send(batch) {
+                // Durable already (`process`/`none` durability, or an in-memory store): the
+                // completions become visible now, without a trip through the store thread.
+                Sent::Durable(ids) => self.mark_visible(inner, ids, &mut events),
+                Sent::Pending => {}
+                Sent::Refused => warn!("store is closed; batch not persisted"),
+            }
         }
         if self.events.receiver_count() > 0 {
-            for e in ctx.events {
+            for e in events {
                 let _ = self.events.send(Arc::new(e));
+            }
+        }
+    }
+
+    /// Terminal states of `ids` are durable: show them and wake whoever waits.
+    fn mark_visible(&self, inner: &mut Inner, ids: Vec<u64>, events: &mut Vec<Event>) {
+        let watched = self.events.receiver_count() > 0;
+        for id in ids {
+            if let Some(t) = inner.tasks.get_mut(&id)
+                && (t.phase == Phase::Done || t.reconstructing)
+            {
+                t.durable = true;
+                for w in t.waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+            if watched && let Some(t) = inner.tasks.get(&id) {
+                events.push(Event {
+                    lease: t.lease.clone(),
+                    status: self.status_of(id, t),
+                });
             }
         }
     }
@@ -631,13 +688,25 @@ impl Core {
         })
     }
 
-    /// Create a placement group on a lease's cluster.
-    pub fn create_placement_group(
+    /// Create a placement group on a lease's cluster; it is persisted (and re-created with
+    /// the same id after a restart) before the caller sees it.
+    pub async fn create_placement_group(
         &self,
         lease: &Arc<str>,
         bundles: &[pb::Resources],
         strategy: pb::PlacementStrategy,
     ) -> Result<pb::PlacementGroupInfo, KeeperError> {
+        let (info, ack) = self.create_placement_group_nowait(lease, bundles, strategy)?;
+        Self::durable(ack).await?;
+        Ok(info)
+    }
+
+    fn create_placement_group_nowait(
+        &self,
+        lease: &Arc<str>,
+        bundles: &[pb::Resources],
+        strategy: pb::PlacementStrategy,
+    ) -> Result<(pb::PlacementGroupInfo, oneshot::Receiver<bool>), KeeperError> {
         if bundles.is_empty() || bundles.len() > 1024 {
             return Err(KeeperError::Invalid(
                 "a placement group needs 1..=1024 bundles".into(),
@@ -648,20 +717,8 @@ impl Core {
         if !self.ensure_cluster(inner, lease) {
             return Err(KeeperError::NotFound(format!("lease {lease}")));
         }
-        let st = match strategy {
-            pb::PlacementStrategy::Pack => PgStrategy::Pack,
-            pb::PlacementStrategy::Spread => PgStrategy::Spread,
-            pb::PlacementStrategy::StrictPack => PgStrategy::StrictPack,
-            pb::PlacementStrategy::StrictSpread => PgStrategy::StrictSpread,
-        };
-        let res: Vec<Res> = bundles
-            .iter()
-            .map(|b| Res {
-                milli_cpus: b.milli_cpus,
-                gpus: b.gpus,
-                memory: b.memory_bytes,
-            })
-            .collect();
+        let st = pg_strategy(strategy);
+        let res: Vec<Res> = bundles.iter().map(res_of).collect();
         let Some(c) = inner.clusters.get_mut(lease) else {
             return Err(KeeperError::NotFound(format!("lease {lease}")));
         };
@@ -670,7 +727,20 @@ impl Core {
             .sched
             .group_info(id)
             .ok_or_else(|| KeeperError::NotFound("placement group".into()))?;
-        Ok(pg_info(id, &info))
+        let (tx, rx) = oneshot::channel();
+        let batch = Batch {
+            groups: vec![GroupRecord {
+                lease: lease.to_string(),
+                id,
+                bundles: bundles.to_vec(),
+                strategy: strategy as i32,
+            }],
+            ack: Some(tx),
+            ..Default::default()
+        };
+        // A refused batch drops the sender: the caller sees "could not persist".
+        let _ = self.store.send(batch);
+        Ok((pg_info(id, &info), rx))
     }
 
     // ---------------------------------------------------------------- submit
@@ -817,6 +887,7 @@ impl Core {
                         reconstructing: false,
                         accept_deferred: false,
                         waiters: Vec::new(),
+                        finished_ms: 0,
                     },
                 );
                 match inner.tasks.get_mut(&id) {
@@ -867,7 +938,8 @@ impl Core {
         }
         let (tx, rx) = oneshot::channel();
         batch.ack = Some(tx);
-        self.store.send(batch);
+        // Dropped sender (store closed) reads as "not persisted".
+        let _ = self.store.send(batch);
         Some(rx)
     }
 
@@ -1159,6 +1231,7 @@ impl Core {
         };
         t.outputs = outputs;
         t.phase = Phase::Done;
+        t.finished_ms = now_ms();
         t.exit_code = exit_code;
         t.error_kind = ErrorKind::None;
         t.error.clear();
@@ -1216,6 +1289,7 @@ impl Core {
                 continue;
             };
             t.phase = Phase::Done;
+            t.finished_ms = now_ms();
             if t.reconstructing {
                 // A finished task whose lost output could not be re-made: it stays finished for
                 // the client, its output is lost.
@@ -1803,7 +1877,7 @@ impl Core {
         ids.iter()
             .map(|id| match g.tasks.get(id) {
                 Some(t) if t.lease == *lease => Ok(self.status_of(*id, t)),
-                _ => Err(KeeperError::NotFound(format!("task {id}"))),
+                _ => Err(KeeperError::NotFound(format!("task {id} (never submitted to this lease, or finished and forgotten after task_retention)"))),
             })
             .collect()
     }
@@ -1840,7 +1914,9 @@ impl Core {
         let inner = &mut *g;
         for id in ids {
             if inner.tasks.get(id).is_none_or(|t| t.lease != *lease) {
-                return Err(KeeperError::NotFound(format!("task {id}")));
+                return Err(KeeperError::NotFound(format!(
+                    "task {id} (never submitted to this lease, or finished and forgotten after task_retention)"
+                )));
             }
         }
         let mut ctx = Ctx::default();
@@ -1897,7 +1973,7 @@ impl Core {
                     .tasks
                     .get_mut(&id)
                     .filter(|t| t.lease == *lease)
-                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
+                    .ok_or_else(|| KeeperError::NotFound(format!("task {id} (never submitted to this lease, or finished and forgotten after task_retention)")))?;
                 // `durable` is set once the terminal state is committed (and stays set while a
                 // lost output is being re-made).
                 if t.durable || timeout.is_zero() {
@@ -1913,7 +1989,7 @@ impl Core {
                     .tasks
                     .get(&id)
                     .map(|t| self.status_of(id, t))
-                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")));
+                    .ok_or_else(|| KeeperError::NotFound(format!("task {id} (never submitted to this lease, or finished and forgotten after task_retention)")));
             }
         }
     }
@@ -1950,27 +2026,89 @@ impl Core {
         }
     }
 
-    /// Store commit sink: terminal states become visible.
+    /// Store commit sink (`immediate` durability): terminal states become visible.
     pub fn on_commit(&self, ids: Vec<u64>) {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let mut ctx = Ctx::default();
-        for id in ids {
-            if let Some(t) = inner.tasks.get_mut(&id)
-                && (t.phase == Phase::Done || t.reconstructing)
-            {
-                t.durable = true;
-                for w in t.waiters.drain(..) {
-                    let _ = w.send(());
+        let mut events = Vec::new();
+        self.mark_visible(inner, ids, &mut events);
+        for e in events {
+            let _ = self.events.send(Arc::new(e));
+        }
+    }
+
+    /// Forget finished tasks older than `keep` (Ray frees an object once nothing refers to it;
+    /// here a client's reference is its task id, so the bound is time): their records leave
+    /// memory and the database, and workers drop the objects they hold for them. A task that
+    /// a waiting task still depends on, or that is being re-made, is kept. Returns how many
+    /// were removed.
+    pub fn collect_garbage(&self, keep: Duration) -> usize {
+        let cutoff = now_ms().saturating_sub(keep.as_millis() as u64);
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        // Inputs of unfinished tasks stay (also for re-making them from lineage).
+        let needed: HashSet<u64> = inner
+            .tasks
+            .values()
+            .filter(|t| t.phase != Phase::Done || t.reconstructing)
+            .flat_map(|t| t.deps.iter().copied())
+            .collect();
+        let old: Vec<u64> = inner
+            .tasks
+            .iter()
+            .filter(|(id, t)| {
+                t.phase == Phase::Done
+                    && t.durable
+                    && !t.reconstructing
+                    && t.waiters.is_empty()
+                    && t.finished_ms != 0
+                    && t.finished_ms <= cutoff
+                    && !needed.contains(id)
+                    && !inner.dependents.contains_key(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if old.is_empty() {
+            return 0;
+        }
+        let mut drops: HashMap<Arc<str>, Vec<pb::ObjectRef>> = HashMap::new();
+        for id in &old {
+            let Some(t) = inner.tasks.remove(id) else {
+                continue;
+            };
+            for (i, o) in t.outputs.iter().enumerate() {
+                if let Out::Remote { worker, .. } = o {
+                    drops
+                        .entry(worker.clone())
+                        .or_default()
+                        .push(pb::ObjectRef {
+                            task_id: *id,
+                            index: i as u32,
+                        });
+                    if let Some(set) = inner.held_by.get_mut(worker) {
+                        set.remove(id);
+                    }
                 }
             }
-            self.event(inner, id, &mut ctx);
         }
-        if self.events.receiver_count() > 0 {
-            for e in ctx.events {
-                let _ = self.events.send(Arc::new(e));
+        for (w, objects) in drops {
+            if let Some(conn) = inner.workers.get(&w) {
+                let _ = conn.tx.send(pb::KeeperMessage {
+                    msg: Some(pb::keeper_message::Msg::Drop(pb::DropObjects { objects })),
+                });
             }
         }
+        let n = old.len();
+        self.metrics.tasks_forgotten.inc_by(n as u64);
+        debug!(tasks = n, "retention: forgot finished tasks");
+        let batch = Batch {
+            deleted: old,
+            ..Default::default()
+        };
+        if self.store.send(batch) == Sent::Refused {
+            warn!("store is closed; retention not persisted");
+        }
+        n
     }
 
     /// Stop: refuse new work, end worker streams, flush the store.
@@ -1994,6 +2132,23 @@ impl Core {
 /// memory-per-queued-task figure in BENCHMARKS.md.
 pub const fn task_struct_bytes() -> usize {
     std::mem::size_of::<Task>()
+}
+
+fn pg_strategy(s: pb::PlacementStrategy) -> PgStrategy {
+    match s {
+        pb::PlacementStrategy::Pack => PgStrategy::Pack,
+        pb::PlacementStrategy::Spread => PgStrategy::Spread,
+        pb::PlacementStrategy::StrictPack => PgStrategy::StrictPack,
+        pb::PlacementStrategy::StrictSpread => PgStrategy::StrictSpread,
+    }
+}
+
+fn res_of(b: &pb::Resources) -> Res {
+    Res {
+        milli_cpus: b.milli_cpus,
+        gpus: b.gpus,
+        memory: b.memory_bytes,
+    }
 }
 
 fn pg_info(id: u64, i: &crate::sched::GroupInfo) -> pb::PlacementGroupInfo {

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub tasks_failed: Counter,
     /// Retries after worker failure (and lineage re-executions).
     pub task_retries: Counter,
+    /// Finished tasks forgotten by retention.
+    pub tasks_forgotten: Counter,
     /// Workers declared dead.
     pub workers_dead: Counter,
     /// Workers connected now.
@@ -45,6 +47,7 @@ impl Metrics {
             tasks_finished: Counter::default(),
             tasks_failed: Counter::default(),
             task_retries: Counter::default(),
+            tasks_forgotten: Counter::default(),
             workers_dead: Counter::default(),
             workers_connected: Gauge::default(),
             workers_refused: Counter::default(),
@@ -69,6 +72,11 @@ impl Metrics {
             "task_retries",
             "Task retries and lineage re-executions",
             m.task_retries.clone(),
+        );
+        r.register(
+            "tasks_forgotten",
+            "Finished tasks forgotten by retention",
+            m.tasks_forgotten.clone(),
         );
         r.register(
             "workers_dead",

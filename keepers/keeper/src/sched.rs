@@ -642,7 +642,14 @@ impl Scheduler {
     /// (all bundles atomically), otherwise it stays pending and is retried as resources free up.
     pub fn create_group(&mut self, bundles: Vec<Res>, strategy: PgStrategy) -> u64 {
         let id = self.next_pg.max(1);
-        self.next_pg = id + 1;
+        self.restore_group(id, bundles, strategy);
+        id
+    }
+
+    /// Re-create a placement group with a known id (after a restart); later groups get
+    /// higher ids.
+    pub fn restore_group(&mut self, id: u64, bundles: Vec<Res>, strategy: PgStrategy) {
+        self.next_pg = self.next_pg.max(id + 1);
         let g = Group {
             strategy,
             bundles: bundles
@@ -658,7 +665,6 @@ impl Scheduler {
         };
         self.groups.insert(id, g);
         self.place_pending_groups();
-        id
     }
 
     /// Snapshot of a placement group.

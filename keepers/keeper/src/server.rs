@@ -16,7 +16,7 @@ use crate::config::KeeperConfig;
 use crate::core::{Core, CoreConfig};
 use crate::directory::{LeaseDirectory, WorkerRegistry};
 use crate::error::KeeperError;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use crate::svc_client::ClientSvc;
 use crate::svc_worker::WorkerSvc;
 
@@ -95,7 +95,15 @@ pub async fn start(
     let key = load_key(&cfg)?;
     let keeper_id = bs58::encode(key.verifying_key().as_bytes()).into_string();
     let sink = Arc::new(parking_lot::Mutex::new(None));
-    let (store, loaded) = Store::open(&cfg.db_path, cfg.durability, sink.clone())?;
+    let (store, loaded) = Store::open(
+        &StoreOptions {
+            path: cfg.db_path.clone(),
+            durability: cfg.durability,
+            sync_interval: cfg.sync_interval,
+            checkpoint_interval: cfg.checkpoint_interval,
+        },
+        sink.clone(),
+    )?;
     let core = Core::new(
         CoreConfig {
             keeper_id: keeper_id.clone(),
@@ -163,6 +171,26 @@ pub async fn start(
                 }
             }
             .instrument(info_span!("heartbeat_monitor")),
+        ));
+    }
+    // Retention: forget finished tasks (and drop their objects) once they are old enough.
+    if !cfg.task_retention.is_zero() {
+        let core = core.clone();
+        let cancel = cancel.clone();
+        let keep = cfg.task_retention;
+        let every = (keep / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        tasks.push(tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tick.tick() => { core.collect_garbage(keep); }
+                    }
+                }
+            }
+            .instrument(info_span!("retention")),
         ));
     }
     // Metrics.

@@ -282,7 +282,9 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
         let st = pb::PlacementStrategy::try_from(r.strategy)
             .map_err(|_| Status::invalid_argument("unknown placement strategy"))?;
         Ok(Response::new(
-            self.core.create_placement_group(&lease, &r.bundles, st)?,
+            self.core
+                .create_placement_group(&lease, &r.bundles, st)
+                .await?,
         ))
     }
 }

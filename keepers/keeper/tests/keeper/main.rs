@@ -9,3 +9,4 @@ mod failure;
 mod placement;
 mod process;
 mod restart;
+mod retention;
