@@ -2,14 +2,14 @@
 # Side-by-side dispatch benchmark: Ray vs a gpunet keeper + worker on this machine, in one run,
 # alternating rounds. Writes bench/results/<UTC time>/results.jsonl and prints a summary
 # (medians over rounds). Knobs: ROUNDS (3), SCALE (1.0), CPUS (2: logical CPUs given to Ray's
-# node and to the gpunet worker alike), CLIENTS (4), DURABILITY (immediate|none), SKIP_RAY (set: gpunet only).
+# node and to the gpunet worker alike), CLIENTS (4), DURABILITY (process|immediate|none), SKIP_RAY (set: gpunet only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 SCALE=${SCALE:-1}
 CPUS=${CPUS:-2}
 CLIENTS=${CLIENTS:-4}
-DURABILITY=${DURABILITY:-immediate}
+DURABILITY=${DURABILITY:-process}
 
 # Ray from PyPI in a virtual environment (TOOLCHAIN.md: Ray 2.60 wheels for CPython 3.11).
 PY=${PYTHON:-python3.11}

@@ -6,9 +6,13 @@
 //! listen = "127.0.0.1:7400"        # gRPC (WorkerService, KeeperService, health, reflection)
 //! metrics_listen = "127.0.0.1:7401" # Prometheus /metrics; "" disables
 //! db_path = "gpunet-keeper.redb"    # "" = in-memory database (nothing survives a restart)
-//! durability = "immediate"          # "immediate": fdatasync before acknowledging (group commit);
-//!                                   # "process": acknowledged once written to the log (survives
-//!                                   #   SIGKILL; fdatasync every sync_interval); "none": no log
+//! durability = "process"            # "process": acknowledged once written to the log: survives
+//!                                   #   SIGKILL at any moment; the log is fdatasync'ed every
+//!                                   #   sync_interval, so power loss can take that much;
+//!                                   # "immediate": fdatasync before acknowledging (group
+//!                                   #   commit; survives power loss; ~0.1-0.3 ms more per
+//!                                   #   synchronous task on this project's disks);
+//!                                   # "none": no log, redb checkpoints only (benchmarks)
 //! sync_interval = "10ms"            # "process": how often the log is fdatasync'ed
 //! checkpoint_interval = "1s"        # how often redb is committed durably and the log truncated
 //! task_retention = "1h"             # finished tasks (and their objects) are forgotten this long
@@ -55,10 +59,12 @@ use crate::error::KeeperError;
 pub enum Durability {
     /// `fdatasync` of the log before acknowledging (group commit): survives SIGKILL, an OS
     /// crash and power loss.
-    #[default]
     Immediate,
     /// Acknowledged once appended to the log with `write(2)`: survives SIGKILL (the kernel holds
-    /// the bytes); an OS crash or power loss can lose the last `sync_interval`.
+    /// the bytes); an OS crash or power loss can lose the last `sync_interval`. The default:
+    /// it is the guarantee the keeper promises (a keeper killed at any moment finishes every
+    /// accepted task once), and the money itself is on chain, not in this database.
+    #[default]
     Process,
     /// No log: redb checkpoints only. A crash loses everything since the last checkpoint;
     /// for benchmarks that want to see the cost of durability.
@@ -153,7 +159,7 @@ impl Default for KeeperConfig {
             listen: "127.0.0.1:7400".into(),
             metrics_listen: "127.0.0.1:7401".into(),
             db_path: "gpunet-keeper.redb".into(),
-            durability: Durability::Immediate,
+            durability: Durability::Process,
             sync_interval: Duration::from_millis(10),
             checkpoint_interval: Duration::from_secs(1),
             task_retention: Duration::from_secs(3600),
