@@ -443,13 +443,28 @@ fn apply(
         let mut e = w.open_table(EVIDENCE)?;
         let mut c = w.open_table(CLUSTERS)?;
         let mut g = w.open_table(GROUPS)?;
+        // Only the last write of each task counts (under load a task's acceptance and its
+        // terminal record often land in the same group); write them in key order.
+        let mut last: std::collections::BTreeMap<u64, Option<&[u8]>> = Default::default();
         for b in batches {
             for r in &b.tasks {
-                t.insert(r.num, r.value.as_slice())?;
+                last.insert(r.num, Some(r.value.as_slice()));
             }
             for id in &b.deleted {
-                t.remove(*id)?;
+                last.insert(*id, None);
             }
+        }
+        for (id, v) in last {
+            match v {
+                Some(v) => {
+                    t.insert(id, v)?;
+                }
+                None => {
+                    t.remove(id)?;
+                }
+            }
+        }
+        for b in batches {
             for r in &b.evidence {
                 e.insert(r.num, r.value.as_slice())?;
             }
