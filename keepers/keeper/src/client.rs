@@ -238,6 +238,28 @@ impl Client {
             .await?;
         Ok(r.into_inner())
     }
+
+    /// Run a benchmark proof on `worker` (a member of the lease's cluster) and wait for the
+    /// keeper's verdict. `n` / `rounds` override the keeper's default size.
+    pub async fn prove(
+        &self,
+        worker: &str,
+        n: Option<u32>,
+        rounds: Option<u32>,
+    ) -> Result<pb::ProofVerdict, Status> {
+        let r = self
+            .rpc
+            .clone()
+            .prove_worker(pb::ProveRequest {
+                auth: Some(self.next_auth()),
+                lease_id: self.lease.clone(),
+                worker_id: worker.to_string(),
+                n,
+                rounds,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
 }
 
 /// Task-spec helpers.

@@ -25,6 +25,10 @@
 //! max_message_bytes = 67108864      # largest gRPC message accepted
 //! session_ttl = "1h"                # idle client sessions expire
 //! # keeper_key = "keeper.key"       # base58 ed25519 secret; absent = fresh key per start
+//! proof_interval_s = 0              # benchmark-prove every cluster member this often; 0 = off
+//! proof_n = 16384                   # challenge matrix side for GPU workers (CPU-only: ≤ 256)
+//! proof_rounds = 64                 # challenge rounds for GPU workers (CPU-only: ≤ 8)
+//! proof_timeout = "60s"             # bound on each proof wait (assignment, each round, opening)
 //!
 //! [[providers]]                     # in-memory WorkerRegistry (chain-backed later)
 //! id = "provider-1"
@@ -42,7 +46,8 @@
 //! `GPUNET_KEEPER_CHECKPOINT_INTERVAL`, `GPUNET_KEEPER_TASK_RETENTION`,
 //! `GPUNET_KEEPER_HEARTBEAT_INTERVAL`,
 //! `GPUNET_KEEPER_DEAD_AFTER`, `GPUNET_KEEPER_INLINE_LIMIT`, `GPUNET_KEEPER_DEFAULT_MAX_RETRIES`,
-//! `GPUNET_KEEPER_KEEPER_KEY`.
+//! `GPUNET_KEEPER_KEEPER_KEY`, `GPUNET_KEEPER_PROOF_INTERVAL_S`, `GPUNET_KEEPER_PROOF_N`,
+//! `GPUNET_KEEPER_PROOF_ROUNDS`, `GPUNET_KEEPER_PROOF_TIMEOUT`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -123,6 +128,15 @@ pub struct KeeperConfig {
     pub session_ttl: Duration,
     /// Path of the keeper's ed25519 secret key (base58); absent = fresh per start.
     pub keeper_key: Option<String>,
+    /// Seconds between periodic benchmark proofs of every cluster member; 0 = off.
+    pub proof_interval_s: u64,
+    /// Challenge matrix side `n` for GPU workers (CPU-only workers get at most 256).
+    pub proof_n: u32,
+    /// Challenge rounds `K` for GPU workers (CPU-only workers get at most 8).
+    pub proof_rounds: u32,
+    /// Bound on each wait of a proof: assignment, each round commit, the opening.
+    #[serde(with = "humantime_serde")]
+    pub proof_timeout: Duration,
     /// Providers and their worker keys (in-memory registry).
     pub providers: Vec<ProviderEntry>,
     /// Leases (in-memory lease directory).
@@ -170,6 +184,10 @@ impl Default for KeeperConfig {
             max_message_bytes: 64 << 20,
             session_ttl: Duration::from_secs(3600),
             keeper_key: None,
+            proof_interval_s: 0,
+            proof_n: 16_384,
+            proof_rounds: 64,
+            proof_timeout: Duration::from_secs(60),
             providers: Vec::new(),
             leases: Vec::new(),
         }
@@ -248,7 +266,28 @@ impl KeeperConfig {
         if let Some(v) = get("GPUNET_KEEPER_KEEPER_KEY") {
             self.keeper_key = Some(v);
         }
+        if let Some(v) = get("GPUNET_KEEPER_PROOF_INTERVAL_S") {
+            self.proof_interval_s = num("proof_interval_s", v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_PROOF_N") {
+            self.proof_n = num("proof_n", v)? as u32;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_PROOF_ROUNDS") {
+            self.proof_rounds = num("proof_rounds", v)? as u32;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_PROOF_TIMEOUT") {
+            self.proof_timeout = parse_duration("proof_timeout", &v)?;
+        }
         Ok(())
+    }
+
+    /// The benchmark-proof settings (`proof_n`, `proof_rounds`, `proof_timeout`).
+    pub fn proof_settings(&self) -> crate::proofs::ProofSettings {
+        crate::proofs::ProofSettings {
+            n: self.proof_n,
+            rounds: self.proof_rounds,
+            timeout: self.proof_timeout,
+        }
     }
 
     /// Build the in-memory registry and lease directory from `providers` and `leases`.

@@ -27,6 +27,7 @@ use crate::auth::{Challenges, Sessions};
 use crate::directory::{LeaseDirectory, LeaseInfo, WorkerRegistry};
 use crate::error::KeeperError;
 use crate::metrics::Metrics;
+use crate::proofs::ProofRoutes;
 use crate::sched::{
     Decision, Grant, PgStrategy, Request, Res, Scheduler, Strategy, WorkerIdx, WorkerSpec,
 };
@@ -218,6 +219,8 @@ pub struct Core {
     pub challenges: Challenges,
     /// Client sessions.
     pub sessions: Sessions,
+    /// Where proof messages from workers go (the keeper's running benchmark proofs).
+    pub proofs: ProofRoutes,
 }
 
 fn now_ms() -> u64 {
@@ -309,6 +312,7 @@ impl Core {
             events,
             challenges: Challenges::default(),
             sessions: Sessions::new(session_ttl),
+            proofs: ProofRoutes::default(),
         });
         let weak: Weak<Core> = Arc::downgrade(&core);
         *sink_slot.lock() = Some(Box::new(move |ids| {
@@ -1178,6 +1182,14 @@ impl Core {
         if let Some(w) = inner.workers.get_mut(&key) {
             w.running.insert(id);
         }
+        // A benchmark proof's clock starts as its assignment goes out (flushed before unlock).
+        if let Some(pb::task_spec::Executor::Proof(p)) =
+            assignment.spec.as_ref().and_then(|s| s.executor.as_ref())
+        {
+            let tx = inner.workers.get(&key).map(|w| &w.tx);
+            self.proofs
+                .assigned(&p.challenge, id, assignment.attempt, &key, tx);
+        }
         debug!(task = id, lease = %lease, worker = %key, "assigned");
         ctx.assigns.entry(key).or_default().push(assignment);
         self.event(inner, id, ctx);
@@ -1636,6 +1648,8 @@ impl Core {
             reason: reason.clone(),
             at_unix_ms: now_ms(),
             tasks: running.clone(),
+            kind: "worker_died".into(),
+            ..Default::default()
         });
         inner.pulls.retain(|_, (wk, _)| wk != key);
         // Objects it held are lost (re-made on demand).
@@ -2125,6 +2139,32 @@ impl Core {
     /// Number of connected workers.
     pub fn connected_workers(&self) -> usize {
         self.inner.lock().workers.len()
+    }
+
+    /// Leases whose cluster has at least one member.
+    pub fn cluster_leases(&self) -> Vec<Arc<str>> {
+        let g = self.inner.lock();
+        let mut v: Vec<Arc<str>> = g
+            .clusters
+            .iter()
+            .filter(|(_, c)| !c.members.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Record evidence (a benchmark-proof verdict) through the group commit, like a worker's
+    /// death; the receiver completes when it is durable.
+    pub fn record_evidence(&self, ev: Evidence) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut ctx = Ctx::default();
+        ctx.batch.evidence.push(ev);
+        ctx.batch.ack = Some(tx);
+        self.flush(inner, ctx);
+        rx
     }
 }
 

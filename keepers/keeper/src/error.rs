@@ -35,6 +35,9 @@ pub enum KeeperError {
     /// A limit was hit.
     #[error("resource exhausted: {0}")]
     Exhausted(String),
+    /// A benchmark-proof challenge could not be made (a refused proof is a verdict, not this).
+    #[error("proof: {0}")]
+    Proof(String),
 }
 
 impl From<KeeperError> for Status {

@@ -19,6 +19,8 @@
 //! - [`directory`]: the chain-facing traits ([`WorkerRegistry`], [`LeaseDirectory`]) with
 //!   in-memory implementations.
 //! - [`auth`]: challenges, signed sessions and nonce windows.
+//! - [`proofs`]: benchmark proofs over the task stream — challenge a worker, time its rounds,
+//!   request an opening, verify, record the verdict as evidence.
 //! - [`server`]: wires it all to tonic (+ health, reflection) and the Prometheus endpoint.
 //! - [`client`]: a Rust client for the client ↔ keeper API (used by the CLI, tests, benches).
 //!
@@ -33,6 +35,7 @@ pub mod core;
 pub mod directory;
 pub mod error;
 pub mod metrics;
+pub mod proofs;
 pub mod sched;
 pub mod server;
 pub mod store;

@@ -16,6 +16,7 @@ use crate::config::KeeperConfig;
 use crate::core::{Core, CoreConfig};
 use crate::directory::{LeaseDirectory, WorkerRegistry};
 use crate::error::KeeperError;
+use crate::proofs::Prover;
 use crate::store::{Store, StoreOptions};
 use crate::svc_client::ClientSvc;
 use crate::svc_worker::WorkerSvc;
@@ -140,8 +141,15 @@ pub async fn start(
     })
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let prover = Arc::new(Prover::new(
+        core.clone(),
+        key.clone(),
+        cfg.proof_settings(),
+        cancel.clone(),
+    ));
     let client_svc = pb::keeper_service_server::KeeperServiceServer::new(ClientSvc {
         core: core.clone(),
+        prover: prover.clone(),
         cancel: cancel.clone(),
     })
     .max_decoding_message_size(max)
@@ -191,6 +199,16 @@ pub async fn start(
                 }
             }
             .instrument(info_span!("retention")),
+        ));
+    }
+    // Periodic benchmark proofs of every cluster member (off unless proof_interval_s > 0).
+    if cfg.proof_interval_s > 0 {
+        let every = Duration::from_secs(cfg.proof_interval_s);
+        tasks.push(tokio::spawn(
+            prover
+                .clone()
+                .run_periodic(every)
+                .instrument(info_span!("proof_loop")),
         ));
     }
     // Metrics.

@@ -144,9 +144,30 @@ pub struct Evidence {
     /// Unix milliseconds.
     #[prost(uint64, tag = "5")]
     pub at_unix_ms: u64,
-    /// Tasks that were running on it.
+    /// Tasks that were running on it (a proof verdict: the proof task).
     #[prost(uint64, repeated, tag = "6")]
     pub tasks: Vec<u64>,
+    /// What this is: "worker_died", or "proof" (a benchmark-proof verdict). Empty in records
+    /// written before the field existed: a worker death.
+    #[prost(string, tag = "7")]
+    pub kind: String,
+    /// A proof's verdict: "ok", "rejected", "timeout" or "failed".
+    #[prost(string, tag = "8")]
+    pub verdict: String,
+    /// A refused proof: the `gpunet_proof::Rejection` variant, the stage that timed out, or
+    /// the proof task's error kind.
+    #[prost(string, tag = "9")]
+    pub rejection: String,
+    /// The proof's transcript digest (32 bytes, what the chain side posts); empty when no
+    /// opening arrived.
+    #[prost(bytes = "bytes", tag = "10")]
+    pub digest: bytes::Bytes,
+    /// The borsh-encoded `gpunet_proof::Transcript` the digest is over.
+    #[prost(bytes = "bytes", tag = "11")]
+    pub transcript: bytes::Bytes,
+    /// Measured throughput of the proof, TOP/s.
+    #[prost(double, tag = "12")]
+    pub measured_tops: f64,
 }
 
 /// Cluster state of a lease, as persisted.

@@ -14,12 +14,14 @@ use tracing::{Instrument, info_span};
 
 use crate::auth::verify_sig;
 use crate::core::{Core, GetOutcome};
+use crate::proofs::{ProveOptions, Prover};
 
 /// Longest wait a request may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) struct ClientSvc {
     pub core: Arc<Core>,
+    pub prover: Arc<Prover>,
     pub cancel: CancellationToken,
 }
 
@@ -285,6 +287,27 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
             self.core
                 .create_placement_group(&lease, &r.bundles, st)
                 .await?,
+        ))
+    }
+
+    async fn prove_worker(
+        &self,
+        req: Request<pb::ProveRequest>,
+    ) -> Result<Response<pb::ProofVerdict>, Status> {
+        let r = req.into_inner();
+        let lease = self.auth(r.auth.as_ref())?;
+        if !r.lease_id.is_empty() && r.lease_id != *lease {
+            return Err(Status::permission_denied(format!(
+                "this session is for lease {lease}, not {:?}",
+                r.lease_id
+            )));
+        }
+        let opts = ProveOptions {
+            n: r.n,
+            rounds: r.rounds,
+        };
+        Ok(Response::new(
+            self.prover.prove(&lease, &r.worker_id, opts).await?,
         ))
     }
 }

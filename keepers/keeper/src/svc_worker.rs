@@ -140,7 +140,14 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
                             }
                             Up::Draining(_) => core.worker_draining(&key, conn_id),
                             Up::Register(_) => warn!("duplicate Register ignored"),
-                            Up::ProofCommit(_) => core.touch(&key, conn_id),
+                            Up::ProofCommit(c) => {
+                                core.touch(&key, conn_id);
+                                core.proofs.commit(&key, c)
+                            }
+                            Up::ProofOpening(o) => {
+                                core.touch(&key, conn_id);
+                                core.proofs.opening(&key, o)
+                            }
                         },
                         Ok(Some(_)) => {}
                         Ok(None) => break "stream closed".to_string(),

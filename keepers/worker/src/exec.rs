@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ed25519_dalek::SigningKey;
 use gpunet_proto::v1 as pb;
 use pb::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -324,65 +325,131 @@ async fn run_in(
     out
 }
 
-/// The benchmark-proof executor, behind a small trait so the worker does not depend on the
-/// details of `gpunet-proof`'s API.
+/// The prover's side of the task stream, as a proof executor sees it. The worker implements
+/// it over its connection to the keeper; tests implement it directly.
+pub trait ProofIo {
+    /// Sends one encoded `RoundCommit` to the keeper as soon as its round ends. An error
+    /// (the task was cancelled, the stream is gone) means: stop proving.
+    fn commit(&mut self, commit: Vec<u8>) -> Result<(), String>;
+    /// Blocks until the keeper's opening request (an encoded `OpeningRequest`) arrives.
+    /// Errors on cancellation or when none came within the worker's bounded wait.
+    fn opening_request(&mut self) -> Result<Vec<u8>, String>;
+    /// Sends the encoded, worker-signed `Opening`.
+    fn opening(&mut self, opening: Vec<u8>) -> Result<(), String>;
+    /// Whether the task was cancelled (the keeper refused the proof, or the user cancelled).
+    fn cancelled(&self) -> bool;
+}
+
+/// The benchmark-proof executor, behind a small trait so tests can inject a dishonest
+/// prover.
+///
+/// One call runs the whole exchange on one (blocking) thread: every round, streaming each
+/// commit; then the wait for the keeper's opening request; then the signed opening. The
+/// prover keeps its state (the CUDA prover: every round's Merkle tree in device memory) on
+/// that thread until it has opened, so nothing device-bound has to move between threads.
 pub trait ProofExecutor: Send + Sync + 'static {
-    /// Run a challenge (encoded `SignedChallenge`); `on_commit` receives each encoded round
-    /// commit as soon as it exists. Returns the encoded commits, length-prefixed.
+    /// Runs `challenge` (an encoded `SignedChallenge`), opening with the worker's `key`.
+    /// Returns a short summary for the task's output.
     fn prove(
         &self,
         challenge: &[u8],
-        on_commit: &mut dyn FnMut(Vec<u8>),
-    ) -> Result<Vec<u8>, String>;
+        key: &SigningKey,
+        io: &mut dyn ProofIo,
+    ) -> Result<String, String>;
 }
 
 /// [`ProofExecutor`] on `gpunet-proof`: the CUDA prover when available, else the CPU reference.
 pub struct GpunetProof;
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 impl ProofExecutor for GpunetProof {
     fn prove(
         &self,
         challenge: &[u8],
-        on_commit: &mut dyn FnMut(Vec<u8>),
-    ) -> Result<Vec<u8>, String> {
+        key: &SigningKey,
+        io: &mut dyn ProofIo,
+    ) -> Result<String, String> {
         let ch = gpunet_proof::SignedChallenge::decode(challenge)
             .map_err(|e| format!("bad challenge: {e}"))?;
+        if ch.body.worker != key.verifying_key().to_bytes() {
+            return Err("the challenge is addressed to another worker".into());
+        }
         let (mut backend, note) =
             gpunet_proof::best_backend(*ch.params()).map_err(|e| e.to_string())?;
         tracing::info!(%note, "proof backend");
         let run = gpunet_proof::prove(&ch, backend.as_mut(), |c| {
-            on_commit(c.encode());
-            Ok(())
+            io.commit(c.encode())
+                .map_err(gpunet_proof::ProofError::Protocol)
         })
         .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for c in run.commits() {
-            let e = c.encode();
-            out.extend_from_slice(&(e.len() as u32).to_le_bytes());
-            out.extend_from_slice(&e);
-        }
-        Ok(out)
+        let request = gpunet_proof::OpeningRequest::decode(&io.opening_request()?)
+            .map_err(|e| format!("bad opening request: {e}"))?;
+        let opening = run
+            .open(backend.as_mut(), &request, key)
+            .map_err(|e| e.to_string())?;
+        let tiles = opening.tiles.len();
+        io.opening(opening.encode())?;
+        let last = run.commits().last().map(|c| c.root).unwrap_or_default();
+        Ok(format!(
+            "proof nonce={} rounds={} last_root={} opened_tiles={tiles} backend={}",
+            hex(&ch.nonce()),
+            run.commits().len(),
+            hex(&last),
+            backend.name()
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::SigningKey;
     use gpunet_proof::{
-        ChallengeBody, ChallengeParams, GpuClass, PROTOCOL_VERSION, SignedChallenge,
+        ChallengeBody, ChallengeParams, Expectations, GpuClass, KeeperSession, Opening,
+        OpeningRequest, PROTOCOL_VERSION, RoundCommit, SignedChallenge, verify,
     };
 
-    #[test]
-    fn proof_executor_runs_a_small_challenge_and_streams_commits() {
-        let keeper = SigningKey::from_bytes(&[9; 32]);
+    /// Records commits and answers the opening request with fixed entropy.
+    #[derive(Default)]
+    struct Recorder {
+        commits: Vec<Vec<u8>>,
+        openings: Vec<Vec<u8>>,
+        request: Option<OpeningRequest>,
+        cancel_after: Option<usize>,
+    }
+
+    impl ProofIo for Recorder {
+        fn commit(&mut self, commit: Vec<u8>) -> Result<(), String> {
+            if self.cancel_after == Some(self.commits.len()) {
+                return Err("cancelled".into());
+            }
+            self.commits.push(commit);
+            Ok(())
+        }
+        fn opening_request(&mut self) -> Result<Vec<u8>, String> {
+            let r = OpeningRequest { entropy: [7; 32] };
+            self.request = Some(r);
+            Ok(r.encode())
+        }
+        fn opening(&mut self, opening: Vec<u8>) -> Result<(), String> {
+            self.openings.push(opening);
+            Ok(())
+        }
+        fn cancelled(&self) -> bool {
+            false
+        }
+    }
+
+    fn small_challenge(keeper: &SigningKey, worker: &SigningKey) -> SignedChallenge {
         let params = ChallengeParams {
             n: 64,
             inner: 64,
             rounds: 3,
             tile: 16,
             samples_per_round: 1,
-            rounds_sampled: 1,
+            rounds_sampled: 2,
         };
         let body = ChallengeBody {
             version: PROTOCOL_VERSION,
@@ -390,27 +457,65 @@ mod tests {
             slot_hash: [1; 32],
             epoch: 1,
             keeper: keeper.verifying_key().to_bytes(),
-            worker: [2; 32],
+            worker: worker.verifying_key().to_bytes(),
             gpu_class: GpuClass::CpuReference,
             params,
             keeper_entropy: [3; 32],
         };
-        let ch = SignedChallenge::issue(&keeper, body).expect("issue");
-        let mut streamed = 0;
-        let out = GpunetProof
-            .prove(&ch.encode(), &mut |_| streamed += 1)
+        SignedChallenge::issue(keeper, body).expect("issue")
+    }
+
+    #[test]
+    fn proof_executor_streams_commits_then_opens_a_verifiable_proof() {
+        let keeper = SigningKey::from_bytes(&[9; 32]);
+        let worker = SigningKey::from_bytes(&[2; 32]);
+        let ch = small_challenge(&keeper, &worker);
+        let mut io = Recorder::default();
+        let summary = GpunetProof
+            .prove(&ch.encode(), &worker, &mut io)
             .expect("proof runs");
-        assert_eq!(streamed, 3);
-        // Three length-prefixed commits.
-        let mut off = 0;
-        let mut n = 0;
-        while off < out.len() {
-            let len = u32::from_le_bytes(out[off..off + 4].try_into().unwrap()) as usize;
-            off += 4 + len;
-            n += 1;
+        assert!(summary.contains("rounds=3"), "{summary}");
+        assert_eq!((io.commits.len(), io.openings.len()), (3, 1));
+        // What the keeper would assemble verifies.
+        let mut session = KeeperSession::new(ch.clone());
+        for (i, c) in io.commits.iter().enumerate() {
+            let c = RoundCommit::decode(c).expect("commit decodes");
+            session
+                .receive_at(c, 1000 * (i as u64 + 1))
+                .expect("commit");
         }
-        assert_eq!((n, off), (3, out.len()));
-        assert!(GpunetProof.prove(b"garbage", &mut |_| {}).is_err());
+        session
+            .request_opening_with(io.request.expect("requested").entropy)
+            .expect("request");
+        let t = session
+            .finish(Opening::decode(&io.openings[0]).expect("opening decodes"))
+            .expect("transcript");
+        let report = verify(&t, &Expectations::for_issued(&ch)).expect("verifies");
+        assert_eq!(report.digest, t.digest());
+    }
+
+    #[test]
+    fn proof_executor_refuses_garbage_other_workers_and_stops_when_cancelled() {
+        let keeper = SigningKey::from_bytes(&[9; 32]);
+        let worker = SigningKey::from_bytes(&[2; 32]);
+        let other = SigningKey::from_bytes(&[4; 32]);
+        let ch = small_challenge(&keeper, &worker);
+        assert!(
+            GpunetProof
+                .prove(b"garbage", &worker, &mut Recorder::default())
+                .is_err()
+        );
+        assert!(
+            GpunetProof
+                .prove(&ch.encode(), &other, &mut Recorder::default())
+                .is_err()
+        );
+        let mut io = Recorder {
+            cancel_after: Some(1),
+            ..Default::default()
+        };
+        assert!(GpunetProof.prove(&ch.encode(), &worker, &mut io).is_err());
+        assert_eq!((io.commits.len(), io.openings.len()), (1, 0));
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
-pub use exec::{GpunetProof, ProofExecutor};
+pub use exec::{GpunetProof, ProofExecutor, ProofIo};
 pub use hw::{DeclaredGpus, Hardware};
 
 /// Worker errors.
@@ -82,11 +82,14 @@ pub struct WorkerConfig {
     /// Most bytes of outputs held for fetching; the oldest are evicted beyond it (the keeper
     /// re-makes an evicted object from its task if it is needed again).
     pub object_store_bytes: u64,
+    /// How long a proof task, after its last round, keeps its prover state waiting for the
+    /// keeper's `ProofOpen` before it gives up (the task then fails).
+    pub proof_open_timeout: Duration,
 }
 
 impl WorkerConfig {
     /// Defaults: 4 CPUs, 16 GiB, work dir under the system temp dir, 1 h time limit, backoff
-    /// 50 ms → 5 s, drain 30 s, 4 GiB of held outputs.
+    /// 50 ms → 5 s, drain 30 s, 4 GiB of held outputs, 60 s wait for a proof's opening request.
     pub fn new(keeper_url: &str, provider: &str, key: SigningKey) -> Self {
         Self {
             keeper_url: keeper_url.to_string(),
@@ -102,6 +105,7 @@ impl WorkerConfig {
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             object_store_bytes: 4 << 30,
+            proof_open_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -178,6 +182,8 @@ struct Shared {
     hw: Hardware,
     objects: Mutex<ObjectStore>,
     proof: Arc<dyn ProofExecutor>,
+    /// Proof tasks waiting for their `ProofOpen`: task → (attempt, where to hand the request).
+    proof_opens: Mutex<HashMap<u64, (u32, std::sync::mpsc::Sender<Bytes>)>>,
     pause_heartbeats: AtomicBool,
     worker_id: String,
 }
@@ -243,6 +249,7 @@ pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHan
         hw,
         objects: Mutex::new(ObjectStore::new(cfg_object_bytes)),
         proof,
+        proof_opens: Mutex::new(HashMap::new()),
         pause_heartbeats: AtomicBool::new(false),
         worker_id: worker_id.clone(),
     });
@@ -553,7 +560,130 @@ fn handle_down(
                 o.remove((r.task_id, r.index));
             }
         }
+        Some(Down::ProofOpen(o)) => {
+            // Hand the request to the proof task's thread (ignored if it is not waiting, or
+            // the open is for another attempt).
+            if let Some((attempt, tx)) = shared.proof_opens.lock().get(&o.task_id)
+                && *attempt == o.attempt
+            {
+                let _ = tx.send(o.request);
+            }
+        }
         Some(Down::Registered(_)) | None => {}
+    }
+}
+
+/// [`ProofIo`] over the worker's stream: commits and the opening go up as `ProofCommitMsg`
+/// and `ProofOpening`; the keeper's `ProofOpen` arrives through `Shared::proof_opens`.
+struct StreamIo {
+    task_id: u64,
+    up: mpsc::UnboundedSender<pb::WorkerMessage>,
+    open_rx: std::sync::mpsc::Receiver<Bytes>,
+    open_timeout: Duration,
+    cancel: CancellationToken,
+}
+
+impl ProofIo for StreamIo {
+    fn commit(&mut self, commit: Vec<u8>) -> Result<(), String> {
+        if self.cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
+        self.up
+            .send(pb::WorkerMessage {
+                msg: Some(Up::ProofCommit(pb::ProofCommitMsg {
+                    task_id: self.task_id,
+                    commit: commit.into(),
+                })),
+            })
+            .map_err(|_| "the keeper stream is gone".to_string())
+    }
+
+    fn opening_request(&mut self) -> Result<Vec<u8>, String> {
+        let deadline = std::time::Instant::now() + self.open_timeout;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err("cancelled while waiting for the opening request".into());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no opening request from the keeper within {:?}",
+                    self.open_timeout
+                ));
+            }
+            match self
+                .open_rx
+                .recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                Ok(r) => return Ok(r.to_vec()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the keeper stream is gone".into());
+                }
+            }
+        }
+    }
+
+    fn opening(&mut self, opening: Vec<u8>) -> Result<(), String> {
+        self.up
+            .send(pb::WorkerMessage {
+                msg: Some(Up::ProofOpening(pb::ProofOpening {
+                    task_id: self.task_id,
+                    opening: opening.into(),
+                })),
+            })
+            .map_err(|_| "the keeper stream is gone".to_string())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// Runs a proof task: every round (each commit streamed as it exists), then — keeping the
+/// prover's state — waits (bounded) for the keeper's `ProofOpen`, answers with the signed
+/// opening, and finishes with a one-line summary as output 0.
+async fn prove(
+    shared: &Arc<Shared>,
+    (task_id, attempt): (u64, u32),
+    p: pb::ProofTask,
+    ct: &CancellationToken,
+    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
+) -> exec::ExecOutcome {
+    let (open_tx, open_rx) = std::sync::mpsc::channel();
+    shared
+        .proof_opens
+        .lock()
+        .insert(task_id, (attempt, open_tx));
+    let mut io = StreamIo {
+        task_id,
+        up: up.clone(),
+        open_rx,
+        open_timeout: shared.cfg.proof_open_timeout,
+        cancel: ct.clone(),
+    };
+    let proof = shared.proof.clone();
+    let key = shared.cfg.key.clone();
+    let r = tokio::task::spawn_blocking(move || proof.prove(&p.challenge, &key, &mut io)).await;
+    {
+        let mut opens = shared.proof_opens.lock();
+        if opens.get(&task_id).is_some_and(|(at, _)| *at == attempt) {
+            opens.remove(&task_id);
+        }
+    }
+    let error = |kind: pb::ErrorKind, error: String| exec::ExecOutcome {
+        kind: kind as i32,
+        error,
+        ..Default::default()
+    };
+    match r {
+        Ok(Ok(summary)) => exec::ExecOutcome {
+            outputs: vec![summary.into_bytes().into()],
+            ..Default::default()
+        },
+        Ok(Err(_)) if ct.is_cancelled() => error(pb::ErrorKind::Cancelled, "cancelled".into()),
+        Ok(Err(e)) => error(pb::ErrorKind::Application, e),
+        Err(e) => error(pb::ErrorKind::Application, e.to_string()),
     }
 }
 
@@ -613,38 +743,7 @@ async fn execute(
             exec::process(&p, stdin, &a.gpu_ids, &dir, limits, ct).await
         }
         Some(pb::task_spec::Executor::Proof(p)) => {
-            let proof = shared.proof.clone();
-            let up = up.clone();
-            let task_id = a.task_id;
-            // Each round's commit goes to the keeper as soon as it exists (the gaps between
-            // them time the GPU without the network's round trip).
-            let r = tokio::task::spawn_blocking(move || {
-                proof.prove(&p.challenge, &mut |c| {
-                    let _ = up.send(pb::WorkerMessage {
-                        msg: Some(Up::ProofCommit(pb::ProofCommitMsg {
-                            task_id,
-                            commit: c.into(),
-                        })),
-                    });
-                })
-            })
-            .await;
-            match r {
-                Ok(Ok(b)) => exec::ExecOutcome {
-                    outputs: vec![b.into()],
-                    ..Default::default()
-                },
-                Ok(Err(e)) => exec::ExecOutcome {
-                    kind: pb::ErrorKind::Application as i32,
-                    error: e,
-                    ..Default::default()
-                },
-                Err(e) => exec::ExecOutcome {
-                    kind: pb::ErrorKind::Application as i32,
-                    error: e.to_string(),
-                    ..Default::default()
-                },
-            }
+            prove(shared, (a.task_id, a.attempt), p, ct, up).await
         }
         None => exec::ExecOutcome {
             kind: pb::ErrorKind::Invalid as i32,

@@ -8,5 +8,6 @@ mod dag;
 mod failure;
 mod placement;
 mod process;
+mod proofs;
 mod restart;
 mod retention;
