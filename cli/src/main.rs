@@ -9,7 +9,8 @@
 //! - `gpunet keeper run [--config keeper.toml]` — run a keeper (config: see
 //!   `gpunet_keeper::config`; `GPUNET_KEEPER_*` env overrides).
 //! - `gpunet worker run --keeper URL --provider P --key-file F [--gpus N]` — run a worker.
-//! - `gpunet task submit|status|cancel|get|list|watch` — talk to a keeper as a lease's user.
+//! - `gpunet task submit|status|cancel|get|list|watch|cluster|prove` — talk to a keeper as a
+//!   lease's user (`prove`: a benchmark proof of one worker, with the keeper's verdict).
 //! - `gpunet key generate --out FILE` — make an ed25519 key file (base58 secret).
 //!
 //! Every task command takes `--output json` for machine-readable output.
@@ -291,6 +292,19 @@ enum TaskCmd {
     Watch { ids: Vec<u64> },
     /// Show the lease's cluster.
     Cluster,
+    /// Run a benchmark proof on a worker of the lease's cluster and print the keeper's
+    /// verdict (exits non-zero unless it verified).
+    Prove {
+        /// The worker (its id, as `task cluster` lists it).
+        #[arg(long)]
+        worker: String,
+        /// Matrix side n (a power of two); default: the keeper's for this worker.
+        #[arg(long)]
+        n: Option<u32>,
+        /// Rounds K; default: the keeper's for this worker.
+        #[arg(long)]
+        rounds: Option<u32>,
+    },
 }
 
 fn read_key(path: &PathBuf) -> Result<SigningKey> {
@@ -355,6 +369,28 @@ fn print_status(out: Output, s: &pb::TaskStatus) {
             println!("{line}");
         }
     }
+}
+
+fn verdict_json(v: &pb::ProofVerdict) -> serde_json::Value {
+    let hex: String = v.digest.iter().map(|b| format!("{b:02x}")).collect();
+    json!({
+        "verdict": v.verdict,
+        "ok": v.ok,
+        "rejection": v.rejection,
+        "reason": v.reason,
+        "digest": hex,
+        "measured_tops": v.measured_tops,
+        "required_tops": v.required_tops,
+        "gpu_class": v.gpu_class,
+        "worker_id": v.worker_id,
+        "lease_id": v.lease_id,
+        "task_id": v.task_id,
+        "n": v.n,
+        "rounds": v.rounds,
+        "rounds_received": v.rounds_received,
+        "tiles_checked": v.tiles_checked,
+        "elapsed_ms": v.elapsed_ms,
+    })
 }
 
 fn spinner(msg: String) -> indicatif::ProgressBar {
@@ -641,6 +677,38 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                 if let Some(s) = ev.status {
                     print_status(out, &s);
                 }
+            }
+        }
+        TaskCmd::Prove { worker, n, rounds } => {
+            let sp = spinner(format!("proving worker {worker}"));
+            let v = c.prove(&worker, n, rounds).await;
+            sp.finish_and_clear();
+            let v = v?;
+            match out {
+                Output::Json => println!("{}", verdict_json(&v)),
+                Output::Text => {
+                    let digest: String = v.digest.iter().map(|b| format!("{b:02x}")).collect();
+                    if v.ok {
+                        println!(
+                            "verified: {:.3} TOP/s (class {} needs {:.1}), n={} K={}, {} tiles checked",
+                            v.measured_tops,
+                            v.gpu_class,
+                            v.required_tops,
+                            v.n,
+                            v.rounds,
+                            v.tiles_checked
+                        );
+                    } else {
+                        println!("{} ({}): {}", v.verdict, v.rejection, v.reason);
+                    }
+                    if !digest.is_empty() {
+                        println!("transcript digest {digest}");
+                    }
+                    println!("proof task {} on worker {}", v.task_id, v.worker_id);
+                }
+            }
+            if !v.ok {
+                std::process::exit(1);
             }
         }
         TaskCmd::Cluster => {
