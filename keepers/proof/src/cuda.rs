@@ -125,6 +125,31 @@ struct Device {
 }
 
 impl Device {
+    /// The process's device: opened on first use and kept. Creating the CUDA context, the
+    /// cuBLAS handle and loading the module take a noticeable fraction of a second; the
+    /// keeper's clock starts when it sends the challenge, so a worker must not pay that per
+    /// proof ([`warm_up`] pays it before the first one). Each caller binds the context to its
+    /// own thread.
+    fn shared() -> Result<Arc<Self>, ProofError> {
+        static DEVICE: Mutex<Option<Arc<Device>>> = Mutex::new(None);
+        let mut slot = DEVICE
+            .lock()
+            .map_err(|_| ProofError::Cuda("device cache poisoned".into()))?;
+        if let Some(d) = slot.as_ref() {
+            let d = d.clone();
+            guarded("CUDA context bind", || {
+                d.stream
+                    .context()
+                    .bind_to_thread()
+                    .map_err(|e| cuda_err("bind context", e))
+            })?;
+            return Ok(d);
+        }
+        let d = Arc::new(Device::open()?);
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
     fn open() -> Result<Self, ProofError> {
         libraries_present()?;
         guarded("CUDA set-up", || {
@@ -258,7 +283,7 @@ fn words_to_hash(w: &[u32]) -> Hash {
 /// The CUDA prover backend.
 pub struct CudaBackend {
     params: ChallengeParams,
-    dev: Device,
+    dev: Arc<Device>,
     a: CudaSlice<u8>,
     bt: CudaSlice<u8>,
     c: CudaSlice<i32>,
@@ -275,12 +300,20 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
+/// Opens GPU 0 (context, stream, cuBLAS handle, kernels compiled and loaded) and keeps it for
+/// the process, so that later proofs only allocate their buffers. Returns the GPU's name;
+/// [`ProofError::CudaUnavailable`] without a driver, GPU or library. A worker with a GPU calls
+/// it once at start.
+pub fn warm_up() -> Result<String, ProofError> {
+    Device::shared().map(|d| d.name.clone())
+}
+
 impl CudaBackend {
-    /// Opens GPU 0, compiles the kernels and allocates `A`, `Bt`, `C` and one Merkle tree
+    /// Opens GPU 0 (once per process: [`warm_up`]), compiles the kernels and allocates `A`, `Bt`, `C` and one Merkle tree
     /// per round. [`ProofError::CudaUnavailable`] when there is no driver, GPU or library.
     pub fn new(params: ChallengeParams) -> Result<Self, ProofError> {
         params.validate()?;
-        let dev = Device::open()?;
+        let dev = Device::shared()?;
         let (n, k) = (params.n as usize, params.inner as usize);
         let tiles = params.tiles_per_round();
         let levels = level_offsets(tiles);

@@ -42,7 +42,7 @@ pub mod verify;
 pub use challenge::{ChallengeBody, GpuClass, PROTOCOL_VERSION, SignedChallenge, round_seed};
 pub use codec::MAX_MESSAGE_BYTES;
 pub use cpu::{CpuBackend, compute_tile};
-pub use cuda::CudaBackend;
+pub use cuda::{CudaBackend, warm_up as warm_up_cuda};
 pub use error::ProofError;
 pub use merkle::Hash;
 pub use opening::{Opening, OpeningRequest, RoundCommit, TileOpening};

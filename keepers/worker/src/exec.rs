@@ -356,6 +356,10 @@ pub trait ProofExecutor: Send + Sync + 'static {
         key: &SigningKey,
         io: &mut dyn ProofIo,
     ) -> Result<String, String>;
+
+    /// Called once on a blocking thread when a worker with discovered GPUs starts: set up
+    /// whatever a proof would otherwise set up inside the keeper's timed window.
+    fn warm_up(&self) {}
 }
 
 /// [`ProofExecutor`] on `gpunet-proof`: the CUDA prover when available, else the CPU reference.
@@ -366,6 +370,16 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl ProofExecutor for GpunetProof {
+    fn warm_up(&self) {
+        let t = std::time::Instant::now();
+        match gpunet_proof::warm_up_cuda() {
+            Ok(name) => tracing::info!(gpu = %name, took = ?t.elapsed(), "CUDA prover ready"),
+            Err(e) => {
+                tracing::warn!(error = %e, "CUDA prover unavailable; proofs will run on the CPU reference")
+            }
+        }
+    }
+
     fn prove(
         &self,
         challenge: &[u8],

@@ -244,6 +244,11 @@ pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHan
     let cfg_object_bytes = cfg.object_store_bytes;
     let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
     info!(worker = %worker_id, note = %hw.note, "hardware");
+    if !hw.cpu_only && !hw.gpus.is_empty() {
+        // The keeper times a proof from the moment it sends the challenge: set the GPU up now.
+        let p = proof.clone();
+        tokio::task::spawn_blocking(move || p.warm_up());
+    }
     let shared = Arc::new(Shared {
         cfg,
         hw,
