@@ -100,7 +100,7 @@ struct Task {
     cancel_requested: bool,
     reconstructing: bool,
     accept_deferred: bool,
-    waiters: Vec<oneshot::Sender<()>>,
+    waiters: Vec<Waiter>,
     /// Unix ms when it became terminal (retention counts from here); 0 while not terminal.
     finished_ms: u64,
 }
@@ -156,6 +156,38 @@ impl Task {
             worker: self.worker.as_deref().unwrap_or("").to_string(),
             deps: self.deps.clone(),
             finished_unix_ms: self.finished_ms,
+        }
+    }
+}
+
+/// Someone waiting for a task to become durably terminal (or re-made).
+enum Waiter {
+    /// One task.
+    One(oneshot::Sender<()>),
+    /// One of several tasks: the last to fire wakes the waiter (submit-and-wait of a batch
+    /// sleeps once instead of once per task).
+    Group(Arc<GroupWait>),
+}
+
+struct GroupWait {
+    /// Tasks still to fire; only changed under the core lock.
+    left: std::sync::atomic::AtomicUsize,
+    tx: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Waiter {
+    fn fire(self) {
+        match self {
+            Waiter::One(tx) => {
+                let _ = tx.send(());
+            }
+            Waiter::Group(g) => {
+                if g.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
+                    && let Some(tx) = g.tx.lock().take()
+                {
+                    let _ = tx.send(());
+                }
+            }
         }
     }
 }
@@ -481,7 +513,7 @@ impl Core {
             {
                 t.durable = true;
                 for w in t.waiters.drain(..) {
-                    let _ = w.send(());
+                    w.fire();
                 }
             }
             if watched && let Some(t) = inner.tasks.get(&id) {
@@ -1251,7 +1283,7 @@ impl Core {
             // Already reported complete once: do not report again, just wake getters.
             t.reconstructing = false;
             for w in t.waiters.drain(..) {
-                let _ = w.send(());
+                w.fire();
             }
         } else {
             t.state = TaskState::Finished;
@@ -1309,7 +1341,7 @@ impl Core {
                 t.outputs = t.outputs.iter().map(|_| Out::Lost).collect();
                 t.error = format!("output lost and could not be re-made: {msg}");
                 for w in t.waiters.drain(..) {
-                    let _ = w.send(());
+                    w.fire();
                 }
             } else {
                 t.state = if kind == ErrorKind::Cancelled {
@@ -1814,7 +1846,7 @@ impl Core {
                     _ => {
                         let (tx, rx) = oneshot::channel();
                         if let Some(t) = inner.tasks.get_mut(&r.task_id) {
-                            t.waiters.push(tx);
+                            t.waiters.push(Waiter::One(tx));
                         }
                         Next::Wait(rx)
                     }
@@ -1994,7 +2026,7 @@ impl Core {
                     return Ok(self.status_of(id, t));
                 }
                 let (tx, rx) = oneshot::channel();
-                t.waiters.push(tx);
+                t.waiters.push(Waiter::One(tx));
                 rx
             };
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
@@ -2006,6 +2038,67 @@ impl Core {
                     .ok_or_else(|| KeeperError::NotFound(format!("task {id} (never submitted to this lease, or finished and forgotten after task_retention)")));
             }
         }
+    }
+
+    /// Wait until every task of `ids` is durably terminal or the timeout passes, sleeping once;
+    /// then each task's status and, for a finished one, its inline output 0.
+    pub async fn wait_all(
+        &self,
+        lease: &Arc<str>,
+        ids: &[u64],
+        timeout: Duration,
+    ) -> Result<Vec<pb::TaskOutcome>, KeeperError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let rx = {
+            let mut g = self.inner.lock();
+            let (tx, rx) = oneshot::channel();
+            let group = Arc::new(GroupWait {
+                left: std::sync::atomic::AtomicUsize::new(0),
+                tx: Mutex::new(Some(tx)),
+            });
+            let mut left = 0;
+            for id in ids {
+                let t = g
+                    .tasks
+                    .get_mut(id)
+                    .filter(|t| t.lease == *lease)
+                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
+                if !t.durable && !timeout.is_zero() {
+                    left += 1;
+                    t.waiters.push(Waiter::Group(group.clone()));
+                }
+            }
+            // Waiters only fire under the core lock, which is held: no fire can come first.
+            group.left.store(left, std::sync::atomic::Ordering::Release);
+            (left > 0).then_some(rx)
+        };
+        if let Some(rx) = rx {
+            let _ = tokio::time::timeout_at(deadline, rx).await;
+        }
+        let g = self.inner.lock();
+        ids.iter()
+            .map(|&id| {
+                let t = g.tasks.get(&id).ok_or_else(|| {
+                    KeeperError::NotFound(format!(
+                        "task {id} (never submitted to this lease, or finished and forgotten after task_retention)"
+                    ))
+                })?;
+                let status = self.status_of(id, t);
+                let finished = status.state == TaskState::Finished as i32;
+                let complete = finished
+                    || status.state == TaskState::Failed as i32
+                    || status.state == TaskState::Cancelled as i32;
+                let data = match t.outputs.first() {
+                    Some(Out::Inline(b)) if finished => b.clone(),
+                    _ => Bytes::new(),
+                };
+                Ok(pb::TaskOutcome {
+                    status: Some(status),
+                    data,
+                    complete,
+                })
+            })
+            .collect()
     }
 
     /// Wait for a task and return output `index` when it finished.

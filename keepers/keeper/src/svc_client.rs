@@ -100,25 +100,8 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
             if let Some(ack) = ack {
                 Core::durable(ack).await?;
             } else {
-                let deadline =
-                    tokio::time::Instant::now() + Duration::from_millis(r.wait_ms).min(MAX_WAIT);
-                for &id in &ids {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let st = self.core.wait(&lease, id, left).await?;
-                    let complete = st.state == pb::TaskState::Finished as i32
-                        || st.state == pb::TaskState::Failed as i32
-                        || st.state == pb::TaskState::Cancelled as i32;
-                    let data = if st.state == pb::TaskState::Finished as i32 {
-                        self.core.inline_result(id).unwrap_or_default()
-                    } else {
-                        Default::default()
-                    };
-                    outcomes.push(pb::TaskOutcome {
-                        status: Some(st),
-                        data,
-                        complete,
-                    });
-                }
+                let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
+                outcomes = self.core.wait_all(&lease, &ids, wait).await?;
                 // Tasks still running at the deadline: persist their acceptance before answering.
                 if let Some(ack) = self.core.make_durable(&ids) {
                     Core::durable(ack).await?;
