@@ -833,6 +833,12 @@ impl Core {
             if inner.shutting_down {
                 return Err(KeeperError::ShuttingDown);
             }
+            if self.store.is_closed() {
+                return Err(KeeperError::Db(
+                    "the keeper's write-ahead log failed; it accepts no work until restarted (see its log)"
+                        .into(),
+                ));
+            }
             if !self.ensure_cluster(inner, lease) {
                 return Err(KeeperError::NotFound(format!("lease {lease}")));
             }
@@ -2049,23 +2055,50 @@ impl Core {
         timeout: Duration,
     ) -> Result<Vec<pb::TaskOutcome>, KeeperError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let outcome = |id: u64, t: &Task| {
+            let status = self.status_of(id, t);
+            let finished = status.state == TaskState::Finished as i32;
+            let complete = finished
+                || status.state == TaskState::Failed as i32
+                || status.state == TaskState::Cancelled as i32;
+            let data = match t.outputs.first() {
+                Some(Out::Inline(b)) if finished => b.clone(),
+                _ => Bytes::new(),
+            };
+            pb::TaskOutcome {
+                status: Some(status),
+                data,
+                complete,
+            }
+        };
+        // Tasks already durably terminal are answered from this first look (retention cannot
+        // take them away meanwhile); the others get a waiter, which also pins them.
+        let mut out: Vec<Option<pb::TaskOutcome>> = Vec::with_capacity(ids.len());
         let rx = {
             let mut g = self.inner.lock();
+            if let Some(id) = ids
+                .iter()
+                .find(|id| !g.tasks.get(id).is_some_and(|t| t.lease == *lease))
+            {
+                return Err(KeeperError::NotFound(format!("task {id}")));
+            }
             let (tx, rx) = oneshot::channel();
             let group = Arc::new(GroupWait {
                 left: std::sync::atomic::AtomicUsize::new(0),
                 tx: Mutex::new(Some(tx)),
             });
             let mut left = 0;
-            for id in ids {
-                let t = g
-                    .tasks
-                    .get_mut(id)
-                    .filter(|t| t.lease == *lease)
-                    .ok_or_else(|| KeeperError::NotFound(format!("task {id}")))?;
-                if !t.durable && !timeout.is_zero() {
+            for &id in ids {
+                let Some(t) = g.tasks.get_mut(&id) else {
+                    out.push(None);
+                    continue;
+                };
+                if t.durable || timeout.is_zero() {
+                    out.push(Some(outcome(id, t)));
+                } else {
                     left += 1;
                     t.waiters.push(Waiter::Group(group.clone()));
+                    out.push(None);
                 }
             }
             // Waiters only fire under the core lock, which is held: no fire can come first.
@@ -2077,26 +2110,14 @@ impl Core {
         }
         let g = self.inner.lock();
         ids.iter()
-            .map(|&id| {
-                let t = g.tasks.get(&id).ok_or_else(|| {
+            .zip(out)
+            .map(|(&id, o)| match o {
+                Some(o) => Ok(o),
+                None => g.tasks.get(&id).map(|t| outcome(id, t)).ok_or_else(|| {
                     KeeperError::NotFound(format!(
                         "task {id} (never submitted to this lease, or finished and forgotten after task_retention)"
                     ))
-                })?;
-                let status = self.status_of(id, t);
-                let finished = status.state == TaskState::Finished as i32;
-                let complete = finished
-                    || status.state == TaskState::Failed as i32
-                    || status.state == TaskState::Cancelled as i32;
-                let data = match t.outputs.first() {
-                    Some(Out::Inline(b)) if finished => b.clone(),
-                    _ => Bytes::new(),
-                };
-                Ok(pb::TaskOutcome {
-                    status: Some(status),
-                    data,
-                    complete,
-                })
+                }),
             })
             .collect()
     }
@@ -2153,13 +2174,21 @@ impl Core {
         let cutoff = now_ms().saturating_sub(keep.as_millis() as u64);
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        // Inputs of unfinished tasks stay (also for re-making them from lineage).
+        // Inputs stay while a task may still need them: unfinished tasks, and finished ones
+        // whose output lives on a worker (if it is lost, the task is re-made from them).
         let needed: HashSet<u64> = inner
             .tasks
             .values()
-            .filter(|t| t.phase != Phase::Done || t.reconstructing)
+            .filter(|t| {
+                t.phase != Phase::Done
+                    || t.reconstructing
+                    || t.outputs.iter().any(|o| matches!(o, Out::Remote { .. }))
+            })
             .flat_map(|t| t.deps.iter().copied())
             .collect();
+        // The newest task is never forgotten: after a restart, ids continue above it, so an
+        // id once given out never names another task.
+        let newest = inner.next_id.saturating_sub(1);
         let old: Vec<u64> = inner
             .tasks
             .iter()
@@ -2171,6 +2200,7 @@ impl Core {
                     && t.finished_ms != 0
                     && t.finished_ms <= cutoff
                     && !needed.contains(id)
+                    && **id != newest
                     && !inner.dependents.contains_key(id)
             })
             .map(|(id, _)| *id)

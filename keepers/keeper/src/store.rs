@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gpunet_proto::v1 as pb;
 use parking_lot::{Condvar, Mutex};
@@ -61,8 +61,9 @@ const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const MAX_GROUP: usize = 4096;
 /// Rotate the log early when a segment grows past this many bytes.
 const SEGMENT_BYTES: u64 = 256 << 20;
-/// Largest frame accepted on replay (a length beyond it means a corrupt frame).
-const MAX_FRAME: u32 = 1 << 30;
+/// Largest frame, written or replayed (one limit for both sides). A batch that would encode
+/// larger is refused loudly and closes the store: it is never acknowledged and then lost.
+const MAX_FRAME: usize = u32::MAX as usize;
 
 /// One output's location, as persisted.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -403,15 +404,20 @@ fn create_segment(dir: &Path, n: u64) -> Result<Segment, KeeperError> {
     })
 }
 
-/// Append one frame (`len u32 LE ‖ crc32 u32 LE ‖ body`) to `buf`.
-fn frame(buf: &mut Vec<u8>, body: &WalBatch) {
+/// Append one frame (`len u32 LE ‖ crc32 u32 LE ‖ body`) to `buf`; false if the body is
+/// larger than [`MAX_FRAME`].
+fn frame(buf: &mut Vec<u8>, body: &WalBatch) -> bool {
     buf.clear();
+    if prost::Message::encoded_len(body) > MAX_FRAME {
+        return false;
+    }
     buf.extend_from_slice(&[0; 8]);
     prost::Message::encode(body, buf).expect("Vec grows");
     let len = (buf.len() - 8) as u32;
     let crc = crc32fast::hash(&buf[8..]);
     buf[..4].copy_from_slice(&len.to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    true
 }
 
 /// Decode the frames of one segment. Returns the batches and whether it ended cleanly.
@@ -426,7 +432,8 @@ fn read_segment(path: &Path) -> Result<(Vec<WalBatch>, bool), KeeperError> {
         };
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
-        if len > MAX_FRAME {
+        // Every written frame has rows, so a zero length is not a frame (zero-filled space).
+        if len == 0 || len as usize > MAX_FRAME {
             return Ok((out, false));
         }
         let Some(body) = data.get(at + 8..at + 8 + len as usize) else {
@@ -511,13 +518,36 @@ fn apply(
 /// Replay the log into redb (durably) and delete it. Returns the number of batches replayed.
 fn recover_log(db: &Database, dir: &Path) -> Result<usize, KeeperError> {
     let segs = segments(dir)?;
-    let mut batches = Vec::new();
+    let mut batches: Vec<WalBatch> = Vec::new();
     let mut damaged_from = None;
+    // Trailing empty segments (the pre-created spare) do not make a torn tail "damage".
+    let last_used = segs
+        .iter()
+        .rposition(|&n| std::fs::metadata(segment_path(dir, n)).is_ok_and(|m| m.len() > 0))
+        .unwrap_or(0);
     for (i, &n) in segs.iter().enumerate() {
-        let (b, clean) = read_segment(&segment_path(dir, n))?;
-        batches.extend(b);
+        let (b, mut clean) = read_segment(&segment_path(dir, n))?;
+        let mut gap = false;
+        // Batches are numbered consecutively from the store's start: a gap means a segment
+        // is missing, and replaying past it would apply older rows over newer ones.
+        for x in b {
+            if let Some(prev) = batches.last()
+                && x.seq != prev.seq + 1
+            {
+                warn!(
+                    segment = n,
+                    expected = prev.seq + 1,
+                    got = x.seq,
+                    "gap in the log"
+                );
+                clean = false;
+                gap = true;
+                break;
+            }
+            batches.push(x);
+        }
         if !clean {
-            if i + 1 < segs.len() {
+            if gap || i < last_used {
                 // Not what a crash leaves (only the last segment can end mid-frame): keep the
                 // damaged and later segments aside for inspection.
                 warn!(
@@ -539,7 +569,10 @@ fn recover_log(db: &Database, dir: &Path) -> Result<usize, KeeperError> {
     for (i, n) in segs.into_iter().enumerate() {
         let p = segment_path(dir, n);
         if damaged_from.is_some_and(|d| i >= d) {
-            std::fs::rename(&p, p.with_extension("log.damaged"))?;
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            std::fs::rename(&p, p.with_extension(format!("log.{stamp}.damaged")))?;
         } else {
             std::fs::remove_file(p)?;
         }
@@ -678,7 +711,13 @@ impl Store {
         let has_rows = body.has_rows();
         let mut file = None;
         if has_rows && let Some(seg) = w.segment.as_mut() {
-            frame(&mut w.buf, &body);
+            if !frame(&mut w.buf, &body) {
+                error!(
+                    "a batch is larger than a log frame can hold; the keeper stops accepting work"
+                );
+                w.closed = true;
+                return Sent::Refused;
+            }
             if let Err(e) = (&*seg.file).write_all(&w.buf) {
                 // Nothing after a failed append can be trusted to be in order: stop accepting.
                 error!(error = %e, "write-ahead log append failed; the keeper stops accepting work");
@@ -703,6 +742,8 @@ impl Store {
                     visible: b.visible,
                 };
                 if tx.send(req).is_err() {
+                    error!("the log's syncer thread is gone; the keeper stops accepting work");
+                    w.closed = true;
                     return Sent::Refused;
                 }
                 Sent::Pending
@@ -719,6 +760,8 @@ impl Store {
                     visible: b.visible,
                 };
                 if tx.send(req).is_err() {
+                    error!("the log's syncer thread is gone; the keeper stops accepting work");
+                    w.closed = true;
                     return Sent::Refused;
                 }
                 Sent::Pending
@@ -730,6 +773,11 @@ impl Store {
                 Sent::Durable(b.visible)
             }
         }
+    }
+
+    /// True once the store refuses work (shut down, or a write or sync failed).
+    pub fn is_closed(&self) -> bool {
+        self.w.lock().closed
     }
 
     /// Stop accepting, make everything durable, checkpoint into redb, stop the threads.
@@ -836,7 +884,10 @@ fn syncer(
             if let Some(f) = file
                 && let Err(e) = f.sync_data()
             {
-                error!(error = %e, "fdatasync of the write-ahead log failed");
+                // After a failed fsync the kernel may have dropped the dirty pages: nothing
+                // written since can be trusted to be on disk. Stop; a restart replays the log.
+                error!(error = %e, "fdatasync of the write-ahead log failed; the keeper stops accepting work");
+                w.lock().closed = true;
             }
             continue;
         }
@@ -847,7 +898,8 @@ fn syncer(
                 continue;
             }
             if let Err(e) = r.file.sync_data() {
-                error!(error = %e, "fdatasync of the write-ahead log failed");
+                error!(error = %e, "fdatasync of the write-ahead log failed; the keeper stops accepting work");
+                w.lock().closed = true;
                 ok = false;
             }
             synced.push(&r.file);
@@ -879,6 +931,7 @@ fn syncer(
 fn checkpointer(db: Database, w: Arc<Mutex<Writer>>, cv: Arc<Condvar>, every: Duration) {
     let tick = (every / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
     let mut dirty_since: Option<Instant> = None;
+    let mut retry: Vec<WalBatch> = Vec::new();
     loop {
         // Keep a spare segment ready (file creation and the directory fsync stay off the lock).
         let need_spare = {
@@ -902,7 +955,10 @@ fn checkpointer(db: Database, w: Arc<Mutex<Writer>>, cv: Arc<Condvar>, every: Du
             cv.wait_for(&mut g, tick);
         }
         let closed = g.closed;
-        let group = std::mem::take(&mut g.pending);
+        // Batches whose apply failed come first: they are not in redb yet, and their segments
+        // are only deleted after a durable commit that includes them.
+        let mut group = std::mem::take(&mut retry);
+        group.append(&mut g.pending);
         if !group.is_empty() && dirty_since.is_none() {
             dirty_since = Some(Instant::now());
         }
@@ -914,7 +970,8 @@ fn checkpointer(db: Database, w: Arc<Mutex<Writer>>, cv: Arc<Condvar>, every: Du
             if !group.is_empty()
                 && let Err(e) = apply(&db, &group, redb::Durability::None)
             {
-                error!(error = %e, "applying the log to redb failed; the log is kept");
+                error!(error = %e, "applying the log to redb failed; the log is kept, retrying");
+                retry = group;
             }
             continue;
         }
@@ -937,19 +994,23 @@ fn checkpointer(db: Database, w: Arc<Mutex<Writer>>, cv: Arc<Condvar>, every: Du
         }
         if let Err(e) = apply(&db, &group, redb::Durability::Immediate) {
             // The log still has everything: a restart replays it.
-            error!(error = %e, "checkpoint into redb failed; the log is kept");
+            error!(error = %e, "checkpoint into redb failed; the log is kept, retrying");
             if closed {
                 return;
             }
+            retry = group;
             continue;
         }
         dirty_since = None;
         if let Some((dir, below)) = retire_below {
             match segments(&dir) {
                 Ok(segs) => {
+                    // In order, stopping at the first failure: what is left must stay a
+                    // contiguous suffix of the log, or a replay would apply old rows last.
                     for n in segs.into_iter().filter(|n| *n < below) {
                         if let Err(e) = std::fs::remove_file(segment_path(&dir, n)) {
                             warn!(error = %e, segment = n, "could not delete a log segment");
+                            break;
                         }
                     }
                 }
@@ -1132,7 +1193,10 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(100));
         let segs = segments(&a.path().join("k.redb.wal")).unwrap();
-        assert!(segs.len() <= 2, "old segments deleted (current + spare left): {segs:?}");
+        assert!(
+            segs.len() <= 2,
+            "old segments deleted (current + spare left): {segs:?}"
+        );
         assert!(segs[0] >= 3, "the log rotated at checkpoints: {segs:?}");
         snapshot(a.path(), b.path());
         let (again, loaded) = Store::open(
@@ -1191,9 +1255,82 @@ mod tests {
         let oc = opts(c.path(), Durability::Process, Duration::from_secs(3600));
         let (s3, loaded) = Store::open(&oc, sink()).unwrap();
         assert_eq!(loaded.tasks.len(), 3, "task 4's frame was corrupted");
-        assert!(wal.join("0000000000000000.log.damaged").exists());
-        assert!(wal.join("0000000000000001.log.damaged").exists());
+        let aside: Vec<String> = std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".damaged"))
+            .collect();
+        assert!(
+            aside.iter().any(|n| n.starts_with("0000000000000000.log.")),
+            "{aside:?}"
+        );
+        assert!(
+            aside.iter().any(|n| n.starts_with("0000000000000001.log.")),
+            "{aside:?}"
+        );
         s3.shutdown();
+    }
+
+    #[test]
+    fn test_a_missing_segment_stops_the_replay_at_the_gap() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        // A store that rotates often (its log must be gone after a clean shutdown).
+        let o = opts(a.path(), Durability::Process, Duration::from_millis(5));
+        let (store, _) = Store::open(&o, sink()).unwrap();
+        for i in 1..=6u64 {
+            store.send(Batch {
+                tasks: vec![task(i, pb::TaskState::Queued)],
+                ..Default::default()
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let wal_a = a.path().join("k.redb.wal");
+        let wal_b = b.path().join("k.redb.wal");
+        std::fs::create_dir_all(&wal_b).unwrap();
+        // Hand-made log: batches 0..3 in segment 0, batch 5 in segment 2 (segment 1 lost).
+        let mut seg0 = Vec::new();
+        let mut buf = Vec::new();
+        for seq in 0..3u64 {
+            let body = WalBatch {
+                seq,
+                tasks: vec![Row {
+                    num: seq + 100,
+                    key: String::new(),
+                    value: prost::Message::encode_to_vec(&task(seq + 100, pb::TaskState::Queued)),
+                }],
+                ..Default::default()
+            };
+            assert!(frame(&mut buf, &body));
+            seg0.extend_from_slice(&buf);
+        }
+        std::fs::write(segment_path(&wal_b, 0), &seg0).unwrap();
+        let body = WalBatch {
+            seq: 5,
+            tasks: vec![Row {
+                num: 105,
+                key: String::new(),
+                value: prost::Message::encode_to_vec(&task(105, pb::TaskState::Queued)),
+            }],
+            ..Default::default()
+        };
+        assert!(frame(&mut buf, &body));
+        std::fs::write(segment_path(&wal_b, 2), &buf).unwrap();
+        let (s2, loaded) = Store::open(
+            &opts(b.path(), Durability::Process, o.checkpoint_interval),
+            sink(),
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&loaded).iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![100, 101, 102]
+        );
+        s2.shutdown();
+        store.shutdown();
+        assert!(
+            segments(&wal_a).unwrap().is_empty(),
+            "clean shutdown empties the log"
+        );
     }
 
     #[test]

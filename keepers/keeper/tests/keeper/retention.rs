@@ -62,8 +62,9 @@ async fn test_finished_tasks_are_forgotten_after_retention_unless_still_needed()
         pb::TaskState::Finished as i32,
         "input kept while needed"
     );
-    // Then everything goes.
-    wait_until(Duration::from_secs(5), || c_list_empty(core)).await;
+    // Then everything goes but the newest task (kept so that ids are never reused after a
+    // restart).
+    wait_until(Duration::from_secs(5), || listed(core) == vec![consumer]).await;
     // Forgotten tasks cannot be used as inputs any more: a clear error at submit.
     let mut late = task::builtin("echo", "");
     late.args = vec![task::arg_ref(input, 0)];
@@ -71,9 +72,11 @@ async fn test_finished_tasks_are_forgotten_after_retention_unless_still_needed()
     assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
 }
 
-fn c_list_empty(core: &gpunet_keeper::core::Core) -> bool {
+fn listed(core: &gpunet_keeper::core::Core) -> Vec<u64> {
     core.list(&LEASE.into(), pb::TaskState::Unspecified, 0, 100)
-        .is_empty()
+        .iter()
+        .map(|s| s.task_id)
+        .collect()
 }
 
 /// Placement groups survive a restart with their ids: a task submitted before the restart
@@ -152,6 +155,60 @@ async fn test_placement_groups_survive_restart() {
         .await
         .unwrap();
     assert!(next.placement_group_id > pg.placement_group_id);
+    drop(workers);
+    keeper.shutdown().await.unwrap();
+}
+
+/// Retention never lets an id be given out twice: after everything old is forgotten and the
+/// keeper restarts, new tasks get ids above every id handed out before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_ids_are_not_reused_after_retention_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.db_path = tmp.path().join("k.redb").to_string_lossy().into_owned();
+    cfg.task_retention = Duration::from_millis(200);
+    let mut env = Env::start(cfg.clone(), 2).await;
+    env.add_worker(2, 2).await;
+    let c = env.client().await;
+    let ids = c
+        .submit(vec![task::builtin("noop", ""), task::builtin("noop", "")])
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(c.get(*id, 0, T).await.unwrap().ready);
+    }
+    let newest = *ids.iter().max().unwrap();
+    wait_until(Duration::from_secs(5), || {
+        listed(env.keeper.core()) == vec![newest]
+    })
+    .await;
+    let addr = env.keeper.addr;
+    let Env {
+        keeper,
+        registry,
+        leases,
+        workers,
+        user,
+        ..
+    } = env;
+    keeper.shutdown().await.unwrap();
+    cfg.listen = addr.to_string();
+    let keeper = gpunet_keeper::start(
+        cfg,
+        registry,
+        leases,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user)
+        .await
+        .unwrap();
+    let next = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
+    assert!(
+        next > newest,
+        "id {next} reused (newest before restart {newest})"
+    );
     drop(workers);
     keeper.shutdown().await.unwrap();
 }
