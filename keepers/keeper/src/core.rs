@@ -2078,7 +2078,7 @@ impl Core {
             let mut g = self.inner.lock();
             if let Some(id) = ids
                 .iter()
-                .find(|id| !g.tasks.get(id).is_some_and(|t| t.lease == *lease))
+                .find(|id| g.tasks.get(id).is_none_or(|t| t.lease != *lease))
             {
                 return Err(KeeperError::NotFound(format!("task {id}")));
             }
