@@ -2145,15 +2145,6 @@ impl Core {
         Ok(GetOutcome::Ready(st, data))
     }
 
-    /// Inline output 0 of a terminal task (for submit-and-wait).
-    pub fn inline_result(&self, id: u64) -> Option<Bytes> {
-        let g = self.inner.lock();
-        match g.tasks.get(&id)?.outputs.first()? {
-            Out::Inline(b) => Some(b.clone()),
-            _ => None,
-        }
-    }
-
     /// Store commit sink (`immediate` durability): terminal states become visible.
     pub fn on_commit(&self, ids: Vec<u64>) {
         let mut g = self.inner.lock();

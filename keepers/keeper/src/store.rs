@@ -1289,33 +1289,25 @@ mod tests {
         let wal_b = b.path().join("k.redb.wal");
         std::fs::create_dir_all(&wal_b).unwrap();
         // Hand-made log: batches 0..3 in segment 0, batch 5 in segment 2 (segment 1 lost).
-        let mut seg0 = Vec::new();
-        let mut buf = Vec::new();
-        for seq in 0..3u64 {
+        // One frame holding task `100 + seq` as batch `seq`.
+        let framed = |seq: u64| {
+            let id = seq + 100;
             let body = WalBatch {
                 seq,
                 tasks: vec![Row {
-                    num: seq + 100,
+                    num: id,
                     key: String::new(),
-                    value: prost::Message::encode_to_vec(&task(seq + 100, pb::TaskState::Queued)),
+                    value: prost::Message::encode_to_vec(&task(id, pb::TaskState::Queued)),
                 }],
                 ..Default::default()
             };
+            let mut buf = Vec::new();
             assert!(frame(&mut buf, &body));
-            seg0.extend_from_slice(&buf);
-        }
-        std::fs::write(segment_path(&wal_b, 0), &seg0).unwrap();
-        let body = WalBatch {
-            seq: 5,
-            tasks: vec![Row {
-                num: 105,
-                key: String::new(),
-                value: prost::Message::encode_to_vec(&task(105, pb::TaskState::Queued)),
-            }],
-            ..Default::default()
+            buf
         };
-        assert!(frame(&mut buf, &body));
-        std::fs::write(segment_path(&wal_b, 2), &buf).unwrap();
+        let seg0: Vec<u8> = (0..3u64).flat_map(framed).collect();
+        std::fs::write(segment_path(&wal_b, 0), &seg0).unwrap();
+        std::fs::write(segment_path(&wal_b, 2), framed(5)).unwrap();
         let (s2, loaded) = Store::open(
             &opts(b.path(), Durability::Process, o.checkpoint_interval),
             sink(),

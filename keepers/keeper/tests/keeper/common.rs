@@ -97,6 +97,24 @@ impl Env {
         self.workers.len() - 1
     }
 
+    /// Shut the keeper down and start a new one with `cfg` on the same address (same
+    /// database when `cfg.db_path` is set). Workers keep running and reconnect by themselves;
+    /// sessions are per keeper process, so open a new client.
+    pub async fn restart(self, mut cfg: KeeperConfig) -> Env {
+        let addr = self.keeper.addr;
+        self.keeper.shutdown().await.expect("keeper stops");
+        cfg.listen = addr.to_string();
+        let keeper = gpunet_keeper::start(
+            cfg,
+            self.registry.clone(),
+            self.leases.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("keeper restarts");
+        Env { keeper, ..self }
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&self.keeper.url(), LEASE, &self.user)
             .await

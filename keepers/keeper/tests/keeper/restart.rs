@@ -37,29 +37,9 @@ async fn test_restart_keeps_results_and_finishes_accepted_tasks() {
         .unwrap();
     assert!(!r.outcomes[0].complete);
     slow.extend(r.task_ids);
-    let addr = env.keeper.addr;
-    let Env {
-        keeper,
-        registry,
-        leases,
-        workers,
-        user,
-        ..
-    } = env;
-    keeper.shutdown().await.unwrap();
-    cfg.listen = addr.to_string();
-    let keeper = gpunet_keeper::start(
-        cfg,
-        registry,
-        leases,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let env = env.restart(cfg).await;
     // The worker reconnects by itself (backoff); sessions are per keeper process: open a new one.
-    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user)
-        .await
-        .unwrap();
+    let c = env.client().await;
     let r = c.get(done, 0, T).await.unwrap();
     assert_eq!(&r.data[..], b"kept");
     for id in slow {
@@ -68,6 +48,5 @@ async fn test_restart_keeps_results_and_finishes_accepted_tasks() {
     }
     let next = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
     assert!(next > done, "ids are not reused");
-    drop(workers);
-    keeper.shutdown().await.unwrap();
+    env.keeper.shutdown().await.unwrap();
 }

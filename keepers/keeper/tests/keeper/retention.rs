@@ -98,28 +98,8 @@ async fn test_placement_groups_survive_restart() {
         )
         .await
         .unwrap();
-    let addr = env.keeper.addr;
-    let Env {
-        keeper,
-        registry,
-        leases,
-        workers,
-        user,
-        ..
-    } = env;
-    keeper.shutdown().await.unwrap();
-    cfg.listen = addr.to_string();
-    let keeper = gpunet_keeper::start(
-        cfg,
-        registry,
-        leases,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user)
-        .await
-        .unwrap();
+    let env = env.restart(cfg).await;
+    let c = env.client().await;
     let info = c.cluster().await.unwrap();
     let again = info
         .placement_groups
@@ -155,8 +135,7 @@ async fn test_placement_groups_survive_restart() {
         .await
         .unwrap();
     assert!(next.placement_group_id > pg.placement_group_id);
-    drop(workers);
-    keeper.shutdown().await.unwrap();
+    env.keeper.shutdown().await.unwrap();
 }
 
 /// Retention never lets an id be given out twice: after everything old is forgotten and the
@@ -182,33 +161,12 @@ async fn test_ids_are_not_reused_after_retention_and_restart() {
         listed(env.keeper.core()) == vec![newest]
     })
     .await;
-    let addr = env.keeper.addr;
-    let Env {
-        keeper,
-        registry,
-        leases,
-        workers,
-        user,
-        ..
-    } = env;
-    keeper.shutdown().await.unwrap();
-    cfg.listen = addr.to_string();
-    let keeper = gpunet_keeper::start(
-        cfg,
-        registry,
-        leases,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let c = gpunet_keeper::client::Client::connect(&keeper.url(), LEASE, &user)
-        .await
-        .unwrap();
+    let env = env.restart(cfg).await;
+    let c = env.client().await;
     let next = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
     assert!(
         next > newest,
         "id {next} reused (newest before restart {newest})"
     );
-    drop(workers);
-    keeper.shutdown().await.unwrap();
+    env.keeper.shutdown().await.unwrap();
 }
