@@ -2,7 +2,7 @@
 # Quick gpunet-only dispatch run for A/B-ing keeper builds (not for BENCHMARKS.md, which needs
 # Ray side by side: bench/run.sh). One keeper + one worker + `gpunet bench`, ~10 s.
 # Usage: bench/quick.sh [durability] — env: BIN (default target/bench/release/gpunet), SCALE
-# (0.5), PORT (47311), DB (unset: a fresh file; empty: in-memory keeper).
+# (0.5), PORT (47311), DB (unset: a fresh file; empty: in-memory keeper), CPUS (the worker's, 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/bench/release/gpunet}
@@ -27,7 +27,7 @@ gpus = 1
 TOML
 GPUNET_LOG=error $BIN keeper run --config "$OUT/k.toml" >/dev/null 2>&1 & KP=$!
 GPUNET_LOG=error $BIN worker run --keeper "http://127.0.0.1:$PORT" --provider p \
-  --key-file "$OUT/worker.key" --gpus 1 --cpus 2 --work-dir "$OUT/work" >/dev/null 2>&1 & WP=$!
+  --key-file "$OUT/worker.key" --gpus 1 --cpus "${CPUS:-2}" --work-dir "$OUT/work" >/dev/null 2>&1 & WP=$!
 sleep 1
 GPUNET_LOG=warn $BIN bench --keeper "http://127.0.0.1:$PORT" --lease l --key-file "$OUT/user.key" \
   --scale "${SCALE:-0.5}" --clients 4 || true

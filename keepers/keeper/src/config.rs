@@ -22,6 +22,10 @@
 //! dead_after = "3s"                 # a worker silent this long is dead
 //! inline_limit = 102400             # outputs up to this many bytes travel inline (Ray: 100 KiB)
 //! default_max_retries = 3           # Ray's default
+//! pipeline_depth = 4                # tasks queued on a worker behind each running short task
+//!                                   #   (Ray's max_tasks_in_flight_per_worker); 0 = off
+//! pipeline_below = "2ms"            # only classes whose tasks recently ran shorter than this
+//!                                   #   are pipelined (long tasks wait at the keeper instead)
 //! max_message_bytes = 67108864      # largest gRPC message accepted
 //! session_ttl = "1h"                # idle client sessions expire
 //! # keeper_key = "keeper.key"       # base58 ed25519 secret; absent = fresh key per start
@@ -111,6 +115,11 @@ pub struct KeeperConfig {
     /// How long a finished task and its objects are kept; zero keeps them forever.
     #[serde(with = "humantime_serde")]
     pub task_retention: Duration,
+    /// Tasks queued on a worker behind each running task of a short-running class; 0 = off.
+    pub pipeline_depth: u32,
+    /// A class is pipelined while its tasks' recent mean run time is below this.
+    #[serde(with = "humantime_serde")]
+    pub pipeline_below: Duration,
     /// Heartbeat interval told to workers.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
@@ -177,6 +186,8 @@ impl Default for KeeperConfig {
             sync_interval: Duration::from_millis(10),
             checkpoint_interval: Duration::from_secs(1),
             task_retention: Duration::from_secs(3600),
+            pipeline_depth: 4,
+            pipeline_below: Duration::from_millis(2),
             heartbeat_interval: Duration::from_millis(500),
             dead_after: Duration::from_secs(3),
             inline_limit: 100 * 1024,
@@ -250,6 +261,14 @@ impl KeeperConfig {
         }
         if let Some(v) = get("GPUNET_KEEPER_TASK_RETENTION") {
             self.task_retention = parse_duration("task_retention", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_PIPELINE_DEPTH") {
+            self.pipeline_depth = num("pipeline_depth", v)?
+                .try_into()
+                .map_err(|_| KeeperError::Config("pipeline_depth: too large".into()))?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_PIPELINE_BELOW") {
+            self.pipeline_below = parse_duration("pipeline_below", &v)?;
         }
         if let Some(v) = get("GPUNET_KEEPER_HEARTBEAT_INTERVAL") {
             self.heartbeat_interval = parse_duration("heartbeat_interval", &v)?;

@@ -12,7 +12,7 @@
 //! a client can never have seen them complete. A late result from an older attempt (a worker
 //! presumed dead, a retry already running) is ignored by attempt number.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +54,10 @@ pub struct CoreConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a worker is dead.
     pub dead_after: Duration,
+    /// Tasks queued on a worker behind each running task of a short-running class (0 = off).
+    pub pipeline_depth: u32,
+    /// Classes whose tasks recently ran shorter than this are pipelined.
+    pub pipeline_below: Duration,
 }
 
 /// A state change, broadcast to `Watch` streams.
@@ -93,6 +97,8 @@ struct Task {
     deps_left: u32,
     worker: Option<Arc<str>>,
     grant: Option<Grant>,
+    /// Lane it runs in or waits in on its worker (0: none); see [`Lane`].
+    lane: u64,
     error_kind: ErrorKind,
     error: String,
     exit_code: Option<i32>,
@@ -197,6 +203,36 @@ struct Cluster {
     sched: Scheduler,
     members: Vec<Arc<str>>,
     was_ready: bool,
+    /// Open lanes by id (the id of the task that opened it).
+    lanes: HashMap<u64, Lane>,
+    /// Per scheduling class: recent run time and lanes that may take more tasks.
+    pipes: HashMap<u32, Pipe>,
+}
+
+/// Pipelining (Ray's `max_tasks_in_flight_per_worker`): a grant on a worker that runs a chain
+/// of tasks of one scheduling class, one after another. The worker runs the next task the
+/// moment the previous one ends, without waiting for the keeper; the keeper moves the grant
+/// to the next task when the previous result arrives. On this project's machines the
+/// keeper ↔ worker exchange, not the work, bounds short tasks: a worker with 2 slots idles
+/// for a round trip after every task unless a few more are already waiting on it.
+struct Lane {
+    worker: Arc<str>,
+    class: u32,
+    /// The task that holds the grant now (it runs, or has just finished on the worker).
+    holder: u64,
+    /// Tasks sent to the worker behind it, in order (each counts as an attempt).
+    queue: VecDeque<u64>,
+    /// Listed in its pipe's `open` (may take more tasks).
+    listed: bool,
+}
+
+#[derive(Default)]
+struct Pipe {
+    /// Exponential moving average of the class's run time on workers (µs); `None` until one
+    /// of its tasks has run: a new class is never pipelined blind.
+    mean_us: Option<f64>,
+    /// Lanes of this class that may take more tasks (stale ids are skipped).
+    open: VecDeque<u64>,
 }
 
 /// A connected worker.
@@ -410,6 +446,7 @@ impl Core {
                     deps_left: 0,
                     worker: (!rec.worker.is_empty()).then(|| rec.worker.as_str().into()),
                     grant: None,
+                    lane: 0,
                     error_kind: ErrorKind::try_from(rec.error_kind).unwrap_or(ErrorKind::None),
                     error: rec.error.clone(),
                     exit_code: rec.exit_code,
@@ -580,6 +617,8 @@ impl Core {
                 sched: Scheduler::new(),
                 members: Vec::new(),
                 was_ready: false,
+                lanes: HashMap::new(),
+                pipes: HashMap::new(),
             },
         );
         // Attach idle workers of the provider.
@@ -921,6 +960,7 @@ impl Core {
                         deps_left: 0,
                         worker: None,
                         grant: None,
+                        lane: 0,
                         error_kind: ErrorKind::None,
                         error: String::new(),
                         exit_code: None,
@@ -1135,6 +1175,10 @@ impl Core {
                         t.state = TaskState::Queued;
                     }
                 }
+                if self.cfg.pipeline_depth > 0 && req.strategy == Strategy::Default {
+                    let class = c.sched.class_id(&req);
+                    self.fill_open_lanes(inner, &lease, class, ctx);
+                }
             }
             Decision::Unschedulable(msg) => {
                 self.finish_failed(inner, id, ErrorKind::Unschedulable, msg, None, ctx)
@@ -1155,59 +1199,74 @@ impl Core {
         pb::Input { kind: Some(kind) }
     }
 
-    fn start(&self, inner: &mut Inner, id: u64, g: Grant, ctx: &mut Ctx) {
-        let Some(key) = inner
-            .clusters
-            .get(&inner.tasks[&id].lease)
-            .and_then(|c| c.sched.worker_key(g.worker).cloned())
-        else {
-            return;
-        };
-        let (assignment, lease) = {
-            let t = &inner.tasks[&id];
-            let inputs = t
-                .spec
-                .args
-                .iter()
-                .map(|a| match &a.kind {
-                    Some(pb::task_arg::Kind::Value(v)) => pb::Input {
+    /// The assignment that sends task `id` to a worker.
+    fn assignment(inner: &Inner, id: u64, gpu_ids: Vec<u32>, lane: u64) -> pb::Assignment {
+        let t = &inner.tasks[&id];
+        let inputs = t
+            .spec
+            .args
+            .iter()
+            .map(|a| match &a.kind {
+                Some(pb::task_arg::Kind::Value(v)) => pb::Input {
+                    kind: Some(pb::input::Kind::Value(v.clone())),
+                },
+                Some(pb::task_arg::Kind::Ref(r)) => Self::input_of(inner, r),
+                _ => pb::Input {
+                    kind: Some(pb::input::Kind::Value(Bytes::new())),
+                },
+            })
+            .collect();
+        let stdin = match &t.spec.executor {
+            Some(pb::task_spec::Executor::Process(p)) => p
+                .stdin
+                .as_ref()
+                .and_then(|a| a.kind.as_ref())
+                .map(|k| match k {
+                    pb::task_arg::Kind::Value(v) => pb::Input {
                         kind: Some(pb::input::Kind::Value(v.clone())),
                     },
-                    Some(pb::task_arg::Kind::Ref(r)) => Self::input_of(inner, r),
-                    _ => pb::Input {
+                    pb::task_arg::Kind::Ref(r) => Self::input_of(inner, r),
+                    pb::task_arg::Kind::BatchRef(_) => pb::Input {
                         kind: Some(pb::input::Kind::Value(Bytes::new())),
                     },
-                })
-                .collect();
-            let stdin = match &t.spec.executor {
-                Some(pb::task_spec::Executor::Process(p)) => p
-                    .stdin
-                    .as_ref()
-                    .and_then(|a| a.kind.as_ref())
-                    .map(|k| match k {
-                        pb::task_arg::Kind::Value(v) => pb::Input {
-                            kind: Some(pb::input::Kind::Value(v.clone())),
-                        },
-                        pb::task_arg::Kind::Ref(r) => Self::input_of(inner, r),
-                        pb::task_arg::Kind::BatchRef(_) => pb::Input {
-                            kind: Some(pb::input::Kind::Value(Bytes::new())),
-                        },
-                    }),
-                _ => None,
-            };
-            (
-                pb::Assignment {
-                    task_id: id,
-                    attempt: t.attempts + 1,
-                    lease_id: t.lease.to_string(),
-                    spec: Some((*t.spec).clone()),
-                    inputs,
-                    stdin,
-                    gpu_ids: g.gpu_ids(),
-                },
-                t.lease.clone(),
-            )
+                }),
+            _ => None,
         };
+        pb::Assignment {
+            task_id: id,
+            attempt: t.attempts + 1,
+            lease_id: t.lease.to_string(),
+            spec: Some((*t.spec).clone()),
+            inputs,
+            stdin,
+            gpu_ids,
+            lane,
+        }
+    }
+
+    fn start(&self, inner: &mut Inner, id: u64, g: Grant, ctx: &mut Ctx) {
+        let lease = inner.tasks[&id].lease.clone();
+        let Some(c) = inner.clusters.get(&lease) else {
+            return;
+        };
+        let Some(key) = c.sched.worker_key(g.worker).cloned() else {
+            return;
+        };
+        // Tasks of the default strategy may open a lane (pipelining); proof tasks never: their
+        // clock starts when the assignment goes out.
+        let is_proof = matches!(
+            inner.tasks[&id].spec.executor,
+            Some(pb::task_spec::Executor::Proof(_))
+        );
+        let lane = (self.cfg.pipeline_depth > 0
+            && !is_proof
+            && c.sched
+                .class_request(g.class)
+                .is_some_and(|r| r.strategy == Strategy::Default))
+        .then_some(id)
+        .unwrap_or(0);
+        let class = g.class;
+        let assignment = Self::assignment(inner, id, g.gpu_ids(), lane);
         if let Some(t) = inner.tasks.get_mut(&id) {
             t.attempts += 1;
             t.phase = Phase::Running;
@@ -1216,6 +1275,7 @@ impl Core {
             }
             t.worker = Some(key.clone());
             t.grant = Some(g);
+            t.lane = lane;
         }
         if let Some(w) = inner.workers.get_mut(&key) {
             w.running.insert(id);
@@ -1229,8 +1289,148 @@ impl Core {
                 .assigned(&p.challenge, id, assignment.attempt, &key, tx);
         }
         debug!(task = id, lease = %lease, worker = %key, "assigned");
-        ctx.assigns.entry(key).or_default().push(assignment);
+        ctx.assigns.entry(key.clone()).or_default().push(assignment);
         self.event(inner, id, ctx);
+        if lane != 0 {
+            if let Some(c) = inner.clusters.get_mut(&lease) {
+                c.lanes.insert(
+                    lane,
+                    Lane {
+                        worker: key,
+                        class,
+                        holder: id,
+                        queue: VecDeque::new(),
+                        listed: false,
+                    },
+                );
+            }
+            self.fill_lane(inner, &lease, lane, ctx);
+        }
+    }
+
+    /// Whether a lane may take more tasks now: pipelining on, its class known to run short, its
+    /// worker not draining, nothing else waiting for resources, and room in the lane.
+    fn lane_room(&self, inner: &Inner, c: &Cluster, lane: &Lane) -> bool {
+        let below = self.cfg.pipeline_below.as_secs_f64() * 1e6;
+        lane.queue.len() < self.cfg.pipeline_depth as usize
+            && c.pipes
+                .get(&lane.class)
+                .and_then(|p| p.mean_us)
+                .is_some_and(|m| m < below)
+            && inner.workers.get(&lane.worker).is_some_and(|w| !w.draining)
+            && !c.sched.others_waiting(lane.class)
+    }
+
+    /// Send queued tasks of the lane's class into the lane while it has room; list it as open
+    /// if room is left when the queue runs dry.
+    fn fill_lane(&self, inner: &mut Inner, lease: &Arc<str>, lane: u64, ctx: &mut Ctx) {
+        loop {
+            let Some(c) = inner.clusters.get(lease) else {
+                return;
+            };
+            let Some(l) = c.lanes.get(&lane) else {
+                return;
+            };
+            if !self.lane_room(inner, c, l) {
+                return;
+            }
+            let class = l.class;
+            let Inner {
+                clusters, tasks, ..
+            } = &mut *inner;
+            let c = clusters.get_mut(lease).expect("cluster checked above");
+            let next = match c.sched.peek_queued(class) {
+                Some(id)
+                    if !tasks.get(&id).is_some_and(|t| {
+                        matches!(t.spec.executor, Some(pb::task_spec::Executor::Proof(_)))
+                    }) =>
+                {
+                    c.sched.pop_queued(class);
+                    id
+                }
+                Some(_) => return,
+                None => {
+                    // Room left: later submissions of the class may come here directly.
+                    let l = c.lanes.get_mut(&lane).expect("lane checked above");
+                    if !l.listed {
+                        l.listed = true;
+                        let p = c.pipes.entry(class).or_default();
+                        p.open.push_back(lane);
+                        // Closed lanes leave their ids behind; drop them once they dominate.
+                        if p.open.len() > 2 * c.lanes.len() + 16 {
+                            let lanes = &c.lanes;
+                            p.open.retain(|id| lanes.get(id).is_some_and(|l| l.listed));
+                        }
+                    }
+                    return;
+                }
+            };
+            self.pipe(inner, lease, lane, next, ctx);
+        }
+    }
+
+    /// A task of `class` just queued: hand queued tasks of the class to open lanes, oldest
+    /// first (the scheduler's queue order is kept).
+    fn fill_open_lanes(&self, inner: &mut Inner, lease: &Arc<str>, class: u32, ctx: &mut Ctx) {
+        loop {
+            let Some(c) = inner.clusters.get_mut(lease) else {
+                return;
+            };
+            let Some(lane) = c.pipes.get_mut(&class).and_then(|p| p.open.pop_front()) else {
+                return;
+            };
+            let Some(l) = c.lanes.get_mut(&lane) else {
+                continue; // closed since it was listed
+            };
+            l.listed = false;
+            self.fill_lane(inner, lease, lane, ctx);
+            let still_open = inner
+                .clusters
+                .get(lease)
+                .and_then(|c| c.lanes.get(&lane))
+                .is_some_and(|l| l.listed);
+            if !still_open {
+                // It filled up or stopped taking tasks; the queue may still hold some for
+                // the next open lane.
+                let c = inner.clusters.get_mut(lease).expect("cluster checked above");
+                if c.sched.peek_queued(class).is_none() {
+                    return;
+                }
+            } else {
+                // Listed again: the class's queue is empty.
+                return;
+            }
+        }
+    }
+
+    /// Send task `id` (popped from the scheduler's queue) into a lane on the lane's worker.
+    fn pipe(&self, inner: &mut Inner, lease: &Arc<str>, lane: u64, id: u64, ctx: &mut Ctx) {
+        let Some(l) = inner.clusters.get_mut(lease).and_then(|c| c.lanes.get_mut(&lane)) else {
+            return;
+        };
+        l.queue.push_back(id);
+        let (worker, holder) = (l.worker.clone(), l.holder);
+        let gpu_ids = inner
+            .tasks
+            .get(&holder)
+            .and_then(|t| t.grant.as_ref())
+            .map(|g| g.gpu_ids())
+            .unwrap_or_default();
+        let assignment = Self::assignment(inner, id, gpu_ids, lane);
+        if let Some(t) = inner.tasks.get_mut(&id) {
+            // It stays Queued for the client until the grant reaches it.
+            t.attempts += 1;
+            t.phase = Phase::Running;
+            t.worker = Some(worker.clone());
+            t.grant = None;
+            t.lane = lane;
+        }
+        if let Some(w) = inner.workers.get_mut(&worker) {
+            w.running.insert(id);
+        }
+        self.metrics.tasks_pipelined.inc();
+        debug!(task = id, lease = %lease, worker = %worker, lane, "pipelined");
+        ctx.assigns.entry(worker).or_default().push(assignment);
     }
 
     fn dispatch(&self, inner: &mut Inner, lease: &Arc<str>, ctx: &mut Ctx) {
@@ -1249,6 +1449,7 @@ impl Core {
         };
         let grant = t.grant.take();
         let lease = t.lease.clone();
+        t.lane = 0;
         if let Some(w) = t.worker.clone()
             && let Some(conn) = inner.workers.get_mut(&w)
         {
@@ -1257,6 +1458,63 @@ impl Core {
         if let (Some(g), Some(c)) = (grant, inner.clusters.get_mut(&lease)) {
             c.sched.release(&g);
         }
+    }
+
+    /// A task's result arrived: its grant goes back, or on to the next task of its lane.
+    fn end_run(&self, inner: &mut Inner, id: u64, run_micros: u64, ctx: &mut Ctx) {
+        let Some(t) = inner.tasks.get(&id) else {
+            return;
+        };
+        let lane = t.lane;
+        if lane == 0 {
+            self.release_grant(inner, id);
+            return;
+        }
+        let lease = t.lease.clone();
+        let Some(c) = inner.clusters.get_mut(&lease) else {
+            self.release_grant(inner, id);
+            return;
+        };
+        let Some(l) = c.lanes.get_mut(&lane) else {
+            self.release_grant(inner, id);
+            return;
+        };
+        let class = l.class;
+        if run_micros > 0 {
+            let p = c.pipes.entry(class).or_default();
+            let x = run_micros as f64;
+            p.mean_us = Some(p.mean_us.map_or(x, |m| m + (x - m) / 8.0));
+        }
+        if l.holder != id {
+            // Ended while still waiting in the lane (cancelled): the holder keeps the grant.
+            l.queue.retain(|&q| q != id);
+            self.release_grant(inner, id);
+            return;
+        }
+        let Some(next) = l.queue.pop_front() else {
+            c.lanes.remove(&lane);
+            self.release_grant(inner, id);
+            return;
+        };
+        // The worker has started `next` already (or is about to): it inherits the grant.
+        l.holder = next;
+        let grant = inner.tasks.get_mut(&id).and_then(|t| {
+            t.lane = 0;
+            t.grant.take()
+        });
+        if let Some(w) = inner.tasks[&id].worker.clone()
+            && let Some(conn) = inner.workers.get_mut(&w)
+        {
+            conn.running.remove(&id);
+        }
+        if let Some(t) = inner.tasks.get_mut(&next) {
+            t.grant = grant;
+            if !t.reconstructing {
+                t.state = TaskState::Running;
+            }
+        }
+        self.event(inner, next, ctx);
+        self.fill_lane(inner, &lease, lane, ctx);
     }
 
     fn finish_ok(
@@ -1552,7 +1810,7 @@ impl Core {
                 debug!(task = id, attempt = r.attempt, "stale result ignored");
                 continue;
             }
-            self.release_grant(inner, id);
+            self.end_run(inner, id, r.run_micros, &mut ctx);
             let Some(t) = inner.tasks.get(&id) else {
                 continue;
             };
@@ -1711,9 +1969,13 @@ impl Core {
             for (t, msg) in failed {
                 self.finish_failed(inner, t, ErrorKind::Unschedulable, msg, None, ctx);
             }
+            if let Some(c) = inner.clusters.get_mut(&lease) {
+                c.lanes.retain(|_, l| l.worker != *key);
+            }
             for t in running {
                 if let Some(task) = inner.tasks.get_mut(&t) {
                     task.grant = None;
+                    task.lane = 0;
                 }
                 self.retry_or_fail(
                     inner,

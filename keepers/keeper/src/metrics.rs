@@ -21,6 +21,8 @@ pub struct Metrics {
     pub task_retries: Counter,
     /// Finished tasks forgotten by retention.
     pub tasks_forgotten: Counter,
+    /// Tasks sent to a worker ahead, behind a running task (pipelining).
+    pub tasks_pipelined: Counter,
     /// Workers declared dead.
     pub workers_dead: Counter,
     /// Workers connected now.
@@ -48,6 +50,7 @@ impl Metrics {
             tasks_failed: Counter::default(),
             task_retries: Counter::default(),
             tasks_forgotten: Counter::default(),
+            tasks_pipelined: Counter::default(),
             workers_dead: Counter::default(),
             workers_connected: Gauge::default(),
             workers_refused: Counter::default(),
@@ -77,6 +80,11 @@ impl Metrics {
             "tasks_forgotten",
             "Finished tasks forgotten by retention",
             m.tasks_forgotten.clone(),
+        );
+        r.register(
+            "tasks_pipelined",
+            "Tasks sent to a worker ahead, to run right after a running task (pipelining)",
+            m.tasks_pipelined.clone(),
         );
         r.register(
             "workers_dead",

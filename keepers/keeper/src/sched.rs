@@ -113,6 +113,8 @@ pub struct Grant {
     pub gpus: u64,
     /// Placement-group bundle the resources came from.
     pub bundle: Option<(u64, u32)>,
+    /// Scheduling class of the request it was granted for (see [`Scheduler::pop_queued`]).
+    pub class: u32,
 }
 
 impl Grant {
@@ -420,8 +422,9 @@ impl Scheduler {
         }
         let class = self.class_of(req);
         if self.queues[class].is_empty()
-            && let Some(g) = self.try_place(req)
+            && let Some(mut g) = self.try_place(req)
         {
+            g.class = class as u32;
             return Decision::Run(g);
         }
         self.enqueue(class, task);
@@ -445,6 +448,61 @@ impl Scheduler {
         }
         self.queues[class].push_back(task);
         self.queued += 1;
+    }
+
+    /// The scheduling class of a request (created on first use).
+    pub fn class_id(&mut self, req: &Request) -> u32 {
+        self.class_of(req) as u32
+    }
+
+    /// The request of a scheduling class (the `class` of a [`Grant`]).
+    pub fn class_request(&self, class: u32) -> Option<&Request> {
+        self.class_reqs.get(class as usize)
+    }
+
+    /// The oldest queued task of a class, without placing it: the caller runs it inside a grant
+    /// it already holds for the same class (pipelining, see `docs/dispatch.md`).
+    pub fn pop_queued(&mut self, class: u32) -> Option<TaskId> {
+        let class = class as usize;
+        let q = self.queues.get_mut(class)?;
+        let mut got = None;
+        while let Some(head) = q.pop_front() {
+            if !self.cancelled.remove(&head) {
+                got = Some(head);
+                break;
+            }
+        }
+        if got.is_some() {
+            self.queued -= 1;
+        }
+        if q.is_empty()
+            && let Some(i) = self.nonempty.iter().position(|&c| c == class)
+        {
+            self.nonempty.swap_remove(i);
+        }
+        got
+    }
+
+    /// The class's oldest queued task, without taking it (cancelled ones are skipped).
+    pub fn peek_queued(&mut self, class: u32) -> Option<TaskId> {
+        let q = self.queues.get_mut(class as usize)?;
+        while let Some(&head) = q.front() {
+            if self.cancelled.remove(&head) {
+                q.pop_front();
+            } else {
+                return Some(head);
+            }
+        }
+        None
+    }
+
+    /// Whether anything other than the class's own queue waits for resources: tasks of other
+    /// classes or placement groups not yet placed. Then a grant held for pipelining goes back
+    /// instead of taking more tasks of its class. (Conservative: cancelled entries of the
+    /// class's queue can hide a waiting task of another class until they are popped.)
+    pub fn others_waiting(&self, class: u32) -> bool {
+        let own = self.queues.get(class as usize).map_or(0, |q| q.len());
+        self.queued > own || self.groups.values().any(|g| !g.placed())
     }
 
     /// Forget a queued task (lazily: it is skipped when it reaches the head of its queue).
@@ -494,7 +552,8 @@ impl Scheduler {
                     continue;
                 }
                 match self.try_place(&req) {
-                    Some(g) => {
+                    Some(mut g) => {
+                        g.class = class as u32;
                         self.queues[class].pop_front();
                         self.queued -= 1;
                         out.push((head, g));
@@ -539,6 +598,7 @@ impl Scheduler {
             res: *res,
             gpus,
             bundle: None,
+            class: 0,
         }
     }
 
@@ -632,6 +692,7 @@ impl Scheduler {
                     res: req.res,
                     gpus,
                     bundle: Some((pg, b as u32)),
+                    class: 0,
                 });
             }
         }

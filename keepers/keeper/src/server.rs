@@ -112,6 +112,8 @@ pub async fn start(
             default_max_retries: cfg.default_max_retries,
             heartbeat_interval: cfg.heartbeat_interval,
             dead_after: cfg.dead_after,
+            pipeline_depth: cfg.pipeline_depth,
+            pipeline_below: cfg.pipeline_below,
         },
         store,
         loaded,

@@ -402,14 +402,25 @@ async fn connection(
 
     let conn_cancel = cancel.child_token();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let running: Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>> =
-        Arc::new(Mutex::new(HashMap::new()));
+    let link = Link {
+        shared: shared.clone(),
+        up: up.clone(),
+        running: Arc::new(Mutex::new(HashMap::new())),
+        lanes: Arc::new(Mutex::new(HashMap::new())),
+        fetcher: Fetcher {
+            rpc: rpc.clone(),
+            session_hex,
+            shared: shared.clone(),
+        },
+        inline_limit,
+        conn_cancel: conn_cancel.clone(),
+    };
     // Heartbeats.
     {
         let up = up.clone();
         let shared = shared.clone();
         let stop = conn_cancel.clone();
-        let running = running.clone();
+        let running = link.running.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(hb_every);
             loop {
@@ -424,20 +435,15 @@ async fn connection(
             }
         });
     }
-    let fetcher = Fetcher {
-        rpc: rpc.clone(),
-        session_hex,
-        shared: shared.clone(),
-    };
     let mut draining = false;
     let result = loop {
         if draining {
-            // Wait for running tasks (bounded), then leave.
+            // Wait for running (and lane-queued) tasks (bounded), then leave.
             let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
-            while !running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            while !link.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::select! {
                     m = down.message() => match m {
-                        Ok(Some(m)) => handle_down(m, shared, &up, &running, &mut tasks, &fetcher, inline_limit, &conn_cancel),
+                        Ok(Some(m)) => link.handle_down(m, &mut tasks),
                         _ => break,
                     },
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -452,7 +458,7 @@ async fn connection(
                 draining = true;
             }
             m = down.message() => match m {
-                Ok(Some(m)) => handle_down(m, shared, &up, &running, &mut tasks, &fetcher, inline_limit, &conn_cancel),
+                Ok(Some(m)) => link.handle_down(m, &mut tasks),
                 Ok(None) => break Ok(()),
                 Err(s) => break Err(WorkerError::Transient(format!("stream: {}", s.message()))),
             },
@@ -460,9 +466,10 @@ async fn connection(
         }
     };
     conn_cancel.cancel();
-    // Cancel whatever still runs (its process groups die) and wait for the loops.
-    for (_, (_, ct)) in running.lock().drain() {
-        ct.cancel();
+    // Cancel whatever still runs (its process groups die; lane-queued tasks never start) and
+    // wait for the loops.
+    for (_, r) in link.running.lock().drain() {
+        r.ct.cancel();
     }
     while tasks.join_next().await.is_some() {}
     result
@@ -499,82 +506,166 @@ impl Fetcher {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle_down(
-    m: pb::KeeperMessage,
-    shared: &Arc<Shared>,
-    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
-    running: &Arc<Mutex<HashMap<u64, (u32, CancellationToken)>>>,
-    tasks: &mut JoinSet<()>,
-    fetcher: &Fetcher,
+/// A task the keeper gave this connection: running, or waiting in its lane.
+struct Held {
+    attempt: u32,
+    ct: CancellationToken,
+    lane: u64,
+}
+
+/// Lanes (see `Assignment.lane`): a lane exists while one of its tasks runs; the tasks sent
+/// into it meanwhile wait here, in order. One tokio task per lane runs them one by one.
+type Lanes = HashMap<u64, std::collections::VecDeque<pb::Assignment>>;
+
+/// One connection's task state, shared by the stream loop and the lane runners.
+#[derive(Clone)]
+struct Link {
+    shared: Arc<Shared>,
+    up: mpsc::UnboundedSender<pb::WorkerMessage>,
+    running: Arc<Mutex<HashMap<u64, Held>>>,
+    lanes: Arc<Mutex<Lanes>>,
+    fetcher: Fetcher,
     inline_limit: u64,
-    conn_cancel: &CancellationToken,
-) {
-    use pb::keeper_message::Msg as Down;
-    match m.msg {
-        Some(Down::Assign(a)) => {
-            for asg in a.tasks {
-                let ct = conn_cancel.child_token();
-                running
-                    .lock()
-                    .insert(asg.task_id, (asg.attempt, ct.clone()));
-                let shared = shared.clone();
-                let up = up.clone();
-                let running = running.clone();
-                let fetcher = fetcher.clone();
-                let span = info_span!("task", task = asg.task_id, attempt = asg.attempt, lease = %asg.lease_id);
-                tasks.spawn(
-                    async move {
-                        let (id, attempt) = (asg.task_id, asg.attempt);
-                        let r = execute(&shared, &fetcher, asg, inline_limit, &ct, &up).await;
-                        let still_ours = running
-                            .lock()
-                            .remove(&id)
-                            .is_some_and(|(a, _)| a == attempt);
-                        if still_ours || r.error_kind == pb::ErrorKind::Cancelled as i32 {
-                            let _ = up.send(pb::WorkerMessage {
-                                msg: Some(Up::Results(pb::TaskResults { results: vec![r] })),
-                            });
+    conn_cancel: CancellationToken,
+}
+
+impl Link {
+    fn send_result(&self, r: pb::TaskResult) {
+        let _ = self.up.send(pb::WorkerMessage {
+            msg: Some(Up::Results(pb::TaskResults { results: vec![r] })),
+        });
+    }
+
+    fn handle_down(&self, m: pb::KeeperMessage, tasks: &mut JoinSet<()>) {
+        use pb::keeper_message::Msg as Down;
+        match m.msg {
+            Some(Down::Assign(a)) => {
+                for asg in a.tasks {
+                    let lane = if asg.lane == 0 { asg.task_id } else { asg.lane };
+                    let held = Held {
+                        attempt: asg.attempt,
+                        ct: self.conn_cancel.child_token(),
+                        lane,
+                    };
+                    self.running.lock().insert(asg.task_id, held);
+                    {
+                        let mut lanes = self.lanes.lock();
+                        if let Some(q) = lanes.get_mut(&lane) {
+                            // Its lane is busy: it runs when the tasks ahead of it are done.
+                            q.push_back(asg);
+                            continue;
                         }
+                        lanes.insert(lane, Default::default());
                     }
-                    .instrument(span),
-                );
+                    let link = self.clone();
+                    tasks.spawn(link.run_lane(lane, asg));
+                }
             }
-        }
-        Some(Down::Cancel(c)) => {
-            if let Some((a, ct)) = running.lock().get(&c.task_id)
-                && (*a == c.attempt || c.attempt == 0)
-            {
-                ct.cancel();
+            Some(Down::Cancel(c)) => {
+                let (lane, ct) = match self.running.lock().get(&c.task_id) {
+                    Some(h) if h.attempt == c.attempt || c.attempt == 0 => (h.lane, h.ct.clone()),
+                    _ => return,
+                };
+                // Still waiting in its lane: take it out and report it cancelled now.
+                let queued = {
+                    let mut lanes = self.lanes.lock();
+                    lanes.get_mut(&lane).and_then(|q| {
+                        let i = q.iter().position(|a| a.task_id == c.task_id)?;
+                        q.remove(i)
+                    })
+                };
+                match queued {
+                    Some(a) => {
+                        self.running.lock().remove(&a.task_id);
+                        self.send_result(cancelled(&a));
+                    }
+                    None => ct.cancel(),
+                }
             }
-        }
-        Some(Down::Pull(p)) => {
-            let r = p.object.unwrap_or_default();
-            let data = shared.objects.lock().get(&(r.task_id, r.index)).cloned();
-            let _ = up.send(pb::WorkerMessage {
-                msg: Some(Up::Object(pb::ObjectReply {
-                    request_id: p.request_id,
-                    found: data.is_some(),
-                    data: data.unwrap_or_default(),
-                })),
-            });
-        }
-        Some(Down::Drop(d)) => {
-            let mut o = shared.objects.lock();
-            for r in d.objects {
-                o.remove((r.task_id, r.index));
+            Some(Down::Pull(p)) => {
+                let r = p.object.unwrap_or_default();
+                let data = self.shared.objects.lock().get(&(r.task_id, r.index)).cloned();
+                let _ = self.up.send(pb::WorkerMessage {
+                    msg: Some(Up::Object(pb::ObjectReply {
+                        request_id: p.request_id,
+                        found: data.is_some(),
+                        data: data.unwrap_or_default(),
+                    })),
+                });
             }
-        }
-        Some(Down::ProofOpen(o)) => {
-            // Hand the request to the proof task's thread (ignored if it is not waiting, or
-            // the open is for another attempt).
-            if let Some((attempt, tx)) = shared.proof_opens.lock().get(&o.task_id)
-                && *attempt == o.attempt
-            {
-                let _ = tx.send(o.request);
+            Some(Down::Drop(d)) => {
+                let mut o = self.shared.objects.lock();
+                for r in d.objects {
+                    o.remove((r.task_id, r.index));
+                }
             }
+            Some(Down::ProofOpen(o)) => {
+                // Hand the request to the proof task's thread (ignored if it is not waiting,
+                // or the open is for another attempt).
+                if let Some((attempt, tx)) = self.shared.proof_opens.lock().get(&o.task_id)
+                    && *attempt == o.attempt
+                {
+                    let _ = tx.send(o.request);
+                }
+            }
+            Some(Down::Registered(_)) | None => {}
         }
-        Some(Down::Registered(_)) | None => {}
+    }
+
+    /// Run a lane's tasks one after another until it has none left.
+    async fn run_lane(self, lane: u64, first: pb::Assignment) {
+        let mut next = Some(first);
+        while let Some(asg) = next {
+            let span = info_span!("task", task = asg.task_id, attempt = asg.attempt, lease = %asg.lease_id);
+            self.run_one(asg).instrument(span).await;
+            next = {
+                let mut lanes = self.lanes.lock();
+                match lanes.get_mut(&lane).and_then(|q| q.pop_front()) {
+                    Some(a) => Some(a),
+                    None => {
+                        lanes.remove(&lane);
+                        None
+                    }
+                }
+            };
+        }
+    }
+
+    async fn run_one(&self, asg: pb::Assignment) {
+        let (id, attempt) = (asg.task_id, asg.attempt);
+        let ct = match self.running.lock().get(&id) {
+            Some(h) if h.attempt == attempt => h.ct.clone(),
+            // Replaced by a newer attempt or dropped with the connection.
+            _ => return,
+        };
+        let r = if ct.is_cancelled() {
+            cancelled(&asg)
+        } else {
+            let started = std::time::Instant::now();
+            let mut r = execute(&self.shared, &self.fetcher, asg, self.inline_limit, &ct, &self.up).await;
+            r.run_micros = started.elapsed().as_micros().max(1) as u64;
+            r
+        };
+        let still_ours = {
+            let mut running = self.running.lock();
+            match running.get(&id) {
+                Some(h) if h.attempt == attempt => running.remove(&id).is_some(),
+                _ => false,
+            }
+        };
+        if still_ours || r.error_kind == pb::ErrorKind::Cancelled as i32 {
+            self.send_result(r);
+        }
+    }
+}
+
+fn cancelled(a: &pb::Assignment) -> pb::TaskResult {
+    pb::TaskResult {
+        task_id: a.task_id,
+        attempt: a.attempt,
+        error_kind: pb::ErrorKind::Cancelled as i32,
+        error: "cancelled".into(),
+        ..Default::default()
     }
 }
 
