@@ -199,6 +199,8 @@ pub struct Scheduler {
     class_reqs: Vec<Request>,
     queues: Vec<VecDeque<TaskId>>,
     nonempty: Vec<usize>,
+    /// Rotates which class `dispatch_queued` serves first, so classes take turns.
+    turn: usize,
     cancelled: HashSet<TaskId>,
     queued: usize,
     groups: HashMap<u64, Group>,
@@ -541,6 +543,13 @@ impl Scheduler {
     pub fn dispatch_queued(&mut self, out: &mut Vec<(TaskId, Grant)>) {
         if self.groups.values().any(|g| !g.placed()) {
             self.place_pending_groups();
+        }
+        // Classes take turns at freed resources: one class's backlog must not starve another
+        // class whose tasks fit just as well.
+        if self.nonempty.len() > 1 {
+            self.turn = self.turn.wrapping_add(1);
+            let k = self.turn % self.nonempty.len();
+            self.nonempty.rotate_left(k);
         }
         let mut i = 0;
         while i < self.nonempty.len() {
@@ -906,6 +915,60 @@ mod tests {
         s.dispatch_queued(&mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, 2);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn classes_take_turns_at_freed_resources() {
+        let mut s = Scheduler::new();
+        s.add_worker(spec("a", 1, 0));
+        let (a, b) = (req(1, 0, Strategy::Default), req(1, 0, Strategy::Spread));
+        let Decision::Run(mut g) = s.submit(1, &a) else {
+            panic!("should run")
+        };
+        for i in 0..100 {
+            assert_eq!(s.submit(10 + i, &a), Decision::Queued);
+        }
+        assert_eq!(s.submit(1000, &b), Decision::Queued);
+        // One slot frees at a time: class b gets it within two releases, not after 100.
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            s.release(&g);
+            let mut out = Vec::new();
+            s.dispatch_queued(&mut out);
+            assert_eq!(out.len(), 1);
+            order.push(out[0].0);
+            g = out.remove(0).1;
+        }
+        assert!(order[..2].contains(&1000), "{order:?}");
+    }
+
+    #[test]
+    fn pop_queued_takes_the_oldest_live_task_of_a_class() {
+        let mut s = Scheduler::new();
+        s.add_worker(spec("a", 1, 0));
+        let r = req(1, 0, Strategy::Default);
+        let Decision::Run(g) = s.submit(1, &r) else {
+            panic!("should run")
+        };
+        for id in 2..6 {
+            assert_eq!(s.submit(id, &r), Decision::Queued);
+        }
+        s.cancel_queued(2);
+        assert_eq!(s.peek_queued(g.class), Some(3));
+        assert_eq!(s.pop_queued(g.class), Some(3));
+        assert_eq!(s.queued(), 2);
+        assert!(!s.others_waiting(g.class));
+        assert_eq!(s.submit(9, &req(1, 0, Strategy::Spread)), Decision::Queued);
+        assert!(s.others_waiting(g.class));
+        assert_eq!(s.pop_queued(g.class), Some(4));
+        assert_eq!(s.pop_queued(g.class), Some(5));
+        assert_eq!(s.pop_queued(g.class), None);
+        // The emptied class left the dispatch list; the other class still gets the slot.
+        s.release(&g);
+        let mut out = Vec::new();
+        s.dispatch_queued(&mut out);
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![9]);
         assert_eq!(s.queued(), 0);
     }
 

@@ -142,7 +142,10 @@ async fn test_lost_object_is_remade_from_lineage() {
 /// reported complete twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_chaos_1000_tasks_tenth_of_workers_killed() {
-    let mut env = Env::start(test_config(), 1000).await;
+    let mut cfg = test_config();
+    // Count these 0-19 ms tasks as short, so some wait in lanes on workers that get killed.
+    cfg.pipeline_below = Duration::from_secs(1);
+    let mut env = Env::start(cfg, 1000).await;
     for _ in 0..20 {
         env.add_worker(1, 2).await;
     }
@@ -213,5 +216,7 @@ async fn test_chaos_1000_tasks_tenth_of_workers_killed() {
             .all(|s| s.state == pb::TaskState::Finished as i32)
     );
     let retried = statuses.iter().filter(|s| s.attempts > 1).count();
-    eprintln!("chaos: {retried} task(s) retried after 2 worker kills");
+    let pipelined = env.keeper.core().metrics.tasks_pipelined.get();
+    eprintln!("chaos: {retried} task(s) retried after 2 worker kills; {pipelined} pipelined");
+    assert!(pipelined > 0, "no task was pipelined");
 }

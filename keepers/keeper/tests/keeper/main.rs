@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod dag;
 mod failure;
+mod pipeline;
 mod placement;
 mod process;
 mod proofs;

@@ -1,0 +1,156 @@
+//! Pipelining: short tasks queued on a worker behind running ones (`pipeline_depth`,
+//! `pipeline_below`).
+
+use std::time::Duration;
+
+use gpunet_keeper::client::task;
+use gpunet_proto::v1 as pb;
+
+use crate::common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn pipelined(env: &Env) -> u64 {
+    env.keeper.core().metrics.tasks_pipelined.get()
+}
+
+/// Pipelined tasks still run at most as many at a time as the worker's slots: each lane runs
+/// its tasks one after another, in the grant of the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_pipelined_tasks_never_exceed_the_workers_slots() {
+    let mut cfg = test_config();
+    cfg.pipeline_depth = 4;
+    cfg.pipeline_below = Duration::from_secs(10); // these 20 ms tasks count as short
+    let mut env = Env::start(cfg, 4).await;
+    env.add_worker(1, 2).await; // 2 CPUs: 2 slots for 1-CPU tasks
+    let c = env.client().await;
+    // Each task prints when it starts and ends (ns since the epoch).
+    let t = task::process(&["sh", "-c", "date +%s%N; sleep 0.02; date +%s%N"]);
+    let ids = c.submit(vec![t; 30]).await.unwrap();
+    let mut spans = Vec::new();
+    for &id in &ids {
+        let out = c.get(id, 0, T).await.unwrap();
+        let st = out.status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+        let text = String::from_utf8(out.data.to_vec()).unwrap();
+        let v: Vec<u128> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+        assert_eq!(v.len(), 2, "{text}");
+        spans.push((v[0], v[1]));
+    }
+    assert!(pipelined(&env) > 0, "nothing was pipelined");
+    // Most tasks overlapped with at most one other.
+    let mut edges: Vec<(u128, i32)> = spans.iter().flat_map(|&(a, b)| [(a, 1), (b, -1)]).collect();
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    assert!(most <= 2, "{most} tasks ran at once on a 2-slot worker");
+}
+
+/// A task waiting in a lane on the worker shows as queued, can be cancelled before the task
+/// ahead of it ends, and the lane goes on with the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cancelling_a_pipelined_task_takes_it_out_of_its_lane() {
+    let mut cfg = test_config();
+    cfg.pipeline_depth = 4;
+    cfg.pipeline_below = Duration::from_secs(10);
+    let mut env = Env::start(cfg, 4).await;
+    env.add_worker(1, 1).await; // one slot
+    let c = env.client().await;
+    // One run teaches the keeper how long the class runs.
+    let warm = c.submit(vec![task::builtin("sleep", "10")]).await.unwrap()[0];
+    c.get(warm, 0, T).await.unwrap();
+    let ids = c
+        .submit(vec![task::builtin("sleep", "600"); 3])
+        .await
+        .unwrap();
+    wait_until(T, || pipelined(&env) >= 2).await;
+    let st = c.status(&ids).await.unwrap();
+    assert_eq!(st[0].state, pb::TaskState::Running as i32);
+    assert_eq!(st[1].state, pb::TaskState::Queued as i32, "waiting in the lane");
+    assert_eq!(st[2].state, pb::TaskState::Queued as i32, "waiting in the lane");
+    assert_eq!(c.cancel(&[ids[1]]).await.unwrap(), vec![true]);
+    let st = c.get(ids[1], 0, T).await.unwrap().status.unwrap();
+    assert_eq!(st.state, pb::TaskState::Cancelled as i32);
+    let first = c.status(&[ids[0]]).await.unwrap().remove(0);
+    assert_eq!(
+        first.state,
+        pb::TaskState::Running as i32,
+        "cancelled without waiting for the task ahead of it"
+    );
+    for id in [ids[0], ids[2]] {
+        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+        assert_eq!(st.attempts, 1);
+    }
+}
+
+/// Only classes known to run short are pipelined: a class is never pipelined before one of
+/// its tasks has run, nor while its tasks run longer than `pipeline_below`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_only_short_running_classes_are_pipelined() {
+    let mut cfg = test_config();
+    cfg.pipeline_below = Duration::from_millis(5);
+    let mut env = Env::start(cfg, 4).await;
+    env.add_worker(1, 1).await;
+    let c = env.client().await;
+    let long = c
+        .submit(vec![task::builtin("sleep", "30"); 8])
+        .await
+        .unwrap();
+    for id in long {
+        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32);
+    }
+    assert_eq!(pipelined(&env), 0, "30 ms tasks were pipelined");
+    // No-ops: a different class (another name would not matter: the class is the request).
+    let mut short = task::builtin("noop", "");
+    short.resources = Some(task::resources(500, 0));
+    let ids = c.submit(vec![short; 500]).await.unwrap();
+    for id in ids {
+        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32);
+    }
+    assert!(pipelined(&env) > 0, "no-op tasks were not pipelined");
+}
+
+/// A lane does not keep its grant while tasks of another class wait: a backlog of no-ops
+/// does not starve a task of another class (here: the same size, another strategy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_lanes_give_way_to_other_classes() {
+    let mut env = Env::start(test_config(), 4).await;
+    env.add_worker(1, 2).await;
+    let c = env.client().await;
+    let warm = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
+    c.get(warm, 0, T).await.unwrap();
+    let mut watch = c.watch(&[]).await.unwrap();
+    let mut other = task::builtin("noop", "");
+    other.strategy = Some(task::strategy(pb::scheduling_strategy::Kind::Spread(
+        pb::SpreadStrategy {},
+    )));
+    let mut batch = vec![task::builtin("noop", ""); 3000];
+    batch.insert(100, other);
+    let ids = c.submit(batch).await.unwrap();
+    let other_id = ids[100];
+    // Order of completion as the watch stream reports it.
+    let mut done = Vec::new();
+    while done.len() < ids.len() {
+        let ev = tokio::time::timeout(T, watch.message())
+            .await
+            .expect("all tasks finish")
+            .unwrap()
+            .unwrap();
+        let s = ev.status.unwrap();
+        if s.state == pb::TaskState::Finished as i32 && ids.contains(&s.task_id) {
+            done.push(s.task_id);
+        }
+    }
+    let pos = done.iter().position(|&i| i == other_id).unwrap();
+    assert!(pipelined(&env) > 0, "nothing was pipelined");
+    assert!(
+        pos < 1000,
+        "the other class's task finished {pos}th of 3001: lanes held the worker"
+    );
+}
