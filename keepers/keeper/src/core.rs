@@ -1258,13 +1258,16 @@ impl Core {
             inner.tasks[&id].spec.executor,
             Some(pb::task_spec::Executor::Proof(_))
         );
-        let lane = (self.cfg.pipeline_depth > 0
+        let lane = if self.cfg.pipeline_depth > 0
             && !is_proof
             && c.sched
                 .class_request(g.class)
-                .is_some_and(|r| r.strategy == Strategy::Default))
-        .then_some(id)
-        .unwrap_or(0);
+                .is_some_and(|r| r.strategy == Strategy::Default)
+        {
+            id
+        } else {
+            0
+        };
         let class = g.class;
         let assignment = Self::assignment(inner, id, g.gpu_ids(), lane);
         if let Some(t) = inner.tasks.get_mut(&id) {
