@@ -67,5 +67,6 @@ done
 {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u)"
   echo "rustc: $(rustc --version); ray: $(bench/.venv/bin/python -c 'import ray; print(ray.__version__)')"
+  echo "gpunet: commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' || echo ' + uncommitted changes'); durability $DURABILITY; $ROUNDS rounds, scale $SCALE, $CPUS CPUs"
   bench/.venv/bin/python bench/summarize.py "$OUT/results.jsonl"
 } | tee "$OUT/summary.txt"

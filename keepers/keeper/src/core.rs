@@ -203,7 +203,7 @@ struct Cluster {
     sched: Scheduler,
     members: Vec<Arc<str>>,
     was_ready: bool,
-    /// Open lanes by id (the id of the task that opened it).
+    /// Open lanes by id (`Inner::next_lane`).
     lanes: HashMap<u64, Lane>,
     /// Per scheduling class: recent run time and lanes that may take more tasks.
     pipes: HashMap<u32, Pipe>,
@@ -269,6 +269,7 @@ pub struct Inner {
     pulls: HashMap<u64, (Arc<str>, oneshot::Sender<Option<Bytes>>)>,
     next_pull: u64,
     next_conn: u64,
+    next_lane: u64,
     shutting_down: bool,
 }
 
@@ -1264,7 +1265,9 @@ impl Core {
                 .class_request(g.class)
                 .is_some_and(|r| r.strategy == Strategy::Default)
         {
-            id
+            // Not the task id: a retried task may start again while its old lane still runs.
+            inner.next_lane += 1;
+            inner.next_lane
         } else {
             0
         };

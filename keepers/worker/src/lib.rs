@@ -541,14 +541,14 @@ impl Link {
         match m.msg {
             Some(Down::Assign(a)) => {
                 for asg in a.tasks {
-                    let lane = if asg.lane == 0 { asg.task_id } else { asg.lane };
+                    let lane = asg.lane;
                     let held = Held {
                         attempt: asg.attempt,
                         ct: self.conn_cancel.child_token(),
                         lane,
                     };
                     self.running.lock().insert(asg.task_id, held);
-                    {
+                    if lane != 0 {
                         let mut lanes = self.lanes.lock();
                         if let Some(q) = lanes.get_mut(&lane) {
                             // Its lane is busy: it runs when the tasks ahead of it are done.
@@ -566,6 +566,10 @@ impl Link {
                     Some(h) if h.attempt == c.attempt || c.attempt == 0 => (h.lane, h.ct.clone()),
                     _ => return,
                 };
+                if lane == 0 {
+                    ct.cancel();
+                    return;
+                }
                 // Still waiting in its lane: take it out and report it cancelled now.
                 let queued = {
                     let mut lanes = self.lanes.lock();
@@ -612,12 +616,15 @@ impl Link {
         }
     }
 
-    /// Run a lane's tasks one after another until it has none left.
+    /// Run a lane's tasks one after another until it has none left (lane 0: just this task).
     async fn run_lane(self, lane: u64, first: pb::Assignment) {
         let mut next = Some(first);
         while let Some(asg) = next {
             let span = info_span!("task", task = asg.task_id, attempt = asg.attempt, lease = %asg.lease_id);
             self.run_one(asg).instrument(span).await;
+            if lane == 0 {
+                return;
+            }
             next = {
                 let mut lanes = self.lanes.lock();
                 match lanes.get_mut(&lane).and_then(|q| q.pop_front()) {
