@@ -181,6 +181,10 @@ struct WorkerArgs {
     /// Working directory root for process tasks.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Do not offer lanes: the keeper then sends one task per free slot instead of queueing
+    /// short tasks on this worker ahead of time (pipelining).
+    #[arg(long)]
+    no_lanes: bool,
 }
 
 #[derive(Subcommand)]
@@ -495,6 +499,7 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(d) = a.work_dir {
                 c.work_dir = d;
             }
+            c.lanes = !a.no_lanes;
             let h = gpunet_worker::spawn(c);
             eprintln!("worker {}", h.id());
             tokio::spawn(shutdown_signal(h.cancel.clone()));

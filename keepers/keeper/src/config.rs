@@ -24,8 +24,8 @@
 //! default_max_retries = 3           # Ray's default
 //! pipeline_depth = 4                # tasks queued on a worker behind each running short task
 //!                                   #   (Ray's max_tasks_in_flight_per_worker); 0 = off
-//! pipeline_below = "2ms"            # only classes whose tasks recently ran shorter than this
-//!                                   #   are pipelined (long tasks wait at the keeper instead)
+//! pipeline_below = "2ms"            # only tasks whose name recently ran shorter than this (in
+//!                                   #   their class) are pipelined; long ones wait at the keeper
 //! max_message_bytes = 67108864      # largest gRPC message accepted
 //! session_ttl = "1h"                # idle client sessions expire
 //! # keeper_key = "keeper.key"       # base58 ed25519 secret; absent = fresh key per start
@@ -117,7 +117,7 @@ pub struct KeeperConfig {
     pub task_retention: Duration,
     /// Tasks queued on a worker behind each running task of a short-running class; 0 = off.
     pub pipeline_depth: u32,
-    /// A class is pipelined while its tasks' recent mean run time is below this.
+    /// A task is pipelined while its name's recent mean run time (in its class) is below this.
     #[serde(with = "humantime_serde")]
     pub pipeline_below: Duration,
     /// Heartbeat interval told to workers.

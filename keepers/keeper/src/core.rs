@@ -56,7 +56,7 @@ pub struct CoreConfig {
     pub dead_after: Duration,
     /// Tasks queued on a worker behind each running task of a short-running class (0 = off).
     pub pipeline_depth: u32,
-    /// Classes whose tasks recently ran shorter than this are pipelined.
+    /// Tasks whose name recently ran shorter than this (in their class) are pipelined.
     pub pipeline_below: Duration,
 }
 
@@ -217,6 +217,7 @@ struct Cluster {
 /// for a round trip after every task unless a few more are already waiting on it.
 struct Lane {
     worker: Arc<str>,
+    widx: WorkerIdx,
     class: u32,
     /// The task that holds the grant now (it runs, or has just finished on the worker).
     holder: u64,
@@ -228,12 +229,16 @@ struct Lane {
 
 #[derive(Default)]
 struct Pipe {
-    /// Exponential moving average of the class's run time on workers (µs); `None` until one
-    /// of its tasks has run: a new class is never pipelined blind.
-    mean_us: Option<f64>,
+    /// Exponential moving average of successful run times on workers (µs) per task name
+    /// within the class (one class is often many different functions: all 1-CPU tasks share
+    /// it). A name with no entry is never pipelined: nothing is pipelined blind.
+    mean_us: HashMap<String, f64>,
     /// Lanes of this class that may take more tasks (stale ids are skipped).
     open: VecDeque<u64>,
 }
+
+/// Most task names whose run time one class remembers; beyond it the memory starts over.
+const MAX_NAMES_PER_CLASS: usize = 4096;
 
 /// A connected worker.
 struct WorkerConn {
@@ -1261,6 +1266,7 @@ impl Core {
         );
         let lane = if self.cfg.pipeline_depth > 0
             && !is_proof
+            && inner.workers.get(&key).is_some_and(|w| w.reg.lanes)
             && c.sched
                 .class_request(g.class)
                 .is_some_and(|r| r.strategy == Strategy::Default)
@@ -1271,7 +1277,7 @@ impl Core {
         } else {
             0
         };
-        let class = g.class;
+        let (class, g_worker) = (g.class, g.worker);
         let assignment = Self::assignment(inner, id, g.gpu_ids(), lane);
         if let Some(t) = inner.tasks.get_mut(&id) {
             t.attempts += 1;
@@ -1303,6 +1309,7 @@ impl Core {
                     lane,
                     Lane {
                         worker: key,
+                        widx: g_worker,
                         class,
                         holder: id,
                         queue: VecDeque::new(),
@@ -1314,17 +1321,24 @@ impl Core {
         }
     }
 
-    /// Whether a lane may take more tasks now: pipelining on, its class known to run short, its
-    /// worker not draining, nothing else waiting for resources, and room in the lane.
+    /// Whether a lane may take more tasks now: room in it, its worker not draining, and
+    /// nothing else waiting for resources its worker could give.
     fn lane_room(&self, inner: &Inner, c: &Cluster, lane: &Lane) -> bool {
-        let below = self.cfg.pipeline_below.as_secs_f64() * 1e6;
         lane.queue.len() < self.cfg.pipeline_depth as usize
-            && c.pipes
-                .get(&lane.class)
-                .and_then(|p| p.mean_us)
-                .is_some_and(|m| m < below)
             && inner.workers.get(&lane.worker).is_some_and(|w| !w.draining)
-            && !c.sched.others_waiting(lane.class)
+            && !c.sched.others_waiting(lane.class, lane.widx)
+    }
+
+    /// Whether a queued task may wait in a lane: its name is known to run short in its class,
+    /// it may be retried (a task waiting on a worker that dies counts an attempt), and it is
+    /// not a benchmark proof (whose clock starts when the assignment goes out).
+    fn pipelinable(&self, pipe: Option<&Pipe>, t: &Task) -> bool {
+        let below = self.cfg.pipeline_below.as_secs_f64() * 1e6;
+        t.max_retries > 0
+            && !matches!(t.spec.executor, Some(pb::task_spec::Executor::Proof(_)))
+            && pipe
+                .and_then(|p| p.mean_us.get(t.spec.name.as_str()))
+                .is_some_and(|&m| m < below)
     }
 
     /// Send queued tasks of the lane's class into the lane while it has room; list it as open
@@ -1347,13 +1361,14 @@ impl Core {
             let c = clusters.get_mut(lease).expect("cluster checked above");
             let next = match c.sched.peek_queued(class) {
                 Some(id)
-                    if !tasks.get(&id).is_some_and(|t| {
-                        matches!(t.spec.executor, Some(pb::task_spec::Executor::Proof(_)))
-                    }) =>
+                    if tasks
+                        .get(&id)
+                        .is_some_and(|t| self.pipelinable(c.pipes.get(&class), t)) =>
                 {
                     c.sched.pop_queued(class);
                     id
                 }
+                // The oldest waits for a grant of its own (order is kept: nothing overtakes it).
                 Some(_) => return,
                 None => {
                     // Room left: later submissions of the class may come here directly.
@@ -1398,7 +1413,10 @@ impl Core {
             if !still_open {
                 // It filled up or stopped taking tasks; the queue may still hold some for
                 // the next open lane.
-                let c = inner.clusters.get_mut(lease).expect("cluster checked above");
+                let c = inner
+                    .clusters
+                    .get_mut(lease)
+                    .expect("cluster checked above");
                 if c.sched.peek_queued(class).is_none() {
                     return;
                 }
@@ -1411,7 +1429,11 @@ impl Core {
 
     /// Send task `id` (popped from the scheduler's queue) into a lane on the lane's worker.
     fn pipe(&self, inner: &mut Inner, lease: &Arc<str>, lane: u64, id: u64, ctx: &mut Ctx) {
-        let Some(l) = inner.clusters.get_mut(lease).and_then(|c| c.lanes.get_mut(&lane)) else {
+        let Some(l) = inner
+            .clusters
+            .get_mut(lease)
+            .and_then(|c| c.lanes.get_mut(&lane))
+        else {
             return;
         };
         l.queue.push_back(id);
@@ -1486,11 +1508,22 @@ impl Core {
             return;
         };
         let class = l.class;
-        if run_micros > 0 {
+        if run_micros > 0
+            && let Some(t) = inner.tasks.get(&id)
+        {
             let p = c.pipes.entry(class).or_default();
             let x = run_micros as f64;
-            p.mean_us = Some(p.mean_us.map_or(x, |m| m + (x - m) / 8.0));
+            match p.mean_us.get_mut(t.spec.name.as_str()) {
+                Some(m) => *m += (x - *m) / 8.0,
+                None => {
+                    if p.mean_us.len() >= MAX_NAMES_PER_CLASS {
+                        p.mean_us.clear();
+                    }
+                    p.mean_us.insert(t.spec.name.clone(), x);
+                }
+            }
         }
+        let l = c.lanes.get_mut(&lane).expect("lane checked above");
         if l.holder != id {
             // Ended while still waiting in the lane (cancelled): the holder keeps the grant.
             l.queue.retain(|&q| q != id);
@@ -1515,7 +1548,7 @@ impl Core {
         }
         if let Some(t) = inner.tasks.get_mut(&next) {
             t.grant = grant;
-            if !t.reconstructing {
+            if !t.reconstructing && !t.cancel_requested {
                 t.state = TaskState::Running;
             }
         }
@@ -1816,7 +1849,13 @@ impl Core {
                 debug!(task = id, attempt = r.attempt, "stale result ignored");
                 continue;
             }
-            self.end_run(inner, id, r.run_micros, &mut ctx);
+            // Only successful runs teach the keeper how long a task runs.
+            let ran = if r.error_kind == ErrorKind::None as i32 {
+                r.run_micros
+            } else {
+                0
+            };
+            self.end_run(inner, id, ran, &mut ctx);
             let Some(t) = inner.tasks.get(&id) else {
                 continue;
             };

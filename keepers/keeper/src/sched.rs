@@ -495,16 +495,40 @@ impl Scheduler {
                 return Some(head);
             }
         }
+        if let Some(i) = self.nonempty.iter().position(|&c| c == class as usize) {
+            self.nonempty.swap_remove(i);
+        }
         None
     }
 
-    /// Whether anything other than the class's own queue waits for resources: tasks of other
-    /// classes or placement groups not yet placed. Then a grant held for pipelining goes back
-    /// instead of taking more tasks of its class. (Conservative: cancelled entries of the
-    /// class's queue can hide a waiting task of another class until they are popped.)
-    pub fn others_waiting(&self, class: u32) -> bool {
-        let own = self.queues.get(class as usize).map_or(0, |q| q.len());
-        self.queued > own || self.groups.values().any(|g| !g.placed())
+    /// Whether anything other than `class`'s own queue waits for resources that `worker` could
+    /// give: queued tasks of another class that fit the worker's capacity (placement-group
+    /// tasks use their bundles' reservations and do not count, nor do affinities to other
+    /// workers), or an unplaced placement-group bundle that fits it. Then a grant held for
+    /// pipelining goes back instead of taking more tasks of its class. Tasks that could never
+    /// run on the worker do not turn pipelining off. (Cancelled entries not yet popped may
+    /// make a class look waiting until the next dispatch drops them: pipelining pauses, it
+    /// never starves anyone.)
+    pub fn others_waiting(&self, class: u32, worker: WorkerIdx) -> bool {
+        let Some(w) = self.worker(worker) else {
+            return false;
+        };
+        let fits = |r: &Res| r.fits_in(&w.spec.res);
+        self.nonempty.iter().any(|&c| {
+            let req = &self.class_reqs[c];
+            c != class as usize
+                && !self.queues[c].is_empty()
+                && fits(&req.res)
+                && model_ok(&w.spec.gpu_model, &req.gpu_model)
+                && match req.strategy {
+                    Strategy::Default | Strategy::Spread => true,
+                    Strategy::Affinity { worker: a } => a == worker,
+                    Strategy::Group { .. } => false,
+                }
+        }) || self
+            .groups
+            .values()
+            .any(|g| g.bundles.iter().any(|b| b.worker.is_none() && fits(&b.res)))
     }
 
     /// Forget a queued task (lazily: it is skipped when it reaches the head of its queue).
@@ -958,9 +982,12 @@ mod tests {
         assert_eq!(s.peek_queued(g.class), Some(3));
         assert_eq!(s.pop_queued(g.class), Some(3));
         assert_eq!(s.queued(), 2);
-        assert!(!s.others_waiting(g.class));
+        assert!(!s.others_waiting(g.class, g.worker));
+        // A class that can never run on the worker does not count.
+        assert_eq!(s.submit(8, &req(1, 4, Strategy::Default)), Decision::Queued);
+        assert!(!s.others_waiting(g.class, g.worker));
         assert_eq!(s.submit(9, &req(1, 0, Strategy::Spread)), Decision::Queued);
-        assert!(s.others_waiting(g.class));
+        assert!(s.others_waiting(g.class, g.worker));
         assert_eq!(s.pop_queued(g.class), Some(4));
         assert_eq!(s.pop_queued(g.class), Some(5));
         assert_eq!(s.pop_queued(g.class), None);
@@ -969,7 +996,7 @@ mod tests {
         let mut out = Vec::new();
         s.dispatch_queued(&mut out);
         assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![9]);
-        assert_eq!(s.queued(), 0);
+        assert_eq!(s.queued(), 1, "the 4-GPU task stays queued");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
+use futures::FutureExt;
 use gpunet_proto::v1 as pb;
 use parking_lot::Mutex;
 use pb::worker_message::Msg as Up;
@@ -85,6 +86,10 @@ pub struct WorkerConfig {
     /// How long a proof task, after its last round, keeps its prover state waiting for the
     /// keeper's `ProofOpen` before it gives up (the task then fails).
     pub proof_open_timeout: Duration,
+    /// Offer lanes (pipelining: the keeper may send short tasks ahead, to run one after another
+    /// in a slot). Off, the keeper sends one task per free slot, as to a worker that predates
+    /// lanes.
+    pub lanes: bool,
 }
 
 impl WorkerConfig {
@@ -106,6 +111,7 @@ impl WorkerConfig {
             drain_timeout: Duration::from_secs(30),
             object_store_bytes: 4 << 30,
             proof_open_timeout: Duration::from_secs(60),
+            lanes: true,
         }
     }
 }
@@ -373,6 +379,7 @@ async fn connection(
             cpu_only: shared.hw.cpu_only,
             zone: cfg.zone.clone(),
             executors: vec!["builtin".into(), "process".into(), "proof".into()],
+            lanes: cfg.lanes,
         })),
     });
     let mut down = rpc
@@ -588,7 +595,12 @@ impl Link {
             }
             Some(Down::Pull(p)) => {
                 let r = p.object.unwrap_or_default();
-                let data = self.shared.objects.lock().get(&(r.task_id, r.index)).cloned();
+                let data = self
+                    .shared
+                    .objects
+                    .lock()
+                    .get(&(r.task_id, r.index))
+                    .cloned();
                 let _ = self.up.send(pb::WorkerMessage {
                     msg: Some(Up::Object(pb::ObjectReply {
                         request_id: p.request_id,
@@ -649,7 +661,33 @@ impl Link {
             cancelled(&asg)
         } else {
             let started = std::time::Instant::now();
-            let mut r = execute(&self.shared, &self.fetcher, asg, self.inline_limit, &ct, &self.up).await;
+            // A panicking executor fails its task, not the lane behind it.
+            let run = execute(
+                &self.shared,
+                &self.fetcher,
+                asg,
+                self.inline_limit,
+                &ct,
+                &self.up,
+            );
+            let mut r = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(r) => r,
+                Err(p) => {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    warn!(task = id, panic = %what, "executor panicked");
+                    pb::TaskResult {
+                        task_id: id,
+                        attempt,
+                        error_kind: pb::ErrorKind::Application as i32,
+                        error: format!("the worker's executor panicked: {what}"),
+                        ..Default::default()
+                    }
+                }
+            };
             r.run_micros = started.elapsed().as_micros().max(1) as u64;
             r
         };

@@ -69,8 +69,16 @@ async fn test_cancelling_a_pipelined_task_takes_it_out_of_its_lane() {
     wait_until(T, || pipelined(&env) >= 2).await;
     let st = c.status(&ids).await.unwrap();
     assert_eq!(st[0].state, pb::TaskState::Running as i32);
-    assert_eq!(st[1].state, pb::TaskState::Queued as i32, "waiting in the lane");
-    assert_eq!(st[2].state, pb::TaskState::Queued as i32, "waiting in the lane");
+    assert_eq!(
+        st[1].state,
+        pb::TaskState::Queued as i32,
+        "waiting in the lane"
+    );
+    assert_eq!(
+        st[2].state,
+        pb::TaskState::Queued as i32,
+        "waiting in the lane"
+    );
     assert_eq!(c.cancel(&[ids[1]]).await.unwrap(), vec![true]);
     let st = c.get(ids[1], 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.state, pb::TaskState::Cancelled as i32);
@@ -87,33 +95,62 @@ async fn test_cancelling_a_pipelined_task_takes_it_out_of_its_lane() {
     }
 }
 
-/// Only classes known to run short are pipelined: a class is never pipelined before one of
-/// its tasks has run, nor while its tasks run longer than `pipeline_below`.
+/// Only tasks known to run short are pipelined, judged per task name within a class (all
+/// 1-CPU tasks share a class): never before a task of that name has run, nor while its runs
+/// take longer than `pipeline_below`, nor when it may not be retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_only_short_running_classes_are_pipelined() {
+async fn test_only_tasks_known_to_run_short_are_pipelined() {
     let mut cfg = test_config();
     cfg.pipeline_below = Duration::from_millis(5);
     let mut env = Env::start(cfg, 4).await;
     env.add_worker(1, 1).await;
     let c = env.client().await;
-    let long = c
-        .submit(vec![task::builtin("sleep", "30"); 8])
-        .await
-        .unwrap();
-    for id in long {
-        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
-        assert_eq!(st.state, pb::TaskState::Finished as i32);
+    async fn run_all(c: &gpunet_keeper::client::Client, tasks: Vec<pb::TaskSpec>) {
+        for id in c.submit(tasks).await.unwrap() {
+            let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+            assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+        }
     }
+    run_all(&c, vec![task::builtin("sleep", "30"); 8]).await;
     assert_eq!(pipelined(&env), 0, "30 ms tasks were pipelined");
-    // No-ops: a different class (another name would not matter: the class is the request).
-    let mut short = task::builtin("noop", "");
-    short.resources = Some(task::resources(500, 0));
-    let ids = c.submit(vec![short; 500]).await.unwrap();
-    for id in ids {
-        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
-        assert_eq!(st.state, pb::TaskState::Finished as i32);
+    // No-ops, same class (1 CPU, default strategy): they run short, so they are pipelined.
+    run_all(&c, vec![task::builtin("noop", ""); 500]).await;
+    let after_noops = pipelined(&env);
+    assert!(after_noops > 0, "no-op tasks were not pipelined");
+    // The sleeps are still long, whatever the no-ops taught the keeper about the class.
+    run_all(&c, vec![task::builtin("sleep", "30"); 8]).await;
+    assert_eq!(pipelined(&env), after_noops, "30 ms tasks were pipelined");
+    // A task that may not be retried never waits on a worker it could die with.
+    let mut once = task::builtin("noop", "");
+    once.max_retries = Some(0);
+    run_all(&c, vec![once; 300]).await;
+    assert_eq!(
+        pipelined(&env),
+        after_noops,
+        "max_retries = 0 tasks were pipelined"
+    );
+}
+
+/// A worker that does not offer lanes gets one task per free slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_workers_without_lanes_get_no_pipelined_tasks() {
+    let mut env = Env::start(test_config(), 4).await;
+    let mut w = env.worker_config(1, 2);
+    w.lanes = false;
+    env.workers.push(gpunet_worker::spawn(w));
+    wait_until(T, || env.keeper.core().connected_workers() == 1).await;
+    let c = env.client().await;
+    for _ in 0..3 {
+        for id in c
+            .submit(vec![task::builtin("noop", ""); 500])
+            .await
+            .unwrap()
+        {
+            let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+            assert_eq!(st.state, pb::TaskState::Finished as i32);
+        }
     }
-    assert!(pipelined(&env) > 0, "no-op tasks were not pipelined");
+    assert_eq!(pipelined(&env), 0);
 }
 
 /// A lane does not keep its grant while tasks of another class wait: a backlog of no-ops
