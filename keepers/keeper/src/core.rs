@@ -1814,6 +1814,10 @@ impl Core {
             return;
         };
         w.draining = true;
+        // Sent under the lock, after every assignment this worker will ever get from us.
+        let _ = w.tx.send(pb::KeeperMessage {
+            msg: Some(pb::keeper_message::Msg::DrainAck(pb::DrainAck {})),
+        });
         let (lease, idx) = (w.lease.clone(), w.idx);
         if let (Some(l), Some(i)) = (lease, idx)
             && let Some(c) = inner.clusters.get_mut(&l)
@@ -1912,12 +1916,21 @@ impl Core {
                         );
                     }
                 }
-                ErrorKind::Cancelled => self.finish_failed(
+                ErrorKind::Cancelled if t.cancel_requested => self.finish_failed(
                     inner,
                     id,
                     ErrorKind::Cancelled,
                     "cancelled".into(),
                     r.exit_code,
+                    &mut ctx,
+                ),
+                // Nobody asked: the worker stopped it on its own (shutting down past its drain
+                // timeout). That is the worker failing, not the task: retry within budget.
+                ErrorKind::Cancelled => self.retry_or_fail(
+                    inner,
+                    id,
+                    ErrorKind::WorkerDied,
+                    format!("worker {key} stopped the task unasked (shutting down)"),
                     &mut ctx,
                 ),
                 ErrorKind::Application | ErrorKind::TimeLimit | ErrorKind::MemoryLimit => {

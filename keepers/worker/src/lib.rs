@@ -407,7 +407,10 @@ async fn connection(
     let inline_limit = registered.inline_limit_bytes;
     let hb_every = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
 
-    let conn_cancel = cancel.child_token();
+    // Not a child of `cancel`: a graceful shutdown lets running tasks finish (drain); this
+    // token kills them only when the connection ends.
+    let conn_cancel = CancellationToken::new();
+    let drain_acked = Arc::new(AtomicBool::new(false));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let link = Link {
         shared: shared.clone(),
@@ -421,6 +424,7 @@ async fn connection(
         },
         inline_limit,
         conn_cancel: conn_cancel.clone(),
+        drain_acked: drain_acked.clone(),
     };
     // Heartbeats.
     {
@@ -445,9 +449,12 @@ async fn connection(
     let mut draining = false;
     let result = loop {
         if draining {
-            // Wait for running (and lane-queued) tasks (bounded), then leave.
+            // Wait until the keeper has said it sends nothing more and the tasks held (running
+            // or waiting in lanes) are done — bounded by the drain timeout — then leave.
             let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
-            while !link.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            while !(drain_acked.load(Ordering::SeqCst) && link.running.lock().is_empty())
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::select! {
                     m = down.message() => match m {
                         Ok(Some(m)) => link.handle_down(m, &mut tasks),
@@ -534,6 +541,7 @@ struct Link {
     fetcher: Fetcher,
     inline_limit: u64,
     conn_cancel: CancellationToken,
+    drain_acked: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -624,6 +632,7 @@ impl Link {
                     let _ = tx.send(o.request);
                 }
             }
+            Some(Down::DrainAck(_)) => self.drain_acked.store(true, Ordering::SeqCst),
             Some(Down::Registered(_)) | None => {}
         }
     }

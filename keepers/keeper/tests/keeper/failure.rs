@@ -37,6 +37,38 @@ async fn test_worker_killed_mid_task_is_retried_elsewhere() {
     assert_ne!(st.worker_id, w);
 }
 
+/// A worker shut down gracefully lets its running task finish within its drain timeout; past
+/// it, the task is stopped and runs again elsewhere — it is not reported cancelled, since
+/// nobody cancelled it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_task_outliving_a_workers_drain_runs_again_elsewhere() {
+    let mut env = Env::start(test_config(), 4).await;
+    let mut wc = env.worker_config(2, 2);
+    wc.drain_timeout = Duration::from_millis(300);
+    env.workers.push(gpunet_worker::spawn(wc));
+    wait_until(T, || env.keeper.core().connected_workers() == 1).await;
+    let c = env.client().await;
+    let ids = c
+        .submit(vec![
+            task::builtin("sleep", "100"),
+            task::builtin("sleep", "2000"),
+        ])
+        .await
+        .unwrap();
+    let first = running_on(&c, ids[1]).await;
+    env.add_worker(2, 2).await;
+    env.workers.remove(0).shutdown().await.unwrap();
+    // The short one finished during the drain, on the worker that left.
+    let st = c.get(ids[0], 0, T).await.unwrap().status.unwrap();
+    assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+    assert_eq!((st.attempts, st.worker_id.as_str()), (1, first.as_str()));
+    // The long one outlived the drain: run again on the other worker.
+    let st = c.get(ids[1], 0, T).await.unwrap().status.unwrap();
+    assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+    assert_eq!(st.attempts, 2);
+    assert_ne!(st.worker_id, first);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_silent_worker_is_declared_dead_within_bound_and_evidence_is_recorded() {
     let mut cfg = test_config();

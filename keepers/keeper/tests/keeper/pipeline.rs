@@ -191,3 +191,37 @@ async fn test_lanes_give_way_to_other_classes() {
         "the other class's task finished {pos}th of 3001: lanes held the worker"
     );
 }
+
+/// A worker shut down gracefully finishes what it holds — running tasks and tasks waiting in
+/// its lanes — and gets nothing new; every task completes once, none is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_draining_worker_finishes_its_lanes_and_gets_no_more() {
+    let mut env = Env::start(test_config(), 4).await;
+    env.add_worker(1, 1).await;
+    env.add_worker(1, 1).await;
+    let c = env.client().await;
+    let warm = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
+    c.get(warm, 0, T).await.unwrap();
+    let ids = c
+        .submit(vec![task::builtin("sleep", "1"); 1000])
+        .await
+        .unwrap();
+    wait_until(T, || pipelined(&env) > 50).await;
+    let leaving = env.workers.remove(0);
+    let gone = leaving.id().to_string();
+    leaving.shutdown().await.unwrap();
+    let st = c.status(&ids).await.unwrap();
+    let on_gone = st.iter().filter(|s| s.worker_id == gone).count();
+    for id in &ids {
+        let s = c.get(*id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(
+            s.state,
+            pb::TaskState::Finished as i32,
+            "{s:?} (drained worker {gone})"
+        );
+        assert_eq!(s.attempts, 1, "task {id} was retried: {s:?}");
+    }
+    assert!(on_gone > 0, "the drained worker ran nothing");
+    let info = c.cluster().await.unwrap();
+    assert!(info.workers.iter().all(|w| w.worker_id != gone));
+}
