@@ -1410,18 +1410,14 @@ impl Core {
                 .get(lease)
                 .and_then(|c| c.lanes.get(&lane))
                 .is_some_and(|l| l.listed);
-            if !still_open {
-                // It filled up or stopped taking tasks; the queue may still hold some for
-                // the next open lane.
-                let c = inner
+            // Listed again means the class's queue ran dry; otherwise the lane filled up or
+            // stopped taking tasks, and the next open lane may take what is left.
+            let drained = still_open
+                || inner
                     .clusters
                     .get_mut(lease)
-                    .expect("cluster checked above");
-                if c.sched.peek_queued(class).is_none() {
-                    return;
-                }
-            } else {
-                // Listed again: the class's queue is empty.
+                    .is_none_or(|c| c.sched.peek_queued(class).is_none());
+            if drained {
                 return;
             }
         }
@@ -1471,19 +1467,24 @@ impl Core {
         }
     }
 
-    fn release_grant(&self, inner: &mut Inner, id: u64) {
-        let Some(t) = inner.tasks.get_mut(&id) else {
-            return;
-        };
-        let grant = t.grant.take();
-        let lease = t.lease.clone();
+    /// Detach a task that stopped running from its worker and lane; returns its grant.
+    fn take_grant(inner: &mut Inner, id: u64) -> Option<Grant> {
+        let t = inner.tasks.get_mut(&id)?;
         t.lane = 0;
+        let grant = t.grant.take();
         if let Some(w) = t.worker.clone()
             && let Some(conn) = inner.workers.get_mut(&w)
         {
             conn.running.remove(&id);
         }
-        if let (Some(g), Some(c)) = (grant, inner.clusters.get_mut(&lease)) {
+        grant
+    }
+
+    fn release_grant(&self, inner: &mut Inner, id: u64) {
+        let Some(lease) = inner.tasks.get(&id).map(|t| t.lease.clone()) else {
+            return;
+        };
+        if let (Some(g), Some(c)) = (Self::take_grant(inner, id), inner.clusters.get_mut(&lease)) {
             c.sched.release(&g);
         }
     }
@@ -1537,15 +1538,7 @@ impl Core {
         };
         // The worker has started `next` already (or is about to): it inherits the grant.
         l.holder = next;
-        let grant = inner.tasks.get_mut(&id).and_then(|t| {
-            t.lane = 0;
-            t.grant.take()
-        });
-        if let Some(w) = inner.tasks[&id].worker.clone()
-            && let Some(conn) = inner.workers.get_mut(&w)
-        {
-            conn.running.remove(&id);
-        }
+        let grant = Self::take_grant(inner, id);
         if let Some(t) = inner.tasks.get_mut(&next) {
             t.grant = grant;
             if !t.reconstructing && !t.cancel_requested {

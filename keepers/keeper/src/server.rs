@@ -170,16 +170,9 @@ pub async fn start(
         let cancel = cancel.clone();
         let every = (cfg.dead_after / 4).max(Duration::from_millis(20));
         tasks.push(tokio::spawn(
-            async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tick.tick() => { core.check_heartbeats(); }
-                    }
-                }
-            }
+            periodic(every, cancel, move || {
+                core.check_heartbeats();
+            })
             .instrument(info_span!("heartbeat_monitor")),
         ));
     }
@@ -190,16 +183,9 @@ pub async fn start(
         let keep = cfg.task_retention;
         let every = (keep / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
         tasks.push(tokio::spawn(
-            async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tick.tick() => { core.collect_garbage(keep); }
-                    }
-                }
-            }
+            periodic(every, cancel, move || {
+                core.collect_garbage(keep);
+            })
             .instrument(info_span!("retention")),
         ));
     }
@@ -272,4 +258,16 @@ pub async fn start(
         tasks,
         server,
     })
+}
+
+/// Run `f` every `every` (late ticks are delayed, not bunched) until `cancel`.
+async fn periodic(every: Duration, cancel: CancellationToken, mut f: impl FnMut()) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => f(),
+        }
+    }
 }

@@ -196,11 +196,14 @@ async fn test_lanes_give_way_to_other_classes() {
 /// its lanes — and gets nothing new; every task completes once, none is retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_draining_worker_finishes_its_lanes_and_gets_no_more() {
-    let mut env = Env::start(test_config(), 4).await;
+    let mut cfg = test_config();
+    // 1 ms sleeps count as short even when a loaded CI machine stretches them past 2 ms.
+    cfg.pipeline_below = Duration::from_secs(1);
+    let mut env = Env::start(cfg, 4).await;
     env.add_worker(1, 1).await;
     env.add_worker(1, 1).await;
     let c = env.client().await;
-    let warm = c.submit(vec![task::builtin("noop", "")]).await.unwrap()[0];
+    let warm = c.submit(vec![task::builtin("sleep", "1")]).await.unwrap()[0];
     c.get(warm, 0, T).await.unwrap();
     let ids = c
         .submit(vec![task::builtin("sleep", "1"); 1000])
