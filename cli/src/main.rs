@@ -378,7 +378,8 @@ fn print_status(out: Output, s: &pb::TaskStatus) {
 fn verdict_json(v: &pb::ProofVerdict) -> serde_json::Value {
     let hex: String = v.digest.iter().map(|b| format!("{b:02x}")).collect();
     json!({
-        "verdict": v.verdict,
+        "verdict": v.verdict().label(),
+        "stage": v.stage().label(),
         "ok": v.ok,
         "rejection": v.rejection,
         "reason": v.reason,
@@ -704,7 +705,16 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                             v.tiles_checked
                         );
                     } else {
-                        println!("{} ({}): {}", v.verdict, v.rejection, v.reason);
+                        println!(
+                            "{} ({}): {}",
+                            v.verdict().label(),
+                            if v.rejection.is_empty() {
+                                v.stage().label()
+                            } else {
+                                &v.rejection
+                            },
+                            v.reason
+                        );
                     }
                     if !digest.is_empty() {
                         println!("transcript digest {digest}");
@@ -722,7 +732,7 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                 Output::Json => println!(
                     "{}",
                     json!({
-                        "lease": cl.lease_id, "provider": cl.provider, "state": cl.state,
+                        "lease": cl.lease_id, "provider": cl.provider, "state": cl.state().label(),
                         "gpus_requested": cl.gpus_requested, "gpus_ready": cl.gpus_ready,
                         "workers": cl.workers.iter().map(|w| json!({
                             "id": w.worker_id, "zone": w.zone, "gpus": w.gpus.len(), "cpu_only": w.cpu_only,
@@ -733,7 +743,11 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                 Output::Text => {
                     println!(
                         "lease {} ({}): {} — {}/{} GPUs",
-                        cl.lease_id, cl.provider, cl.state, cl.gpus_ready, cl.gpus_requested
+                        cl.lease_id,
+                        cl.provider,
+                        cl.state().label(),
+                        cl.gpus_ready,
+                        cl.gpus_requested
                     );
                     for w in cl.workers {
                         println!(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks for gpunet-proof, in one command. Build here first (no Rust on the GPU machine):
-#   cargo build -p gpunet-proof --release --bins
+#   cargo build -p gpunet-proof --features cuda --release --bins
 # then, on the GPU machine, from the repository root:
 #   bash keepers/proof/gpu-check.sh [extra gpunet-proof-bench options]
 # Prints: CUDA vs CPU root bit-identity (3 shapes), an end-to-end GPU proof verified, and per

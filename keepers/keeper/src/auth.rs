@@ -196,6 +196,60 @@ impl Sessions {
     }
 }
 
+/// The gRPC layer's admission state, shared by both services: the challenges it has issued
+/// (worker registration, client sessions) and the client sessions it has opened. The core
+/// never sees either; it receives verified keys and leases.
+pub struct Gate {
+    /// Keeper id (base58 public key) that signatures are bound to.
+    pub keeper_id: String,
+    /// Registration and session challenges.
+    pub challenges: Challenges,
+    /// Client sessions.
+    pub sessions: Sessions,
+}
+
+impl Gate {
+    /// A gate for keeper `keeper_id` whose sessions live `session_ttl`.
+    pub fn new(keeper_id: String, session_ttl: Duration) -> Self {
+        Gate {
+            keeper_id,
+            challenges: Challenges::default(),
+            sessions: Sessions::new(session_ttl),
+        }
+    }
+
+    /// A fresh challenge for `GetChallenge` (both services).
+    pub fn challenge(&self) -> Result<gpunet_proto::v1::Challenge, KeeperError> {
+        let c = self.challenges.issue()?;
+        Ok(gpunet_proto::v1::Challenge {
+            challenge: c.to_vec().into(),
+            keeper_id: self.keeper_id.clone(),
+        })
+    }
+
+    /// Checks an answer to one of our challenges: the challenge is consumed (it must be ours,
+    /// unused and unexpired) and `signature` must be `key`'s over `message`. Returns the key.
+    /// `refused` counts every refusal.
+    pub fn answer(
+        &self,
+        challenge: &[u8],
+        key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        refused: &prometheus_client::metrics::counter::Counter,
+    ) -> Result<[u8; 32], KeeperError> {
+        if !self.challenges.consume(challenge) {
+            refused.inc();
+            return Err(KeeperError::Unauthenticated(
+                "unknown, used or expired challenge".into(),
+            ));
+        }
+        verify_sig(key, message, signature).inspect_err(|_| {
+            refused.inc();
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

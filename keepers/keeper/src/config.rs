@@ -301,8 +301,8 @@ impl KeeperConfig {
     }
 
     /// The benchmark-proof settings (`proof_n`, `proof_rounds`, `proof_timeout`).
-    pub fn proof_settings(&self) -> crate::proofs::ProofSettings {
-        crate::proofs::ProofSettings {
+    pub fn proof_settings(&self) -> ProofSettings {
+        ProofSettings {
             n: self.proof_n,
             rounds: self.proof_rounds,
             timeout: self.proof_timeout,
@@ -327,6 +327,28 @@ impl KeeperConfig {
             });
         }
         Ok((reg, leases))
+    }
+}
+
+/// What the keeper's challenges look like and how long it waits (from `KeeperConfig`).
+#[derive(Clone, Debug)]
+pub struct ProofSettings {
+    /// Matrix side `n` for GPU workers (`inner = n`).
+    pub n: u32,
+    /// Rounds `K` for GPU workers.
+    pub rounds: u32,
+    /// Bound on each wait: for the assignment, for each commit, for the opening.
+    pub timeout: Duration,
+}
+
+impl Default for ProofSettings {
+    fn default() -> Self {
+        let p = gpunet_proof::ChallengeParams::default();
+        Self {
+            n: p.n,
+            rounds: p.rounds,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 

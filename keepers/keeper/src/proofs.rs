@@ -21,7 +21,6 @@
 //! died, cancelled). `docs/dispatch.md` ("Benchmark proofs over the task stream") has the
 //! timing, the evidence and what CPU-only workers get.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,15 +31,16 @@ use gpunet_proof::{
     PROTOCOL_VERSION, Rejection, RoundCommit, SignedChallenge, Transcript,
 };
 use gpunet_proto::v1 as pb;
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+pub use crate::config::ProofSettings;
 use crate::core::Core;
 use crate::error::KeeperError;
-use crate::store::Evidence;
+use crate::proof_routes::ProofEvent;
+use crate::store::{Evidence, EvidenceKind};
 
 /// Default matrix side for a CPU-only worker (its challenge carries no throughput claim, so
 /// it only has to be large enough to exercise the whole protocol).
@@ -52,28 +52,6 @@ pub const CPU_ONLY_DEFAULT_ROUNDS: u32 = 8;
 pub const CPU_ONLY_MAX_N: u32 = 1024;
 /// Tile side of keeper-issued challenges (as `ChallengeParams::default`).
 const TILE: u32 = 16;
-
-/// What the keeper's challenges look like and how long it waits (from `KeeperConfig`).
-#[derive(Clone, Debug)]
-pub struct ProofSettings {
-    /// Matrix side `n` for GPU workers (`inner = n`).
-    pub n: u32,
-    /// Rounds `K` for GPU workers.
-    pub rounds: u32,
-    /// Bound on each wait: for the assignment, for each commit, for the opening.
-    pub timeout: Duration,
-}
-
-impl Default for ProofSettings {
-    fn default() -> Self {
-        let p = ChallengeParams::default();
-        Self {
-            n: p.n,
-            rounds: p.rounds,
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
 
 /// Per-request overrides of a challenge's size.
 #[derive(Clone, Copy, Debug, Default)]
@@ -176,144 +154,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-// ---------------------------------------------------------------- routing
-
-/// What the worker stream and the core tell a running proof.
-#[derive(Debug)]
-enum ProofEvent {
-    /// The proof task's assignment went out (`at`: when).
-    Assigned {
-        task_id: u64,
-        attempt: u32,
-        tx: Option<mpsc::UnboundedSender<pb::KeeperMessage>>,
-        at: Instant,
-    },
-    /// A round commit arrived (`at`: when).
-    Commit { commit: Bytes, at: Instant },
-    /// The opening arrived.
-    Opening { opening: Bytes },
-}
-
-struct Route {
-    challenge: Bytes,
-    worker: Arc<str>,
-    tx: mpsc::UnboundedSender<ProofEvent>,
-}
-
-#[derive(Default)]
-struct Routes {
-    /// Issued challenges whose task has not been assigned yet.
-    pending: HashMap<Bytes, Route>,
-    /// Assigned proof tasks.
-    running: HashMap<u64, Route>,
-}
-
-/// Routes proof messages to the [`Prover`] that issued the challenge. Only challenges this
-/// keeper issued are routed (a user's own `ProofTask` is an ordinary task), and only messages
-/// from the worker the challenge is for.
-///
-/// Locked inside the core's lock (from `Core::start`), never the other way round.
-#[derive(Default)]
-pub struct ProofRoutes {
-    inner: Mutex<Routes>,
-}
-
-/// Removes a proof's routes when its prover is done.
-struct RouteGuard<'a> {
-    routes: &'a ProofRoutes,
-    challenge: Bytes,
-}
-
-impl Drop for RouteGuard<'_> {
-    fn drop(&mut self) {
-        let mut r = self.routes.inner.lock();
-        r.pending.remove(&self.challenge);
-        r.running.retain(|_, x| x.challenge != self.challenge);
-    }
-}
-
-impl ProofRoutes {
-    fn expect(
-        &self,
-        challenge: Bytes,
-        worker: Arc<str>,
-    ) -> (RouteGuard<'_>, mpsc::UnboundedReceiver<ProofEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.inner.lock().pending.insert(
-            challenge.clone(),
-            Route {
-                challenge: challenge.clone(),
-                worker,
-                tx,
-            },
-        );
-        (
-            RouteGuard {
-                routes: self,
-                challenge,
-            },
-            rx,
-        )
-    }
-
-    /// A proof task's assignment goes out now (called by the core when it starts a task with
-    /// a `ProofTask` executor, with the worker's stream).
-    pub(crate) fn assigned(
-        &self,
-        challenge: &Bytes,
-        task_id: u64,
-        attempt: u32,
-        worker: &Arc<str>,
-        tx: Option<&mpsc::UnboundedSender<pb::KeeperMessage>>,
-    ) {
-        let mut r = self.inner.lock();
-        let Some(route) = r.pending.remove(challenge) else {
-            return;
-        };
-        if route.worker != *worker {
-            // Not the worker the challenge is for (cannot happen with hard affinity).
-            r.pending.insert(challenge.clone(), route);
-            return;
-        }
-        let _ = route.tx.send(ProofEvent::Assigned {
-            task_id,
-            attempt,
-            tx: tx.cloned(),
-            at: Instant::now(),
-        });
-        r.running.insert(task_id, route);
-    }
-
-    /// A `ProofCommitMsg` from `worker`.
-    pub(crate) fn commit(&self, worker: &Arc<str>, m: pb::ProofCommitMsg) {
-        let at = Instant::now();
-        let r = self.inner.lock();
-        if let Some(route) = r.running.get(&m.task_id).filter(|x| x.worker == *worker) {
-            let _ = route.tx.send(ProofEvent::Commit {
-                commit: m.commit,
-                at,
-            });
-        }
-    }
-
-    /// A `ProofOpening` from `worker`.
-    pub(crate) fn opening(&self, worker: &Arc<str>, m: pb::ProofOpening) {
-        let r = self.inner.lock();
-        if let Some(route) = r.running.get(&m.task_id).filter(|x| x.worker == *worker) {
-            let _ = route.tx.send(ProofEvent::Opening { opening: m.opening });
-        }
-    }
-
-    /// Whether a proof of `worker` is under way.
-    pub fn in_flight(&self, worker: &str) -> bool {
-        let r = self.inner.lock();
-        r.pending
-            .values()
-            .chain(r.running.values())
-            .any(|x| &*x.worker == worker)
-    }
-}
-
 // ---------------------------------------------------------------- prover
 
 /// Runs challenges against workers and verifies them (one job: the keeper's side of the
@@ -327,7 +167,7 @@ pub struct Prover {
 
 /// How one proof ended, before it becomes a verdict.
 struct Outcome {
-    verdict: &'static str,
+    verdict: pb::ProofOutcome,
     rejection: String,
     reason: String,
     transcript: Option<Transcript>,
@@ -338,7 +178,7 @@ struct Outcome {
 impl Outcome {
     fn rejected(r: &Rejection, transcript: Option<Transcript>) -> Self {
         Self {
-            verdict: "rejected",
+            verdict: pb::ProofOutcome::Rejected,
             rejection: rejection_kind(r).to_string(),
             reason: r.to_string(),
             transcript,
@@ -347,7 +187,7 @@ impl Outcome {
         }
     }
 
-    fn other(verdict: &'static str, rejection: &str, reason: String) -> Self {
+    fn other(verdict: pb::ProofOutcome, rejection: &str, reason: String) -> Self {
         Self {
             verdict,
             rejection: rejection.to_string(),
@@ -472,7 +312,7 @@ impl Prover {
 
         let timeout = self.settings.timeout;
         let mut deadline = tokio::time::Instant::now() + timeout;
-        let mut stage = "assignment";
+        let mut stage = pb::ProofStage::Assignment;
         let mut running: Option<Running> = None;
         let mut rounds_received = 0u32;
         let mut last_us = 0u64;
@@ -494,7 +334,7 @@ impl Prover {
                 biased;
                 _ = self.cancel.cancelled() => return Err(KeeperError::ShuttingDown),
                 ev = events.recv() => match ev {
-                    None => break Outcome::other("failed", "internal", "proof routes dropped".into()),
+                    None => break Outcome::other(pb::ProofOutcome::Failed, "internal", "proof routes dropped".into()),
                     Some(ProofEvent::Assigned { task_id: t, attempt, tx, at }) => {
                         if t != task_id || running.is_some() {
                             continue;
@@ -506,12 +346,12 @@ impl Prover {
                             tx,
                             last_us: 0,
                         });
-                        stage = "commits";
+                        stage = pb::ProofStage::Commits;
                         deadline = tokio::time::Instant::now() + timeout;
                     }
                     Some(ProofEvent::Commit { commit, at }) => {
                         let Some(r) = running.as_mut() else { continue };
-                        if stage != "commits" {
+                        if stage != pb::ProofStage::Commits {
                             break Outcome::rejected(
                                 &Rejection::RoundCount { expected: params.rounds, got: rounds_received + 1 },
                                 None,
@@ -535,7 +375,7 @@ impl Prover {
                             // Randomness the worker could not know: drawn only now.
                             let req = match r.session.request_opening() {
                                 Ok(q) => q,
-                                Err(e) => break Outcome::other("failed", "internal", e.to_string()),
+                                Err(e) => break Outcome::other(pb::ProofOutcome::Failed, "internal", e.to_string()),
                             };
                             let sent = r.tx.as_ref().is_some_and(|tx| {
                                 tx.send(pb::KeeperMessage {
@@ -548,13 +388,13 @@ impl Prover {
                                 .is_ok()
                             });
                             if !sent {
-                                break Outcome::other("failed", "WORKER_DIED", "the worker's stream is gone".into());
+                                break Outcome::other(pb::ProofOutcome::Failed, "WORKER_DIED", "the worker's stream is gone".into());
                             }
-                            stage = "opening";
+                            stage = pb::ProofStage::Opening;
                         }
                     }
                     Some(ProofEvent::Opening { opening }) => {
-                        if stage != "opening" {
+                        if stage != pb::ProofStage::Opening {
                             // Nothing was requested yet: it cannot be an answer.
                             warn!(task = task_id, "unrequested opening ignored");
                             continue;
@@ -566,11 +406,11 @@ impl Prover {
                         };
                         let t = match r.session.finish(opening) {
                             Ok(t) => t,
-                            Err(e) => break Outcome::other("failed", "internal", e.to_string()),
+                            Err(e) => break Outcome::other(pb::ProofOutcome::Failed, "internal", e.to_string()),
                         };
                         break match gpunet_proof::verify(&t, &Expectations::for_issued(&challenge)) {
                             Ok(rep) => Outcome {
-                                verdict: "ok",
+                                verdict: pb::ProofOutcome::Ok,
                                 rejection: String::new(),
                                 reason: String::new(),
                                 transcript: Some(t),
@@ -583,7 +423,7 @@ impl Prover {
                 },
                 st = &mut ended => break match st {
                     Ok(st) => Outcome::other(
-                        "failed",
+                        pb::ProofOutcome::Failed,
                         pb::ErrorKind::try_from(st.error_kind)
                             .unwrap_or(pb::ErrorKind::None)
                             .as_str_name()
@@ -599,14 +439,14 @@ impl Prover {
                             format!("the proof task ended before the opening: {}", st.error)
                         },
                     ),
-                    Err(e) => Outcome::other("failed", "internal", e.to_string()),
+                    Err(e) => Outcome::other(pb::ProofOutcome::Failed, "internal", e.to_string()),
                 },
                 _ = tokio::time::sleep_until(deadline) => break Outcome::other(
-                    "timeout",
-                    stage,
+                    pb::ProofOutcome::Timeout,
+                    "",
                     match stage {
-                        "assignment" => format!("the proof task was not assigned within {timeout:?}"),
-                        "commits" => format!(
+                        pb::ProofStage::Assignment | pb::ProofStage::Unspecified => format!("the proof task was not assigned within {timeout:?}"),
+                        pb::ProofStage::Commits => format!(
                             "round {} of {} did not arrive within {timeout:?}",
                             rounds_received + 1,
                             params.rounds
@@ -616,7 +456,7 @@ impl Prover {
                 ),
             }
         };
-        if outcome.verdict != "ok" {
+        if outcome.verdict != pb::ProofOutcome::Ok {
             // Stop the worker's side (harmless if the task is already over).
             let _ = self.core.cancel(lease, &[task_id]);
         }
@@ -640,8 +480,9 @@ impl Prover {
             class.expected_tops() * f64::from(100 - slack) / 100.0
         };
         let verdict = pb::ProofVerdict {
-            verdict: outcome.verdict.to_string(),
-            ok: outcome.verdict == "ok",
+            verdict: outcome.verdict as i32,
+            stage: stage as i32,
+            ok: outcome.verdict == pb::ProofOutcome::Ok,
             rejection: outcome.rejection.clone(),
             reason: outcome.reason.clone(),
             digest: digest.clone(),
@@ -661,7 +502,7 @@ impl Prover {
         if verdict.ok {
             info!(task = task_id, tops = measured_tops, "proof verified");
         } else {
-            warn!(task = task_id, verdict = %verdict.verdict, rejection = %verdict.rejection, reason = %verdict.reason, "proof not verified");
+            warn!(task = task_id, verdict = ?verdict.verdict(), stage = ?verdict.stage(), rejection = %verdict.rejection, reason = %verdict.reason, "proof not verified");
         }
         let ack = self.core.record_evidence(Evidence {
             worker: worker.to_string(),
@@ -674,8 +515,9 @@ impl Prover {
             },
             at_unix_ms: now_ms(),
             tasks: vec![task_id],
-            kind: "proof".into(),
-            verdict: verdict.verdict.clone(),
+            kind: EvidenceKind::Proof as i32,
+            verdict: verdict.verdict,
+            stage: verdict.stage,
             rejection: verdict.rejection.clone(),
             digest,
             transcript,
@@ -711,7 +553,7 @@ impl Prover {
                     round.spawn(async move {
                         match me.prove(&lease, &w.worker_id, ProveOptions::default()).await {
                             Ok(v) => info!(
-                                lease = %lease, worker = %w.worker_id, verdict = %v.verdict,
+                                lease = %lease, worker = %w.worker_id, verdict = ?v.verdict(),
                                 rejection = %v.rejection, tops = v.measured_tops,
                                 "periodic proof"
                             ),

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument, info, info_span};
 
+use crate::auth::Gate;
 use crate::config::KeeperConfig;
 use crate::core::{Core, CoreConfig};
 use crate::directory::{LeaseDirectory, WorkerRegistry};
@@ -120,8 +121,8 @@ pub async fn start(
         &sink,
         leases,
         registry,
-        cfg.session_ttl,
     );
+    let gate = Arc::new(Gate::new(keeper_id.clone(), cfg.session_ttl));
 
     let listener = TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;
@@ -132,13 +133,20 @@ pub async fn start(
     health
         .set_serving::<pb::keeper_service_server::KeeperServiceServer<ClientSvc>>()
         .await;
+    // Reflection in both versions: `v1` for current tools (grpcurl), `v1alpha` for grpcio's
+    // own reflection client and the tools built on it.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gpunet_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| KeeperError::Config(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gpunet_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| KeeperError::Config(format!("reflection: {e}")))?;
     let max = cfg.max_message_bytes;
     let worker_svc = pb::worker_service_server::WorkerServiceServer::new(WorkerSvc {
         core: core.clone(),
+        gate: gate.clone(),
         cancel: cancel.clone(),
     })
     .max_decoding_message_size(max)
@@ -151,6 +159,7 @@ pub async fn start(
     ));
     let client_svc = pb::keeper_service_server::KeeperServiceServer::new(ClientSvc {
         core: core.clone(),
+        gate,
         prover: prover.clone(),
         cancel: cancel.clone(),
     })
@@ -159,6 +168,7 @@ pub async fn start(
     let router = tonic::transport::Server::builder()
         .add_service(health_svc)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(worker_svc)
         .add_service(client_svc);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

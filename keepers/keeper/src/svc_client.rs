@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info_span};
 
-use crate::auth::verify_sig;
+use crate::auth::Gate;
 use crate::core::{Core, GetOutcome};
 use crate::proofs::{ProveOptions, Prover};
 
@@ -21,6 +21,7 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) struct ClientSvc {
     pub core: Arc<Core>,
+    pub gate: Arc<Gate>,
     pub prover: Arc<Prover>,
     pub cancel: CancellationToken,
 }
@@ -28,7 +29,7 @@ pub(crate) struct ClientSvc {
 impl ClientSvc {
     fn auth(&self, a: Option<&pb::RequestAuth>) -> Result<Arc<str>, Status> {
         let a = a.ok_or_else(|| Status::unauthenticated("missing auth"))?;
-        self.core.sessions.check(&a.session, a.nonce).map_err(|e| {
+        self.gate.sessions.check(&a.session, a.nonce).map_err(|e| {
             self.core.metrics.auth_refused.inc();
             Status::from(e)
         })
@@ -43,11 +44,7 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
         &self,
         _req: Request<pb::ChallengeRequest>,
     ) -> Result<Response<pb::Challenge>, Status> {
-        let c = self.core.challenges.issue()?;
-        Ok(Response::new(pb::Challenge {
-            challenge: c.to_vec().into(),
-            keeper_id: self.core.cfg.keeper_id.clone(),
-        }))
+        Ok(Response::new(self.gate.challenge()?))
     }
 
     async fn open_session(
@@ -55,21 +52,19 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
         req: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let r = req.into_inner();
-        if !self.core.challenges.consume(&r.challenge) {
-            self.core.metrics.auth_refused.inc();
-            return Err(Status::unauthenticated(
-                "unknown, used or expired challenge",
-            ));
-        }
         let msg = gpunet_proto::session_signing_bytes(
-            &self.core.cfg.keeper_id,
+            &self.gate.keeper_id,
             &r.lease_id,
             &r.challenge,
             &r.user_key,
         );
-        let key = verify_sig(&r.user_key, &msg, &r.signature).inspect_err(|_| {
-            self.core.metrics.auth_refused.inc();
-        })?;
+        let key = self.gate.answer(
+            &r.challenge,
+            &r.user_key,
+            &msg,
+            &r.signature,
+            &self.core.metrics.auth_refused,
+        )?;
         let lease = self.core.lease_info(&r.lease_id).ok_or_else(|| {
             Status::permission_denied(format!("no lease {:?} for this key", r.lease_id))
         })?;
@@ -80,10 +75,10 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
                 r.lease_id
             )));
         }
-        let id = self.core.sessions.open(r.lease_id.as_str().into(), key)?;
+        let id = self.gate.sessions.open(r.lease_id.as_str().into(), key)?;
         Ok(Response::new(pb::Session {
             session: id.to_vec().into(),
-            ttl_ms: self.core.sessions.ttl().as_millis() as u64,
+            ttl_ms: self.gate.sessions.ttl().as_millis() as u64,
         }))
     }
 

@@ -4,14 +4,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use gpunet_proto::v1 as pb;
 use gpunet_proto::v1::worker_message::Msg as Up;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::auth::verify_sig;
+use crate::auth::Gate;
 use crate::core::Core;
 
 /// How long a new stream may take to send `Register`.
@@ -19,45 +19,23 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct WorkerSvc {
     pub core: Arc<Core>,
+    pub gate: Arc<Gate>,
     pub cancel: CancellationToken,
 }
 
 type KeeperStream = Pin<Box<dyn Stream<Item = Result<pb::KeeperMessage, Status>> + Send>>;
 
-/// Merge consecutive queued assignment batches into one message (fewer frames under load).
+/// The worker's stream of keeper messages: queued assignment batches fold into one frame
+/// ([`gpunet_proto::coalesce`]); it ends when the keeper shuts down.
 fn merged(
     rx: tokio::sync::mpsc::UnboundedReceiver<pb::KeeperMessage>,
     cancel: CancellationToken,
 ) -> KeeperStream {
-    let s = futures::stream::unfold(
-        (rx, None::<pb::KeeperMessage>, cancel),
-        |(mut rx, held, cancel)| async move {
-            let mut msg = match held {
-                Some(m) => m,
-                None => tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    m = rx.recv() => m?,
-                },
-            };
-            let mut next_held = None;
-            if let Some(pb::keeper_message::Msg::Assign(a)) = msg.msg.as_mut() {
-                while a.tasks.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(pb::KeeperMessage {
-                            msg: Some(pb::keeper_message::Msg::Assign(b)),
-                        }) => a.tasks.extend(b.tasks),
-                        Ok(other) => {
-                            next_held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Some((Ok(msg), (rx, next_held, cancel)))
-        },
-    );
-    Box::pin(s)
+    Box::pin(
+        gpunet_proto::coalesce::coalesced(rx)
+            .take_until(cancel.cancelled_owned())
+            .map(Ok),
+    )
 }
 
 #[tonic::async_trait]
@@ -66,11 +44,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
         &self,
         _req: Request<pb::ChallengeRequest>,
     ) -> Result<Response<pb::Challenge>, Status> {
-        let c = self.core.challenges.issue()?;
-        Ok(Response::new(pb::Challenge {
-            challenge: c.to_vec().into(),
-            keeper_id: self.core.cfg.keeper_id.clone(),
-        }))
+        Ok(Response::new(self.gate.challenge()?))
     }
 
     type JoinStream = KeeperStream;
@@ -91,21 +65,19 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
                 "the first message on Join must be Register",
             ));
         };
-        if !self.core.challenges.consume(&reg.challenge) {
-            self.core.metrics.workers_refused.inc();
-            return Err(Status::unauthenticated(
-                "unknown, used or expired challenge",
-            ));
-        }
         let msg = gpunet_proto::worker_signing_bytes(
-            &self.core.cfg.keeper_id,
+            &self.gate.keeper_id,
             &reg.provider,
             &reg.challenge,
             &reg.worker_key,
         );
-        let key = verify_sig(&reg.worker_key, &msg, &reg.signature).inspect_err(|_| {
-            self.core.metrics.workers_refused.inc();
-        })?;
+        let key = self.gate.answer(
+            &reg.challenge,
+            &reg.worker_key,
+            &msg,
+            &reg.signature,
+            &self.core.metrics.workers_refused,
+        )?;
         if !self.core.worker_allowed(&reg.provider, &key) {
             self.core.metrics.workers_refused.inc();
             return Err(Status::permission_denied(format!(

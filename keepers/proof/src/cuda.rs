@@ -27,11 +27,11 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{CompileOptions, Ptx, compile_ptx_with_opts};
 
+use crate::backend::RoundBackend;
 use crate::error::ProofError;
 use crate::merkle::Hash;
 use crate::params::ChallengeParams;
 use crate::prf::{STREAM_A, STREAM_B, key_words};
-use crate::prover::RoundBackend;
 
 /// The kernels' source (also readable as `src/kernels.cu`).
 pub const KERNELS_SRC: &str = include_str!("kernels.cu");

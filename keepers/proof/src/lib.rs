@@ -19,15 +19,23 @@
 //!
 //! Modules: [`params`] (sizes), [`challenge`] (challenge, nonce, seed chain), [`prf`]
 //! (ChaCha8 matrices), [`gemm`] (exact int8 CPU kernels), [`merkle`], [`cpu`] (reference
-//! prover), [`cuda`] (cuBLAS + NVRTC prover), [`prover`] (driver, backend choice),
+//! prover), [`cuda`] (cuBLAS + NVRTC prover; a stub that reports "unavailable" without the
+//! `cuda` feature), [`backend`] (the trait both implement), [`tile`] (one tile alone: the
+//! verifier's computation), [`prover`] (driver, backend choice),
 //! [`opening`] (request, selection, signed opening), [`transcript`] (record, digest,
-//! keeper session), [`verify`] (checks and the timing table's use).
+//! keeper session), [`verify`] (checks and the timing table's use), [`rejection`] (why a
+//! proof was refused).
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod challenge;
 mod codec;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_off.rs"]
 pub mod cuda;
 pub mod error;
 pub mod gemm;
@@ -36,6 +44,8 @@ pub mod opening;
 pub mod params;
 pub mod prf;
 pub mod prover;
+pub mod rejection;
+pub mod tile;
 pub mod transcript;
 pub mod verify;
 

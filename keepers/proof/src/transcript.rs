@@ -10,7 +10,7 @@ use crate::codec::{from_bytes, hash_tagged, to_bytes};
 use crate::error::ProofError;
 use crate::merkle::Hash;
 use crate::opening::{Opening, OpeningRequest, RoundCommit};
-use crate::verify::Rejection;
+use crate::rejection::Rejection;
 
 const TRANSCRIPT_TAG: &[u8] = b"gpunet-proof/v1/transcript";
 

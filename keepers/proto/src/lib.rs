@@ -6,10 +6,13 @@
 //!   (signed sessions, submit / status / cancel / get / list / watch, cluster view).
 //!
 //! Generated at build time from `proto/gpunet/v1/dispatch.proto` with `protox` (no `protoc`).
-//! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. The signing-message helpers live here so the
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. [`coalesce`] folds queued batch messages
+//! (assignments, results) into one frame on both ends of the worker stream. The signing-message helpers live here so the
 //! worker, the keeper and clients build byte-identical messages.
 
 #![warn(missing_docs)]
+
+pub mod coalesce;
 
 /// Generated code for package `gpunet.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -66,3 +69,45 @@ pub fn session_signing_bytes(
 
 /// Metadata key carrying a worker's session secret (hex) on `FetchObject`.
 pub const WORKER_SESSION_METADATA: &str = "x-gpunet-worker-session";
+
+/// Short lowercase names of the enums clients print (the words the protocol used before these
+/// fields were enums: "ok", "ready", "created", "opening", ...).
+macro_rules! labels {
+    ($($ty:ident { $($variant:ident => $label:literal),* $(,)? })*) => {$(
+        impl v1::$ty {
+            /// Short lowercase name ("unspecified" for the zero value).
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(v1::$ty::$variant => $label,)*
+                }
+            }
+        }
+    )*};
+}
+
+labels! {
+    ClusterState {
+        Unspecified => "unspecified",
+        Forming => "forming",
+        Ready => "ready",
+        Degraded => "degraded",
+    }
+    PlacementGroupState {
+        Unspecified => "unspecified",
+        Pending => "pending",
+        Created => "created",
+    }
+    ProofOutcome {
+        Unspecified => "unspecified",
+        Ok => "ok",
+        Rejected => "rejected",
+        Timeout => "timeout",
+        Failed => "failed",
+    }
+    ProofStage {
+        Unspecified => "unspecified",
+        Assignment => "assignment",
+        Commits => "commits",
+        Opening => "opening",
+    }
+}

@@ -18,6 +18,7 @@
 
 pub mod exec;
 pub mod hw;
+mod objects;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use exec::{GpunetProof, ProofExecutor, ProofIo};
 pub use hw::{DeclaredGpus, Hardware};
+use objects::ObjectStore;
 
 /// Worker errors.
 #[derive(Debug, thiserror::Error)]
@@ -131,55 +133,6 @@ pub fn is_retryable(code: Code) -> bool {
             | Code::InvalidArgument
             | Code::Unimplemented
     )
-}
-
-/// Outputs above the inline limit, kept for fetching, oldest evicted first beyond a byte cap.
-/// There is no distributed reference counting (Ray has it): eviction plus lineage
-/// re-execution bound memory instead.
-struct ObjectStore {
-    map: HashMap<(u64, u32), Bytes>,
-    order: std::collections::VecDeque<(u64, u32)>,
-    bytes: u64,
-    cap: u64,
-}
-
-impl ObjectStore {
-    fn new(cap: u64) -> Self {
-        Self {
-            map: HashMap::new(),
-            order: Default::default(),
-            bytes: 0,
-            cap,
-        }
-    }
-    fn get(&self, k: &(u64, u32)) -> Option<&Bytes> {
-        self.map.get(k)
-    }
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-    fn insert(&mut self, k: (u64, u32), v: Bytes) {
-        self.bytes += v.len() as u64;
-        if let Some(old) = self.map.insert(k, v) {
-            self.bytes -= old.len() as u64;
-        } else {
-            self.order.push_back(k);
-        }
-        while self.bytes > self.cap {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(b) = self.map.remove(&oldest) {
-                self.bytes -= b.len() as u64;
-            }
-        }
-    }
-    fn remove(&mut self, k: (u64, u32)) {
-        if let Some(b) = self.map.remove(&k) {
-            self.bytes -= b.len() as u64;
-            self.order.retain(|x| *x != k);
-        }
-    }
 }
 
 /// State shared between connections of one worker process.
@@ -307,37 +260,6 @@ fn status_err(s: Status) -> WorkerError {
     }
 }
 
-/// Merge queued result batches into one message.
-fn up_stream(
-    rx: mpsc::UnboundedReceiver<pb::WorkerMessage>,
-) -> impl futures::Stream<Item = pb::WorkerMessage> + Send + 'static {
-    futures::stream::unfold(
-        (rx, None::<pb::WorkerMessage>),
-        |(mut rx, held)| async move {
-            let mut msg = match held {
-                Some(m) => m,
-                None => rx.recv().await?,
-            };
-            let mut next = None;
-            if let Some(Up::Results(r)) = msg.msg.as_mut() {
-                while r.results.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(pb::WorkerMessage {
-                            msg: Some(Up::Results(b)),
-                        }) => r.results.extend(b.results),
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Some((msg, (rx, next)))
-        },
-    )
-}
-
 async fn connection(
     shared: &Arc<Shared>,
     cancel: &CancellationToken,
@@ -383,7 +305,7 @@ async fn connection(
         })),
     });
     let mut down = rpc
-        .join(up_stream(up_rx))
+        .join(gpunet_proto::coalesce::coalesced(up_rx))
         .await
         .map_err(status_err)?
         .into_inner();
@@ -949,23 +871,5 @@ mod tests {
         assert!(is_retryable(Code::Internal));
         assert!(!is_retryable(Code::PermissionDenied));
         assert!(!is_retryable(Code::Unauthenticated));
-    }
-}
-
-#[cfg(test)]
-mod store_tests {
-    use super::*;
-
-    #[test]
-    fn object_store_evicts_oldest_beyond_cap() {
-        let mut s = ObjectStore::new(10);
-        s.insert((1, 0), Bytes::from_static(b"aaaa"));
-        s.insert((2, 0), Bytes::from_static(b"bbbb"));
-        s.insert((3, 0), Bytes::from_static(b"cccc"));
-        assert!(s.get(&(1, 0)).is_none());
-        assert!(s.get(&(3, 0)).is_some());
-        assert_eq!(s.bytes, 8);
-        s.remove((2, 0));
-        assert_eq!((s.len(), s.bytes), (1, 4));
     }
 }

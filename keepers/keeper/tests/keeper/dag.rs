@@ -156,7 +156,7 @@ async fn test_queueing_cancel_list_watch_and_submit_wait() {
     assert!(terminal.values().all(|&n| n == 1));
     // Cluster view.
     let cl = c.cluster().await.unwrap();
-    assert_eq!(cl.state, "ready");
+    assert_eq!(cl.state(), pb::ClusterState::Ready);
     assert_eq!(cl.workers.len(), 1);
     assert!(
         cl.workers[0].cpu_only,

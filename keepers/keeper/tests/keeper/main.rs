@@ -10,5 +10,6 @@ mod pipeline;
 mod placement;
 mod process;
 mod proofs;
+mod reflection;
 mod restart;
 mod retention;

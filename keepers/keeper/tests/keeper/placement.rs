@@ -33,7 +33,7 @@ async fn test_placement_group_strategies() {
         .create_placement_group(vec![b.clone(); 4], pb::PlacementStrategy::StrictSpread)
         .await
         .unwrap();
-    assert_eq!(pg.state, "created");
+    assert_eq!(pg.state(), pb::PlacementGroupState::Created);
     let set: HashSet<_> = pg.bundle_workers.iter().collect();
     assert_eq!(set.len(), 4, "strict spread: distinct workers");
     // Tasks in bundle i run on bundle i's worker, with the bundle's GPU.
@@ -59,7 +59,7 @@ async fn test_placement_group_strategies() {
         )
         .await
         .unwrap();
-    assert_eq!(pg5.state, "pending");
+    assert_eq!(pg5.state(), pb::PlacementGroupState::Pending);
     // STRICT_PACK: all on one worker.
     let pk = c
         .create_placement_group(
@@ -68,7 +68,7 @@ async fn test_placement_group_strategies() {
         )
         .await
         .unwrap();
-    assert_eq!(pk.state, "created");
+    assert_eq!(pk.state(), pb::PlacementGroupState::Created);
     assert_eq!(pk.bundle_workers[0], pk.bundle_workers[1]);
     // PACK: fits on one worker → one worker. SPREAD: distinct where possible.
     let p = c

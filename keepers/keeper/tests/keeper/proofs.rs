@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use gpunet_keeper::client::Client;
-use gpunet_keeper::store::{Evidence, read_evidence};
+use gpunet_keeper::store::{Evidence, EvidenceKind, read_evidence};
 use gpunet_keeper::{KeeperConfig, LeaseInfo};
 use gpunet_proof::merkle::{Hash, MerkleTree, leaf_hash};
 use gpunet_proof::{
@@ -80,7 +80,7 @@ impl Proving {
         read_evidence(&self.db.to_string_lossy())
             .expect("evidence")
             .into_iter()
-            .filter(|e| e.kind == "proof")
+            .filter(|e| e.kind() == EvidenceKind::Proof)
             .collect()
     }
 }
@@ -104,13 +104,15 @@ fn assert_recorded(ev: &[Evidence], v: &pb::ProofVerdict) {
         (
             e.worker.as_str(),
             e.lease.as_str(),
-            e.verdict.as_str(),
+            e.verdict(),
+            e.stage(),
             e.rejection.as_str()
         ),
         (
             v.worker_id.as_str(),
             v.lease_id.as_str(),
-            v.verdict.as_str(),
+            v.verdict(),
+            v.stage(),
             v.rejection.as_str()
         )
     );
@@ -271,8 +273,8 @@ async fn test_honest_worker_proof_verifies_and_digest_matches_transcript() {
     let v = p.prove(&c, &w).await;
     assert!(v.ok, "{v:?}");
     assert_eq!(
-        (v.verdict.as_str(), v.rejection.as_str(), v.reason.as_str()),
-        ("ok", "", "")
+        (v.verdict(), v.rejection.as_str(), v.reason.as_str()),
+        (pb::ProofOutcome::Ok, "", "")
     );
     // Declared GPUs: the CPU reference class, no throughput claim.
     assert_eq!(v.gpu_class, "CpuReference");
@@ -318,8 +320,8 @@ async fn test_wrong_root_is_refused_at_the_next_commit() {
     let c = p.env.client().await;
     let v = p.prove(&c, &w).await;
     assert_eq!(
-        (v.verdict.as_str(), v.rejection.as_str()),
-        ("rejected", "SeedMismatch"),
+        (v.verdict(), v.rejection.as_str()),
+        (pb::ProofOutcome::Rejected, "SeedMismatch"),
         "{v:?}"
     );
     assert_eq!(
@@ -340,8 +342,8 @@ async fn test_bad_opening_tile_is_refused_with_tile_mismatch() {
     let c = p.env.client().await;
     let v = p.prove(&c, &w).await;
     assert_eq!(
-        (v.verdict.as_str(), v.rejection.as_str()),
-        ("rejected", "TileMismatch"),
+        (v.verdict(), v.rejection.as_str()),
+        (pb::ProofOutcome::Rejected, "TileMismatch"),
         "{v:?}"
     );
     assert!(!v.ok);
@@ -364,8 +366,8 @@ async fn test_replayed_opening_for_another_nonce_is_refused() {
     assert!(first.ok, "{first:?}");
     let second = p.prove(&c, &w).await;
     assert_eq!(
-        (second.verdict.as_str(), second.rejection.as_str()),
-        ("rejected", "BadWorkerSignature"),
+        (second.verdict(), second.rejection.as_str()),
+        (pb::ProofOutcome::Rejected, "BadWorkerSignature"),
         "{second:?}"
     );
     let t = transcript_of(&second);
@@ -390,8 +392,8 @@ async fn test_worker_that_never_opens_gets_a_timeout_verdict_within_the_bound() 
     let v = p.prove(&c, &w).await;
     let took = start.elapsed();
     assert_eq!(
-        (v.verdict.as_str(), v.rejection.as_str()),
-        ("timeout", "opening"),
+        (v.verdict(), v.stage(), v.rejection.as_str()),
+        (pb::ProofOutcome::Timeout, pb::ProofStage::Opening, ""),
         "{v:?}"
     );
     assert_eq!(v.rounds_received, ROUNDS);
@@ -485,9 +487,14 @@ fn assert_recorded_for(e: &Evidence, v: &pb::ProofVerdict, provider: &str) {
             e.worker.as_str(),
             e.lease.as_str(),
             e.provider.as_str(),
-            e.verdict.as_str()
+            e.verdict()
         ),
-        (v.worker_id.as_str(), "lease-2", provider, "ok")
+        (
+            v.worker_id.as_str(),
+            "lease-2",
+            provider,
+            pb::ProofOutcome::Ok
+        )
     );
     assert_eq!(e.digest, v.digest);
 }

@@ -36,14 +36,13 @@
 //! [`GroupRecord`], the placement groups).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gpunet_proto::v1 as pb;
 use parking_lot::{Condvar, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -51,6 +50,14 @@ use tracing::{error, info, warn};
 
 use crate::config::Durability;
 use crate::error::KeeperError;
+
+mod records;
+mod wal;
+
+pub use records::{ClusterRecord, Evidence, EvidenceKind, GroupRecord, OutputRecord, TaskRecord};
+use wal::{
+    Row, Segment, WalBatch, create_segment, frame, read_segment, segment_path, segments, wal_dir,
+};
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
@@ -61,185 +68,6 @@ const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const MAX_GROUP: usize = 4096;
 /// Rotate the log early when a segment grows past this many bytes.
 const SEGMENT_BYTES: u64 = 256 << 20;
-/// Largest frame, written or replayed (one limit for both sides). A batch that would encode
-/// larger is refused loudly and closes the store: it is never acknowledged and then lost.
-const MAX_FRAME: usize = u32::MAX as usize;
-
-/// One output's location, as persisted.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct OutputRecord {
-    /// Output index.
-    #[prost(uint32, tag = "1")]
-    pub index: u32,
-    /// Inline bytes (when `inline`).
-    #[prost(bytes = "bytes", tag = "2")]
-    pub data: bytes::Bytes,
-    /// True if `data` holds the output.
-    #[prost(bool, tag = "3")]
-    pub inline: bool,
-    /// Size in bytes.
-    #[prost(uint64, tag = "4")]
-    pub size: u64,
-    /// Worker holding it (when not inline).
-    #[prost(string, tag = "5")]
-    pub worker: String,
-}
-
-/// A task as persisted.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TaskRecord {
-    /// Task id.
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    /// Lease.
-    #[prost(string, tag = "2")]
-    pub lease: String,
-    /// What to run.
-    #[prost(message, optional, tag = "3")]
-    pub spec: Option<pb::TaskSpec>,
-    /// `pb::TaskState` (only accepted-and-waiting or terminal states are written).
-    #[prost(int32, tag = "4")]
-    pub state: i32,
-    /// Attempts so far.
-    #[prost(uint32, tag = "5")]
-    pub attempts: u32,
-    /// `pb::ErrorKind`.
-    #[prost(int32, tag = "6")]
-    pub error_kind: i32,
-    /// Error message.
-    #[prost(string, tag = "7")]
-    pub error: String,
-    /// Exit code of a process task.
-    #[prost(int32, optional, tag = "8")]
-    pub exit_code: Option<i32>,
-    /// Output locations.
-    #[prost(message, repeated, tag = "9")]
-    pub outputs: Vec<OutputRecord>,
-    /// Last worker.
-    #[prost(string, tag = "10")]
-    pub worker: String,
-    /// Dependencies (task ids whose output 0/1 this task reads), resolved at submit.
-    #[prost(uint64, repeated, tag = "11")]
-    pub deps: Vec<u64>,
-    /// Unix milliseconds when the task became terminal (0 while it is not); retention counts
-    /// from here.
-    #[prost(uint64, tag = "12")]
-    pub finished_unix_ms: u64,
-}
-
-/// Evidence of a worker failure, for the chain side (a later issue turns it into slashes).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Evidence {
-    /// Worker id.
-    #[prost(string, tag = "1")]
-    pub worker: String,
-    /// Provider.
-    #[prost(string, tag = "2")]
-    pub provider: String,
-    /// Lease it served, if any.
-    #[prost(string, tag = "3")]
-    pub lease: String,
-    /// What happened ("missed heartbeats for 3.0s", "stream closed: …").
-    #[prost(string, tag = "4")]
-    pub reason: String,
-    /// Unix milliseconds.
-    #[prost(uint64, tag = "5")]
-    pub at_unix_ms: u64,
-    /// Tasks that were running on it (a proof verdict: the proof task).
-    #[prost(uint64, repeated, tag = "6")]
-    pub tasks: Vec<u64>,
-    /// What this is: "worker_died", or "proof" (a benchmark-proof verdict). Empty in records
-    /// written before the field existed: a worker death.
-    #[prost(string, tag = "7")]
-    pub kind: String,
-    /// A proof's verdict: "ok", "rejected", "timeout" or "failed".
-    #[prost(string, tag = "8")]
-    pub verdict: String,
-    /// A refused proof: the `gpunet_proof::Rejection` variant, the stage that timed out, or
-    /// the proof task's error kind.
-    #[prost(string, tag = "9")]
-    pub rejection: String,
-    /// The proof's transcript digest (32 bytes, what the chain side posts); empty when no
-    /// opening arrived.
-    #[prost(bytes = "bytes", tag = "10")]
-    pub digest: bytes::Bytes,
-    /// The borsh-encoded `gpunet_proof::Transcript` the digest is over.
-    #[prost(bytes = "bytes", tag = "11")]
-    pub transcript: bytes::Bytes,
-    /// Measured throughput of the proof, TOP/s.
-    #[prost(double, tag = "12")]
-    pub measured_tops: f64,
-}
-
-/// Cluster state of a lease, as persisted.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ClusterRecord {
-    /// "forming", "ready", "degraded".
-    #[prost(string, tag = "1")]
-    pub state: String,
-    /// Member worker ids.
-    #[prost(string, repeated, tag = "2")]
-    pub workers: Vec<String>,
-}
-
-/// A placement group, as persisted (re-created with the same id on restart, so tasks that
-/// target it keep working).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct GroupRecord {
-    /// Lease whose cluster holds it.
-    #[prost(string, tag = "1")]
-    pub lease: String,
-    /// Placement group id (unique within the lease's cluster).
-    #[prost(uint64, tag = "2")]
-    pub id: u64,
-    /// Bundles, in order.
-    #[prost(message, repeated, tag = "3")]
-    pub bundles: Vec<pb::Resources>,
-    /// `pb::PlacementStrategy`.
-    #[prost(int32, tag = "4")]
-    pub strategy: i32,
-}
-
-/// One row of a log frame: a numeric key (`num`) or a string key (`key`) and its value.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Row {
-    #[prost(uint64, tag = "1")]
-    num: u64,
-    #[prost(string, tag = "2")]
-    key: String,
-    #[prost(bytes = "vec", tag = "3")]
-    value: Vec<u8>,
-}
-
-/// The body of one log frame: everything one [`Batch`] changes, already encoded for redb.
-#[derive(Clone, PartialEq, prost::Message)]
-struct WalBatch {
-    /// Sequence number of the batch (consecutive from the store's start).
-    #[prost(uint64, tag = "1")]
-    seq: u64,
-    #[prost(message, repeated, tag = "2")]
-    tasks: Vec<Row>,
-    #[prost(message, repeated, tag = "3")]
-    evidence: Vec<Row>,
-    #[prost(message, repeated, tag = "4")]
-    clusters: Vec<Row>,
-    #[prost(message, repeated, tag = "5")]
-    groups: Vec<Row>,
-    /// Task ids removed (retention).
-    #[prost(uint64, repeated, tag = "6")]
-    deleted: Vec<u64>,
-}
-
-impl WalBatch {
-    fn has_rows(&self) -> bool {
-        !(self.tasks.is_empty()
-            && self.evidence.is_empty()
-            && self.clusters.is_empty()
-            && self.groups.is_empty()
-            && self.deleted.is_empty())
-    }
-}
-
 /// Work for one append.
 #[derive(Default)]
 pub struct Batch {
@@ -322,12 +150,6 @@ impl StoreOptions {
     }
 }
 
-struct Segment {
-    number: u64,
-    file: Arc<File>,
-    bytes: u64,
-}
-
 /// The appending side, behind one mutex: frame order = sequence order = checkpoint order.
 struct Writer {
     dir: Option<PathBuf>,
@@ -359,96 +181,6 @@ pub struct Store {
     cv: Arc<Condvar>,
     durability: Durability,
     threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn wal_dir(path: &str) -> PathBuf {
-    PathBuf::from(format!("{path}.wal"))
-}
-
-fn segment_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(format!("{n:016}.log"))
-}
-
-/// Segment numbers present in `dir`, ascending.
-fn segments(dir: &Path) -> Result<Vec<u64>, KeeperError> {
-    let mut v = Vec::new();
-    if !dir.exists() {
-        return Ok(v);
-    }
-    for e in std::fs::read_dir(dir)? {
-        let name = e?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(n) = name
-            .strip_suffix(".log")
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            v.push(n);
-        }
-    }
-    v.sort_unstable();
-    Ok(v)
-}
-
-/// Create a segment and make its directory entry durable.
-fn create_segment(dir: &Path, n: u64) -> Result<Segment, KeeperError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(segment_path(dir, n))?;
-    File::open(dir)?.sync_all()?;
-    Ok(Segment {
-        number: n,
-        file: Arc::new(file),
-        bytes: 0,
-    })
-}
-
-/// Append one frame (`len u32 LE ‖ crc32 u32 LE ‖ body`) to `buf`; false if the body is
-/// larger than [`MAX_FRAME`].
-fn frame(buf: &mut Vec<u8>, body: &WalBatch) -> bool {
-    buf.clear();
-    if prost::Message::encoded_len(body) > MAX_FRAME {
-        return false;
-    }
-    buf.extend_from_slice(&[0; 8]);
-    prost::Message::encode(body, buf).expect("Vec grows");
-    let len = (buf.len() - 8) as u32;
-    let crc = crc32fast::hash(&buf[8..]);
-    buf[..4].copy_from_slice(&len.to_le_bytes());
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
-    true
-}
-
-/// Decode the frames of one segment. Returns the batches and whether it ended cleanly.
-fn read_segment(path: &Path) -> Result<(Vec<WalBatch>, bool), KeeperError> {
-    let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at < data.len() {
-        let Some(head) = data.get(at..at + 8) else {
-            return Ok((out, false));
-        };
-        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
-        // Every written frame has rows, so a zero length is not a frame (zero-filled space).
-        if len == 0 || len as usize > MAX_FRAME {
-            return Ok((out, false));
-        }
-        let Some(body) = data.get(at + 8..at + 8 + len as usize) else {
-            return Ok((out, false));
-        };
-        if crc32fast::hash(body) != crc {
-            return Ok((out, false));
-        }
-        match <WalBatch as prost::Message>::decode(body) {
-            Ok(b) => out.push(b),
-            Err(_) => return Ok((out, false)),
-        }
-        at += 8 + len as usize;
-    }
-    Ok((out, true))
 }
 
 fn open_db(path: &str) -> Result<Database, KeeperError> {
@@ -1043,6 +775,7 @@ pub fn read_evidence(path: &str) -> Result<Vec<Evidence>, KeeperError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gpunet_proto::v1 as pb;
 
     fn opts(dir: &Path, durability: Durability, checkpoint: Duration) -> StoreOptions {
         StoreOptions {

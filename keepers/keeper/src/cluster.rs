@@ -1,0 +1,788 @@
+//! The cluster manager (Ray's cluster resource scheduler and its view of the nodes): which
+//! workers are connected, which lease's cluster each belongs to, the scheduler of each cluster
+//! (resources, placement groups: [`crate::sched`]), the resources each running task holds, the
+//! pipelining lanes on workers, and object pulls in flight.
+//!
+//! It owns [`Clusters`] and nothing else: it never looks at a task's spec beyond the request
+//! the coordinator hands it, and never decides a task's fate. Every method is synchronous and
+//! never awaits; messages to workers go to their unbounded stream senders.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gpunet_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+use crate::directory::LeaseInfo;
+use crate::error::KeeperError;
+use crate::sched::{
+    Decision, Grant, GroupInfo, PgStrategy, Request, Res, Scheduler, Strategy, WorkerIdx,
+    WorkerSpec,
+};
+use crate::store::ClusterRecord;
+
+/// Most task names whose run time one class remembers; beyond it the memory starts over.
+const MAX_NAMES_PER_CLASS: usize = 4096;
+
+/// A lease's cluster: its workers and their scheduler.
+pub(crate) struct Cluster {
+    pub info: LeaseInfo,
+    pub sched: Scheduler,
+    pub members: Vec<Arc<str>>,
+    was_ready: bool,
+    /// Open lanes by id (`Clusters::next_lane`).
+    pub lanes: HashMap<u64, Lane>,
+    /// Per scheduling class: recent run time and lanes that may take more tasks.
+    pub pipes: HashMap<u32, Pipe>,
+}
+
+/// Pipelining (Ray's `max_tasks_in_flight_per_worker`): a grant on a worker that runs a chain
+/// of tasks of one scheduling class, one after another. The worker runs the next task the
+/// moment the previous one ends, without waiting for the keeper; the keeper moves the grant
+/// to the next task when the previous result arrives. On this project's machines the
+/// keeper ↔ worker exchange, not the work, bounds short tasks: a worker with 2 slots idles
+/// for a round trip after every task unless a few more are already waiting on it.
+pub(crate) struct Lane {
+    pub worker: Arc<str>,
+    pub widx: WorkerIdx,
+    pub class: u32,
+    /// The task that holds the grant now (it runs, or has just finished on the worker).
+    pub holder: u64,
+    /// Tasks sent to the worker behind it, in order (each counts as an attempt).
+    pub queue: VecDeque<u64>,
+    /// Listed in its pipe's `open` (may take more tasks).
+    pub listed: bool,
+}
+
+/// Run times and open lanes of one scheduling class.
+#[derive(Default)]
+pub(crate) struct Pipe {
+    /// Exponential moving average of successful run times on workers (µs) per task name
+    /// within the class (one class is often many different functions: all 1-CPU tasks share
+    /// it). A name with no entry is never pipelined: nothing is pipelined blind.
+    pub mean_us: HashMap<String, f64>,
+    /// Lanes of this class that may take more tasks (stale ids are skipped).
+    pub open: VecDeque<u64>,
+}
+
+/// A connected worker.
+pub(crate) struct WorkerConn {
+    pub conn_id: u64,
+    pub provider: String,
+    pub lease: Option<Arc<str>>,
+    pub idx: Option<WorkerIdx>,
+    pub tx: mpsc::UnboundedSender<pb::KeeperMessage>,
+    pub last_seen: Instant,
+    pub reg: pb::Register,
+    /// Tasks assigned to it: running, or waiting in a lane behind a running one.
+    pub running: HashSet<u64>,
+    pub session: [u8; 16],
+    pub draining: bool,
+}
+
+/// What a running task holds on its worker.
+#[derive(Default)]
+pub(crate) struct Hold {
+    /// Its resources (None while it waits in a lane behind the holder of the grant).
+    pub grant: Option<Grant>,
+    /// Lane it runs in or waits in (0: none).
+    pub lane: u64,
+}
+
+/// What one step of filling a lane found (see [`Clusters::lane_next`]).
+pub(crate) enum LaneStep {
+    /// This queued task (popped from the scheduler) may go into the lane.
+    Take(u64),
+    /// Nothing to do now (no room, or the oldest queued task may not be pipelined).
+    Stop,
+}
+
+/// Every cluster, connected worker and held resource.
+pub(crate) struct Clusters {
+    pub clusters: HashMap<Arc<str>, Cluster>,
+    pub workers: HashMap<Arc<str>, WorkerConn>,
+    /// Task → what it holds (present while it runs or waits in a lane).
+    pub holds: HashMap<u64, Hold>,
+    pulls: HashMap<u64, (Arc<str>, oneshot::Sender<Option<Bytes>>)>,
+    next_pull: u64,
+    next_conn: u64,
+    next_lane: u64,
+}
+
+impl Default for Clusters {
+    fn default() -> Self {
+        Clusters {
+            clusters: HashMap::new(),
+            workers: HashMap::new(),
+            holds: HashMap::new(),
+            pulls: HashMap::new(),
+            next_pull: 1,
+            next_conn: 1,
+            next_lane: 0,
+        }
+    }
+}
+
+pub(crate) fn pg_strategy(s: pb::PlacementStrategy) -> PgStrategy {
+    match s {
+        pb::PlacementStrategy::Pack => PgStrategy::Pack,
+        pb::PlacementStrategy::Spread => PgStrategy::Spread,
+        pb::PlacementStrategy::StrictPack => PgStrategy::StrictPack,
+        pb::PlacementStrategy::StrictSpread => PgStrategy::StrictSpread,
+    }
+}
+
+pub(crate) fn res_of(b: &pb::Resources) -> Res {
+    Res {
+        milli_cpus: b.milli_cpus,
+        gpus: b.gpus,
+        memory: b.memory_bytes,
+    }
+}
+
+fn pg_info(id: u64, i: &GroupInfo) -> pb::PlacementGroupInfo {
+    pb::PlacementGroupInfo {
+        placement_group_id: id,
+        strategy: match i.strategy {
+            PgStrategy::Pack => pb::PlacementStrategy::Pack,
+            PgStrategy::Spread => pb::PlacementStrategy::Spread,
+            PgStrategy::StrictPack => pb::PlacementStrategy::StrictPack,
+            PgStrategy::StrictSpread => pb::PlacementStrategy::StrictSpread,
+        } as i32,
+        state: if i.created {
+            pb::PlacementGroupState::Created
+        } else {
+            pb::PlacementGroupState::Pending
+        } as i32,
+        bundle_workers: i
+            .bundle_workers
+            .iter()
+            .map(|w| w.as_deref().unwrap_or("").to_string())
+            .collect(),
+    }
+}
+
+impl Cluster {
+    fn new(info: LeaseInfo) -> Self {
+        Cluster {
+            info,
+            sched: Scheduler::new(),
+            members: Vec::new(),
+            was_ready: false,
+            lanes: HashMap::new(),
+            pipes: HashMap::new(),
+        }
+    }
+}
+
+impl Clusters {
+    // ------------------------------------------------------------ clusters and members
+
+    /// Creates the (empty) cluster of a lease.
+    pub fn insert(&mut self, lease: &Arc<str>, info: LeaseInfo) {
+        self.clusters.insert(lease.clone(), Cluster::new(info));
+    }
+
+    /// Connected workers not in any cluster and not draining (of `provider`, if given).
+    pub fn idle_workers(&self, provider: Option<&str>) -> Vec<Arc<str>> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| {
+                w.lease.is_none() && !w.draining && provider.is_none_or(|p| w.provider == p)
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn gpus_ready(&self, c: &Cluster) -> u32 {
+        c.members
+            .iter()
+            .filter_map(|m| self.workers.get(m))
+            .map(|w| w.reg.gpus.len() as u32)
+            .sum()
+    }
+
+    /// Adds worker `key` to `lease`'s cluster if it is the lease's provider's, is free, and
+    /// the cluster still lacks GPUs. True when it joined.
+    pub fn attach(&mut self, key: &Arc<str>, lease: &Arc<str>) -> bool {
+        let Some(c) = self.clusters.get(lease) else {
+            return false;
+        };
+        let Some(w) = self.workers.get(key) else {
+            return false;
+        };
+        if w.provider != c.info.provider || w.lease.is_some() {
+            return false;
+        }
+        let ready = self.gpus_ready(c);
+        if c.info.gpus > 0 && ready >= c.info.gpus {
+            return false;
+        }
+        let model = w
+            .reg
+            .gpus
+            .first()
+            .map(|g| g.model.clone())
+            .unwrap_or_default();
+        let spec = WorkerSpec {
+            key: key.clone(),
+            res: Res {
+                milli_cpus: w.reg.milli_cpus,
+                gpus: w.reg.gpus.len() as u32,
+                memory: w.reg.memory_bytes,
+            },
+            gpu_model: model,
+        };
+        let Some(c) = self.clusters.get_mut(lease) else {
+            return false;
+        };
+        let idx = c.sched.add_worker(spec);
+        c.members.push(key.clone());
+        if let Some(w) = self.workers.get_mut(key) {
+            w.lease = Some(lease.clone());
+            w.idx = Some(idx);
+        }
+        info!(lease = %lease, worker = %key, "worker joined cluster");
+        true
+    }
+
+    fn state(&self, c: &Cluster) -> pb::ClusterState {
+        let ready = self.gpus_ready(c);
+        if ready >= c.info.gpus && !c.members.is_empty() {
+            pb::ClusterState::Ready
+        } else if c.was_ready {
+            pb::ClusterState::Degraded
+        } else {
+            pb::ClusterState::Forming
+        }
+    }
+
+    /// The cluster's state and members as persisted (remembers having been ready).
+    pub fn changed(&mut self, lease: &Arc<str>) -> Option<ClusterRecord> {
+        let c = self.clusters.get(lease)?;
+        let state = self.state(c);
+        let rec = ClusterRecord {
+            state: state as i32,
+            workers: c.members.iter().map(|m| m.to_string()).collect(),
+        };
+        if state == pb::ClusterState::Ready
+            && let Some(c) = self.clusters.get_mut(lease)
+        {
+            c.was_ready = true;
+        }
+        Some(rec)
+    }
+
+    /// What a client sees of a lease's cluster.
+    pub fn info(&self, lease: &Arc<str>) -> Option<pb::ClusterInfo> {
+        let c = self.clusters.get(lease)?;
+        let workers = c
+            .members
+            .iter()
+            .filter_map(|m| self.workers.get(m).map(|w| (m, w)))
+            .map(|(m, w)| pb::WorkerInfo {
+                worker_id: m.to_string(),
+                zone: w.reg.zone.clone(),
+                gpus: w.reg.gpus.clone(),
+                milli_cpus: w.reg.milli_cpus,
+                memory_bytes: w.reg.memory_bytes,
+                cpu_only: w.reg.cpu_only,
+                alive: true,
+                running_tasks: w.running.len() as u32,
+                draining: w.draining,
+            })
+            .collect();
+        let pgs = c
+            .sched
+            .group_ids()
+            .into_iter()
+            .filter_map(|id| c.sched.group_info(id).map(|i| pg_info(id, &i)))
+            .collect();
+        Some(pb::ClusterInfo {
+            lease_id: lease.to_string(),
+            provider: c.info.provider.clone(),
+            gpus_requested: c.info.gpus,
+            gpus_ready: self.gpus_ready(c),
+            state: self.state(c) as i32,
+            workers,
+            placement_groups: pgs,
+        })
+    }
+
+    /// Leases whose cluster has at least one member, sorted.
+    pub fn leases(&self) -> Vec<Arc<str>> {
+        let mut v: Vec<Arc<str>> = self
+            .clusters
+            .iter()
+            .filter(|(_, c)| !c.members.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Creates a placement group on a lease's cluster.
+    pub fn create_group(
+        &mut self,
+        lease: &Arc<str>,
+        bundles: &[pb::Resources],
+        strategy: pb::PlacementStrategy,
+    ) -> Result<(u64, pb::PlacementGroupInfo), KeeperError> {
+        let c = self
+            .clusters
+            .get_mut(lease)
+            .ok_or_else(|| KeeperError::NotFound(format!("lease {lease}")))?;
+        let id = c
+            .sched
+            .create_group(bundles.iter().map(res_of).collect(), pg_strategy(strategy));
+        let info = c
+            .sched
+            .group_info(id)
+            .ok_or_else(|| KeeperError::NotFound("placement group".into()))?;
+        Ok((id, pg_info(id, &info)))
+    }
+
+    // ------------------------------------------------------------ scheduling
+
+    /// The scheduler's request for a task spec on a lease's cluster.
+    pub fn request_of(
+        &self,
+        lease: &Arc<str>,
+        spec: &pb::TaskSpec,
+    ) -> Option<Result<Request, String>> {
+        let c = self.clusters.get(lease)?;
+        let r = spec.resources.clone().unwrap_or(pb::Resources {
+            milli_cpus: 1000,
+            ..Default::default()
+        });
+        let res = res_of(&r);
+        let gpu_model = (!r.gpu_model.is_empty()).then(|| Arc::<str>::from(r.gpu_model.as_str()));
+        use pb::scheduling_strategy::Kind;
+        let strategy = match spec.strategy.as_ref().and_then(|s| s.kind.as_ref()) {
+            None | Some(Kind::Default(_)) => Strategy::Default,
+            Some(Kind::Spread(_)) => Strategy::Spread,
+            Some(Kind::NodeAffinity(a)) => match c.sched.affinity(&a.worker_id, a.soft, &res) {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            },
+            Some(Kind::PlacementGroup(p)) => Strategy::Group {
+                pg: p.placement_group_id,
+                bundle: (p.bundle_index >= 0).then_some(p.bundle_index as u32),
+            },
+        };
+        Some(Ok(Request {
+            res,
+            gpu_model,
+            strategy,
+        }))
+    }
+
+    /// Hands a ready task to its cluster's scheduler; with the task's class when it queued
+    /// and may be pipelined (default strategy, pipelining on).
+    pub fn submit(
+        &mut self,
+        lease: &Arc<str>,
+        id: u64,
+        req: &Request,
+        pipelining: bool,
+    ) -> (Decision, Option<u32>) {
+        let Some(c) = self.clusters.get_mut(lease) else {
+            return (Decision::Queued, None);
+        };
+        let d = c.sched.submit(id, req);
+        let class = (d == Decision::Queued && pipelining && req.strategy == Strategy::Default)
+            .then(|| c.sched.class_id(req));
+        (d, class)
+    }
+
+    /// Tasks the scheduler can start now that resources freed up.
+    pub fn dispatch(&mut self, lease: &Arc<str>) -> Vec<(u64, Grant)> {
+        let mut out = Vec::new();
+        if let Some(c) = self.clusters.get_mut(lease) {
+            c.sched.dispatch_queued(&mut out);
+        }
+        out
+    }
+
+    /// Forget queued tasks that will never run.
+    pub fn unqueue(&mut self, tasks: &[(Arc<str>, u64)]) {
+        for (lease, id) in tasks {
+            if let Some(c) = self.clusters.get_mut(lease) {
+                c.sched.cancel_queued(*id);
+            }
+        }
+    }
+
+    /// The worker a grant is on, and the lane to open for it: a lane (pipelining) only for
+    /// tasks of the default strategy on a worker that takes lanes, never for proofs.
+    pub fn place(
+        &mut self,
+        lease: &Arc<str>,
+        g: &Grant,
+        pipelining: bool,
+        is_proof: bool,
+    ) -> Option<(Arc<str>, u64)> {
+        let c = self.clusters.get(lease)?;
+        let key = c.sched.worker_key(g.worker).cloned()?;
+        let lane = if pipelining
+            && !is_proof
+            && self.workers.get(&key).is_some_and(|w| w.reg.lanes)
+            && c.sched
+                .class_request(g.class)
+                .is_some_and(|r| r.strategy == Strategy::Default)
+        {
+            // Not the task id: a retried task may start again while its old lane still runs.
+            self.next_lane += 1;
+            self.next_lane
+        } else {
+            0
+        };
+        Some((key, lane))
+    }
+
+    /// Task `id` runs on `worker` holding `grant` (None: waiting in lane `lane`).
+    pub fn hold(&mut self, id: u64, worker: &Arc<str>, grant: Option<Grant>, lane: u64) {
+        self.holds.insert(id, Hold { grant, lane });
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.insert(id);
+        }
+    }
+
+    /// Opens lane `lane` on `worker` with `holder` holding its grant.
+    pub fn open_lane(
+        &mut self,
+        lease: &Arc<str>,
+        lane: u64,
+        worker: Arc<str>,
+        g: &Grant,
+        holder: u64,
+    ) {
+        if let Some(c) = self.clusters.get_mut(lease) {
+            c.lanes.insert(
+                lane,
+                Lane {
+                    worker,
+                    widx: g.worker,
+                    class: g.class,
+                    holder,
+                    queue: VecDeque::new(),
+                    listed: false,
+                },
+            );
+        }
+    }
+
+    /// GPU ids held by a running task's grant.
+    pub fn gpu_ids(&self, id: u64) -> Vec<u32> {
+        self.holds
+            .get(&id)
+            .and_then(|h| h.grant.as_ref())
+            .map(|g| g.gpu_ids())
+            .unwrap_or_default()
+    }
+
+    /// Detaches a task that stopped running from its worker and lane; returns its grant.
+    pub fn take_grant(&mut self, id: u64, worker: Option<&Arc<str>>) -> Option<Grant> {
+        let h = self.holds.remove(&id);
+        if let Some(w) = worker
+            && let Some(conn) = self.workers.get_mut(w)
+        {
+            conn.running.remove(&id);
+        }
+        h.and_then(|h| h.grant)
+    }
+
+    /// Detaches a task and gives its resources back to its cluster's scheduler.
+    pub fn release(&mut self, lease: &Arc<str>, id: u64, worker: Option<&Arc<str>>) {
+        if let (Some(g), Some(c)) = (self.take_grant(id, worker), self.clusters.get_mut(lease)) {
+            c.sched.release(&g);
+        }
+    }
+
+    /// Whether a lane may take more tasks now: room in it, its worker not draining, and
+    /// nothing else waiting for resources its worker could give.
+    fn lane_room(&self, c: &Cluster, lane: &Lane, depth: u32) -> bool {
+        lane.queue.len() < depth as usize
+            && self.workers.get(&lane.worker).is_some_and(|w| !w.draining)
+            && !c.sched.others_waiting(lane.class, lane.widx)
+    }
+
+    /// One step of filling a lane: the oldest queued task of the lane's class when there is
+    /// room and `pipelinable` accepts it (given the class's run times); when the class's
+    /// queue is empty, the lane is listed as open for later submissions of its class.
+    pub fn lane_next(
+        &mut self,
+        lease: &Arc<str>,
+        lane: u64,
+        depth: u32,
+        pipelinable: impl Fn(u64, Option<&Pipe>) -> bool,
+    ) -> LaneStep {
+        let Some(c) = self.clusters.get(lease) else {
+            return LaneStep::Stop;
+        };
+        let Some(l) = c.lanes.get(&lane) else {
+            return LaneStep::Stop;
+        };
+        if !self.lane_room(c, l, depth) {
+            return LaneStep::Stop;
+        }
+        let class = l.class;
+        let c = self.clusters.get_mut(lease).expect("cluster checked above");
+        match c.sched.peek_queued(class) {
+            Some(id) if pipelinable(id, c.pipes.get(&class)) => {
+                c.sched.pop_queued(class);
+                LaneStep::Take(id)
+            }
+            // The oldest waits for a grant of its own (order is kept: nothing overtakes it).
+            Some(_) => LaneStep::Stop,
+            None => {
+                // Room left: later submissions of the class may come here directly.
+                let l = c.lanes.get_mut(&lane).expect("lane checked above");
+                if !l.listed {
+                    l.listed = true;
+                    let p = c.pipes.entry(class).or_default();
+                    p.open.push_back(lane);
+                    // Closed lanes leave their ids behind; drop them once they dominate.
+                    if p.open.len() > 2 * c.lanes.len() + 16 {
+                        let lanes = &c.lanes;
+                        p.open.retain(|id| lanes.get(id).is_some_and(|l| l.listed));
+                    }
+                }
+                LaneStep::Stop
+            }
+        }
+    }
+
+    /// The next open lane of `class` (taken off the open list), if any.
+    pub fn pop_open_lane(&mut self, lease: &Arc<str>, class: u32) -> Option<Option<u64>> {
+        let c = self.clusters.get_mut(lease)?;
+        let lane = c.pipes.get_mut(&class).and_then(|p| p.open.pop_front())?;
+        Some(c.lanes.get_mut(&lane).map(|l| {
+            l.listed = false;
+            lane
+        }))
+    }
+
+    /// After filling a lane from the open list: whether to stop (the lane was listed again,
+    /// so the class's queue ran dry, or nothing of the class is queued any more).
+    pub fn open_lanes_done(&mut self, lease: &Arc<str>, lane: u64, class: u32) -> bool {
+        let Some(c) = self.clusters.get_mut(lease) else {
+            return true;
+        };
+        c.lanes.get(&lane).is_some_and(|l| l.listed) || c.sched.peek_queued(class).is_none()
+    }
+
+    /// Puts task `id` into lane `lane`; returns the lane's worker.
+    pub fn enqueue_in_lane(
+        &mut self,
+        lease: &Arc<str>,
+        lane: u64,
+        id: u64,
+    ) -> Option<(Arc<str>, u64)> {
+        let l = self.clusters.get_mut(lease)?.lanes.get_mut(&lane)?;
+        l.queue.push_back(id);
+        Some((l.worker.clone(), l.holder))
+    }
+
+    /// Learns a successful run time of task name `name` in lane `lane`'s class.
+    pub fn learn_run_time(&mut self, lease: &Arc<str>, lane: u64, name: &str, run_micros: u64) {
+        let Some(c) = self.clusters.get_mut(lease) else {
+            return;
+        };
+        let Some(class) = c.lanes.get(&lane).map(|l| l.class) else {
+            return;
+        };
+        let p = c.pipes.entry(class).or_default();
+        let x = run_micros as f64;
+        match p.mean_us.get_mut(name) {
+            Some(m) => *m += (x - *m) / 8.0,
+            None => {
+                if p.mean_us.len() >= MAX_NAMES_PER_CLASS {
+                    p.mean_us.clear();
+                }
+                p.mean_us.insert(name.to_string(), x);
+            }
+        }
+    }
+
+    /// Task `id`'s result arrived while in lane `lane`. `Some(next)`: `id` held the grant and
+    /// `next` (already started on the worker) inherits it; `None`: the caller releases `id`'s
+    /// grant (no lane, a task that was still waiting in it, or the lane's last task).
+    pub fn lane_pass(&mut self, lease: &Arc<str>, lane: u64, id: u64) -> Option<u64> {
+        let c = self.clusters.get_mut(lease)?;
+        let l = c.lanes.get_mut(&lane)?;
+        if l.holder != id {
+            // Ended while still waiting in the lane (cancelled): the holder keeps the grant.
+            l.queue.retain(|&q| q != id);
+            return None;
+        }
+        let Some(next) = l.queue.pop_front() else {
+            c.lanes.remove(&lane);
+            return None;
+        };
+        l.holder = next;
+        Some(next)
+    }
+
+    /// `next`, already started behind the holder in lane `lane`, now holds the grant.
+    pub fn pass_grant(&mut self, next: u64, lane: u64, grant: Option<Grant>) {
+        self.holds
+            .entry(next)
+            .or_insert(Hold { grant: None, lane })
+            .grant = grant;
+    }
+
+    /// The lane a task runs or waits in (0: none).
+    pub fn lane_of(&self, id: u64) -> u64 {
+        self.holds.get(&id).map_or(0, |h| h.lane)
+    }
+
+    // ------------------------------------------------------------ workers
+
+    /// Adds a verified worker's connection; returns its connection id.
+    pub fn connect(
+        &mut self,
+        key: &Arc<str>,
+        reg: pb::Register,
+        tx: mpsc::UnboundedSender<pb::KeeperMessage>,
+        session: [u8; 16],
+    ) -> u64 {
+        let conn_id = self.next_conn;
+        self.next_conn += 1;
+        self.workers.insert(
+            key.clone(),
+            WorkerConn {
+                conn_id,
+                provider: reg.provider.clone(),
+                lease: None,
+                idx: None,
+                tx,
+                last_seen: Instant::now(),
+                reg,
+                running: HashSet::new(),
+                session,
+                draining: false,
+            },
+        );
+        conn_id
+    }
+
+    /// Removes connection `conn_id` of worker `key` (a newer connection is left alone).
+    pub fn disconnect(&mut self, key: &Arc<str>, conn_id: u64) -> Option<WorkerConn> {
+        match self.workers.get(key) {
+            Some(w) if w.conn_id == conn_id => {}
+            _ => return None,
+        }
+        self.pulls.retain(|_, (wk, _)| wk != key);
+        self.workers.remove(key)
+    }
+
+    /// A worker left its cluster: out of the scheduler (tasks queued for it alone come back
+    /// as unschedulable), its lanes closed, its tasks' holds dropped.
+    pub fn leave(
+        &mut self,
+        lease: &Arc<str>,
+        key: &Arc<str>,
+        idx: WorkerIdx,
+        running: &[u64],
+    ) -> Vec<(u64, String)> {
+        let failed = match self.clusters.get_mut(lease) {
+            Some(c) => {
+                c.members.retain(|m| m != key);
+                let failed = c.sched.remove_worker(idx);
+                c.lanes.retain(|_, l| l.worker != *key);
+                failed
+            }
+            None => Vec::new(),
+        };
+        for t in running {
+            self.holds.remove(t);
+        }
+        failed
+    }
+
+    /// The connection `conn_id` of worker `key`, if it is the current one.
+    pub fn conn_mut(&mut self, key: &Arc<str>, conn_id: u64) -> Option<&mut WorkerConn> {
+        self.workers.get_mut(key).filter(|w| w.conn_id == conn_id)
+    }
+
+    /// A worker says it drains: no new tasks for it. The ack goes out after every assignment
+    /// it will ever get (callers hold the core lock).
+    pub fn draining(&mut self, key: &Arc<str>, conn_id: u64) -> bool {
+        let Some(w) = self.workers.get_mut(key).filter(|w| w.conn_id == conn_id) else {
+            return false;
+        };
+        w.draining = true;
+        let _ = w.tx.send(pb::KeeperMessage {
+            msg: Some(pb::keeper_message::Msg::DrainAck(pb::DrainAck {})),
+        });
+        if let (Some(l), Some(i)) = (w.lease.clone(), w.idx)
+            && let Some(c) = self.clusters.get_mut(&l)
+        {
+            c.sched.set_draining(i);
+        }
+        true
+    }
+
+    /// Whether `session` is a connected worker's session secret.
+    pub fn session_ok(&self, session: &[u8]) -> bool {
+        self.workers.values().any(|w| w.session[..] == *session)
+    }
+
+    /// Workers silent for longer than `after`: (key, connection, silence).
+    pub fn silent(&self, after: Duration) -> Vec<(Arc<str>, u64, Duration)> {
+        let now = Instant::now();
+        self.workers
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.last_seen) > after)
+            .map(|(k, w)| (k.clone(), w.conn_id, now.duration_since(w.last_seen)))
+            .collect()
+    }
+
+    /// Sends a message to a connected worker (dropped if it is gone).
+    pub fn send(&self, worker: &Arc<str>, msg: pb::keeper_message::Msg) {
+        if let Some(conn) = self.workers.get(worker) {
+            let _ = conn.tx.send(pb::KeeperMessage { msg: Some(msg) });
+        }
+    }
+
+    /// Asks `worker` for an object; the receiver gets its bytes (None: not found).
+    pub fn pull(
+        &mut self,
+        worker: &Arc<str>,
+        r: pb::ObjectRef,
+    ) -> Option<oneshot::Receiver<Option<Bytes>>> {
+        let conn = self.workers.get(worker)?;
+        let id = self.next_pull;
+        self.next_pull += 1;
+        let (tx, rx) = oneshot::channel();
+        conn.tx
+            .send(pb::KeeperMessage {
+                msg: Some(pb::keeper_message::Msg::Pull(pb::ObjectPull {
+                    request_id: id,
+                    object: Some(r),
+                })),
+            })
+            .ok()?;
+        self.pulls.insert(id, (worker.clone(), tx));
+        Some(rx)
+    }
+
+    /// An object reply from `worker`.
+    pub fn pull_reply(&mut self, worker: &Arc<str>, reply: pb::ObjectReply) {
+        if let Some((wk, tx)) = self.pulls.remove(&reply.request_id)
+            && wk == *worker
+        {
+            let _ = tx.send(reply.found.then_some(reply.data));
+        }
+    }
+
+    /// Ends every worker stream and pull (shutdown).
+    pub fn clear(&mut self) {
+        self.workers.clear();
+        self.pulls.clear();
+    }
+}
