@@ -711,7 +711,7 @@ async fn task_cmd(conn: Conn, cmd: TaskCmd) -> Result<()> {
                             if v.rejection.is_empty() {
                                 v.stage().label()
                             } else {
-                                &v.rejection
+                                v.rejection.as_str()
                             },
                             v.reason
                         );

@@ -15,11 +15,11 @@
 //! ```
 //!
 //! - [`core`]: the coordinator — one lock, the public API, sending side effects.
-//! - [`flow`] (private): the transitions that cross both managers (submit → ready → start →
+//! - `flow` (private): the transitions that cross both managers (submit → ready → start →
 //!   result → finish / retry / re-make), collected per operation.
-//! - [`tasks`] (private): the task manager — tasks, dependencies, retries, lineage, retention,
+//! - `tasks` (private): the task manager — tasks, dependencies, retries, lineage, retention,
 //!   exactly-once completion as seen by clients (completion is visible only once durable).
-//! - [`cluster`] (private): the cluster manager — connected workers, clusters per lease and
+//! - `cluster` (private): the cluster manager — connected workers, clusters per lease and
 //!   their schedulers, placement groups, held resources, pipelining lanes, object pulls.
 //! - [`sched`]: Ray-style scheduler (resources, strategies, placement groups), pure and fast.
 //! - [`store`]: write-ahead log + redb persistence with a group-commit thread.

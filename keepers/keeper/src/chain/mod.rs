@@ -9,7 +9,7 @@
 //! `provider_slash` transactions, recorded before they are sent and idempotent on retry; and
 //! committee co-signing.
 //!
-//! The rule that keeps this a seam: the dispatch core ([`crate::core`], [`crate::flow`],
-//! [`crate::tasks`], [`crate::cluster`], [`crate::sched`]) imports nothing from this module.
+//! The rule that keeps this a seam: the dispatch core ([`crate::core`], `flow`,
+//! `tasks`, `cluster`, [`crate::sched`]) imports nothing from this module.
 //! The chain side feeds the core only through the `directory.rs` traits, handed to
 //! [`crate::start`], and reads what the core produced from the store.
