@@ -131,8 +131,14 @@ pub enum ConfigCmd {
 /// `gpunet keeper register|show|list`
 #[derive(Subcommand, Debug)]
 pub enum KeeperChainCmd {
-    /// Bond the configured amount and join the keeper set.
-    Register,
+    /// Bond the configured amount, publish `endpoint` and join the keeper set.
+    Register { endpoint: String },
+    /// Publish a new endpoint.
+    Update { endpoint: String },
+    /// Stop taking new leases.
+    Drain,
+    /// Leave the keeper set (no lease left).
+    Deregister,
     /// Show a keeper (default: the signer's).
     Show {
         /// Keeper wallet.
@@ -457,10 +463,15 @@ pub async fn run_config(opts: &ChainOpts, cmd: ConfigCmd) -> Result<()> {
                 Ok(a) if a.data.len() > 44 => a.data[44],
                 _ => bail!("no mint at {mint}"),
             };
-            let treasury =
-                setup::init_config(&client, &admin, &mint, setup::default_params(decimals))
-                    .await
-                    .map_err(|e| explain(e, "config init"))?;
+            let treasury = setup::init_config(
+                &client,
+                &admin,
+                &mint,
+                setup::default_params(decimals),
+                false,
+            )
+            .await
+            .map_err(|e| explain(e, "config init"))?;
             let v = json!({"admin": admin.pubkey().to_string(), "mint": mint.to_string(), "treasury": treasury.to_string()});
             print(opts.output, v.clone(), || {
                 println!("gpunet initialised");
@@ -499,7 +510,7 @@ pub async fn run_config(opts: &ChainOpts, cmd: ConfigCmd) -> Result<()> {
 pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
     let client = opts.client();
     match cmd {
-        KeeperChainCmd::Register => {
+        KeeperChainCmd::Register { endpoint } => {
             let w = opts.signer()?;
             let c = config(&client).await?;
             let from = token::ata(&w.pubkey(), &c.mint);
@@ -507,7 +518,7 @@ pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
             let sig = send(
                 &client,
                 "keeper register",
-                &[ix::keeper_register(&w.pubkey(), &from, &c.mint)],
+                &[ix::keeper_register(&w.pubkey(), &from, &c.mint, &endpoint)],
                 &w,
                 opts.output,
             )
@@ -516,7 +527,58 @@ pub async fn run_keeper(opts: &ChainOpts, cmd: KeeperChainCmd) -> Result<()> {
                 opts.output,
                 "keeper register",
                 &sig,
-                json!({"keeper": pda::keeper(&w.pubkey()).to_string(), "bond": c.params.keeper_bond}),
+                json!({"keeper": pda::keeper(&w.pubkey()).to_string(), "bond": c.params.keeper_bond, "endpoint": endpoint}),
+            );
+        }
+        KeeperChainCmd::Update { endpoint } => {
+            let w = opts.signer()?;
+            let ix = ix::keeper_update(&w.pubkey(), &endpoint);
+            let sig = send(&client, "keeper update", &[ix], &w, opts.output).await?;
+            done(
+                opts.output,
+                "keeper update",
+                &sig,
+                json!({"endpoint": endpoint}),
+            );
+        }
+        KeeperChainCmd::Drain | KeeperChainCmd::Deregister => {
+            let w = opts.signer()?;
+            let me = pda::keeper(&w.pubkey());
+            let k = client
+                .keeper(&w.pubkey())
+                .await
+                .map_err(|e| explain(e, "keeper"))?;
+            // The active keeper with the highest index moves into the freed index.
+            let active = config(&client).await?.active_keepers;
+            let last = client
+                .keepers()
+                .await
+                .map_err(|e| explain(e, "keepers"))?
+                .into_iter()
+                .find(|(a, o)| {
+                    *a != me
+                        && o.status == gpunet_sdk::KeeperStatus::Active
+                        && o.index + 1 == active
+                })
+                .map(|(a, _)| a)
+                .filter(|_| k.status == gpunet_sdk::KeeperStatus::Active);
+            let (what, ix) = match cmd {
+                KeeperChainCmd::Drain => ("keeper drain", ix::keeper_drain(&w.pubkey(), last)),
+                _ => (
+                    "keeper deregister",
+                    ix::keeper_deregister(&w.pubkey(), last),
+                ),
+            };
+            let sig = send(&client, what, &[ix], &w, opts.output).await?;
+            let k = client
+                .keeper(&w.pubkey())
+                .await
+                .map_err(|e| explain(e, "keeper"))?;
+            done(
+                opts.output,
+                what,
+                &sig,
+                json!({"status": format!("{:?}", k.status), "leases_assigned": k.leases_assigned}),
             );
         }
         KeeperChainCmd::Show { wallet } => {
@@ -832,21 +894,16 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
                     n
                 }
             };
-            let index = c
-                .next_keeper_index()
-                .map_err(|_| anyhow!("no active keeper to assign"))?;
-            let keepers = client.keepers().await.map_err(|e| explain(e, "keepers"))?;
-            let keeper = keepers
-                .iter()
-                .find(|(_, k)| k.index == index && k.status == gpunet_sdk::KeeperStatus::Active)
-                .map(|(a, _)| *a)
-                .ok_or_else(|| anyhow!("no active keeper with index {index}"))?;
+            if c.active_keepers == 0 {
+                bail!(
+                    "no active keeper to verify a lease: register one first (`gpunet keeper register`)"
+                );
+            }
             let ix = ix::lease_open(
                 &user.pubkey(),
                 &user.pubkey(),
                 &from,
                 &pda::provider(&provider),
-                &keeper,
                 &c.mint,
                 LeaseOpenArgs {
                     nonce,
@@ -857,6 +914,16 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
             );
             let sig = send(&client, "lease open", &[ix], &user, opts.output).await?;
             let lease = pda::lease(&user.pubkey(), nonce);
+            // Who verifies the lease is drawn from a slot hash after the open.
+            client
+                .draw_committee(&user, &lease)
+                .await
+                .map_err(|e| explain(e, "lease committee draw"))?;
+            let keeper = client
+                .lease(&lease)
+                .await
+                .map_err(|e| explain(e, "lease"))?
+                .keeper;
             done(
                 opts.output,
                 "lease open",
@@ -907,7 +974,16 @@ pub async fn run_lease(opts: &ChainOpts, cmd: LeaseCmd) -> Result<()> {
                 "lease close",
                 &[
                     token::create_ata(&closer.pubkey(), &l.user, &p.mint),
-                    ix::lease_close(&closer.pubkey(), &p, &to, &l.rent_payer),
+                    ix::lease_close(
+                        &closer.pubkey(),
+                        &if l.status == gpunet_sdk::LeaseStatus::Ended {
+                            p.ended()
+                        } else {
+                            p
+                        },
+                        &to,
+                        &l.rent_payer,
+                    ),
                 ],
                 &closer,
                 opts.output,

@@ -98,7 +98,7 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
     }
     let mint = setup::create_mint(client, admin, &admin.pubkey(), DECIMALS).await?;
     let treasury =
-        setup::init_config(client, admin, &mint, setup::default_params(DECIMALS)).await?;
+        setup::init_config(client, admin, &mint, setup::default_params(DECIMALS), false).await?;
     setup::mint_to_wallet(
         client,
         admin,

@@ -125,8 +125,23 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum KeeperCmd {
-    /// Bond the configured amount and join the on-chain keeper set.
-    Register,
+    /// Bond the configured amount, publish the keeper's endpoint and join the on-chain keeper set.
+    Register {
+        /// The keeper's public gRPC URL (users and workers find it on chain).
+        #[arg(long, default_value = "http://127.0.0.1:7400")]
+        endpoint: String,
+    },
+    /// Publish a new gRPC endpoint for the signer's keeper.
+    Update {
+        /// The keeper's public gRPC URL.
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// Stop taking new leases; the keeper's leases pass to their successors, then
+    /// `keeper deregister` starts the unbonding.
+    Drain,
+    /// Leave the keeper set once no lease is left (the bond comes back after unbonding).
+    Deregister,
     /// Show a keeper's on-chain account (default: the signer's).
     Show {
         /// Keeper wallet.
@@ -461,8 +476,20 @@ async fn run(cli: Cli) -> Result<()> {
         } => chain::run_faucet(&chain, wallet, sol, tokens).await?,
         Cmd::Keeper {
             chain,
-            cmd: KeeperCmd::Register,
-        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Register).await?,
+            cmd: KeeperCmd::Register { endpoint },
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Register { endpoint }).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::Update { endpoint },
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Update { endpoint }).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::Drain,
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Drain).await?,
+        Cmd::Keeper {
+            chain,
+            cmd: KeeperCmd::Deregister,
+        } => chain::run_keeper(&chain, chain::KeeperChainCmd::Deregister).await?,
         Cmd::Keeper {
             chain,
             cmd: KeeperCmd::Show { wallet },

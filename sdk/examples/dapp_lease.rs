@@ -6,7 +6,7 @@
 //! ```
 
 use gpunet_sdk::gpunet::instructions::LeaseOpenArgs;
-use gpunet_sdk::{GpunetClient, KeeperStatus, LeaseFilter, ix, pda, token};
+use gpunet_sdk::{GpunetClient, LeaseFilter, ix, pda, token};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Signer, read_keypair_file};
 
@@ -22,22 +22,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider: Pubkey = provider.parse()?;
     let config = client.config().await?;
 
-    // The keeper whose turn it is (round-robin over the active set).
-    let next = config.next_keeper_index()?;
-    let keeper = client
-        .keepers()
-        .await?
-        .into_iter()
-        .find(|(_, k)| k.index == next && k.status == KeeperStatus::Active)
-        .ok_or("no active keeper")?
-        .0;
     let nonce = client.leases(LeaseFilter::User(user.pubkey())).await?.len() as u64;
     let open = ix::lease_open(
         &user.pubkey(),
         &dapp.pubkey(), // the dApp pays the rent and gets it back at close
         &token::ata(&user.pubkey(), &config.mint),
         &pda::provider(&provider),
-        &keeper,
         &config.mint,
         LeaseOpenArgs {
             nonce,
@@ -48,6 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     client.send(&[open], &dapp, &[&user]).await?;
     let lease = pda::lease(&user.pubkey(), nonce);
+    // Who verifies the lease is drawn from a slot hash after the open; anyone may send it.
+    client.draw_committee(&dapp, &lease).await?;
 
     // Later: the dApp funds another hour for its user.
     let top_up = ix::lease_top_up(

@@ -360,6 +360,51 @@ impl GpunetClient {
         }
     }
 
+    /// Draws a pending lease's verification committee (`lease_draw_committee`), waiting for
+    /// the slot after its open when needed; `payer` is any fee payer. Returns the signature.
+    pub async fn draw_committee(
+        &self,
+        payer: &dyn Signer,
+        lease: &Pubkey,
+    ) -> Result<Signature, SdkError> {
+        let mut last_error = String::new();
+        for _ in 0..60 {
+            let l = self.lease(lease).await?;
+            let config = self.config().await?;
+            let slot_hashes = self
+                .rpc
+                .get_account(&gpunet::committee::SLOT_HASHES_ID)
+                .await?
+                .data;
+            let keepers = self.keepers().await?;
+            match crate::committee::expected(lease, &l, &config, &slot_hashes, &keepers) {
+                Ok(members) => {
+                    let ix = crate::ix::lease_draw_committee(lease, &members);
+                    match self.send(&[ix], payer, &[]).await {
+                        Err(SdkError::Program { error, .. }) if error.name == "DrawTooEarly" => {
+                            last_error = error.to_string();
+                        }
+                        other => return other,
+                    }
+                }
+                Err(e) if e.contains("DrawTooEarly") => last_error = e,
+                Err(e) => {
+                    return Err(SdkError::Decode {
+                        kind: "committee draw",
+                        address: *lease,
+                        reason: e,
+                    });
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Err(SdkError::Decode {
+            kind: "committee draw",
+            address: *lease,
+            reason: format!("no slot after the lease's open in 12 s: {last_error}"),
+        })
+    }
+
     /// The gpunet events a confirmed transaction emitted, in order.
     pub async fn events(&self, signature: &Signature) -> Result<Vec<GpunetEvent>, SdkError> {
         let tx = self

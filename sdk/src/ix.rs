@@ -2,10 +2,12 @@
 //! arguments, derives every PDA, and returns an [`Instruction`] for any signer to sign.
 
 use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::AccountMeta;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{InstructionData, ToAccountMetas};
 use gpunet::instructions::{
-    ConfigUpdateArgs, LeaseCheckpointArgs, LeaseOpenArgs, ProviderRegisterArgs, ProviderUpdateArgs,
+    ConfigUpdateArgs, KeeperSlashArgs, LeaseCheckpointArgs, LeaseOpenArgs, ProviderRegisterArgs,
+    ProviderUpdateArgs,
 };
 use gpunet::state::ConfigParams;
 
@@ -25,20 +27,21 @@ fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instructi
     }
 }
 
-/// `config_init`: `admin` signs and pays; `treasury` is a token account of `mint`.
+/// `config_init`: `admin` signs and pays; the treasury vault ([`pda::treasury`]) is created.
+/// A mint with a freeze authority is refused unless `allow_freeze_authority`.
 pub fn config_init(
     admin: &Pubkey,
     mint: &Pubkey,
-    treasury: &Pubkey,
     program_data: Option<Pubkey>,
     params: ConfigParams,
+    allow_freeze_authority: bool,
 ) -> Instruction {
     build(
         gpunet::accounts::ConfigInit {
             admin: *admin,
             config: pda::config(),
             mint: *mint,
-            treasury: *treasury,
+            treasury: pda::treasury(),
             this_program: gpunet::ID,
             program_data,
             token_program: TOKEN_PROGRAM_ID,
@@ -46,25 +49,57 @@ pub fn config_init(
             event_authority: pda::event_authority(),
             program: gpunet::ID,
         },
-        gpunet::instruction::ConfigInit { params },
+        gpunet::instruction::ConfigInit {
+            params,
+            allow_freeze_authority,
+        },
     )
 }
 
-/// `config_update`: `admin` signs; `new_treasury` moves the treasury.
-pub fn config_update(
-    admin: &Pubkey,
-    new_treasury: Option<Pubkey>,
-    args: ConfigUpdateArgs,
-) -> Instruction {
+/// `config_update`: `admin` signs.
+pub fn config_update(admin: &Pubkey, args: ConfigUpdateArgs) -> Instruction {
     build(
         gpunet::accounts::ConfigUpdate {
             admin: *admin,
             config: pda::config(),
-            new_treasury,
             event_authority: pda::event_authority(),
             program: gpunet::ID,
         },
         gpunet::instruction::ConfigUpdate { args },
+    )
+}
+
+/// `config_apply`: anyone, once a pending parameter change is due.
+pub fn config_apply() -> Instruction {
+    build(
+        gpunet::accounts::ConfigApply {
+            config: pda::config(),
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::ConfigApply {},
+    )
+}
+
+/// `treasury_withdraw`: `admin` signs; `amount` goes to `destination`.
+pub fn treasury_withdraw(
+    admin: &Pubkey,
+    destination: &Pubkey,
+    mint: &Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        gpunet::accounts::TreasuryWithdraw {
+            admin: *admin,
+            config: pda::config(),
+            treasury: pda::treasury(),
+            destination: *destination,
+            mint: *mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::TreasuryWithdraw { amount },
     )
 }
 
@@ -81,8 +116,14 @@ pub fn config_accept_admin(new_admin: &Pubkey) -> Instruction {
     )
 }
 
-/// `keeper_register`: `authority` signs and pays the bond from `authority_token`.
-pub fn keeper_register(authority: &Pubkey, authority_token: &Pubkey, mint: &Pubkey) -> Instruction {
+/// `keeper_register`: `authority` signs and pays the bond from `authority_token`; `endpoint`
+/// is the keeper's public gRPC URL.
+pub fn keeper_register(
+    authority: &Pubkey,
+    authority_token: &Pubkey,
+    mint: &Pubkey,
+    endpoint: &str,
+) -> Instruction {
     let keeper = pda::keeper(authority);
     build(
         gpunet::accounts::KeeperRegister {
@@ -97,7 +138,39 @@ pub fn keeper_register(authority: &Pubkey, authority_token: &Pubkey, mint: &Pubk
             event_authority: pda::event_authority(),
             program: gpunet::ID,
         },
-        gpunet::instruction::KeeperRegister {},
+        gpunet::instruction::KeeperRegister {
+            endpoint: endpoint.to_string(),
+        },
+    )
+}
+
+/// `keeper_update`: `authority` signs; publishes a new endpoint.
+pub fn keeper_update(authority: &Pubkey, endpoint: &str) -> Instruction {
+    build(
+        gpunet::accounts::KeeperUpdate {
+            authority: *authority,
+            keeper: pda::keeper(authority),
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::KeeperUpdate {
+            endpoint: endpoint.to_string(),
+        },
+    )
+}
+
+/// `keeper_drain`: `authority` signs. `last_keeper` as for [`keeper_deregister`].
+pub fn keeper_drain(authority: &Pubkey, last_keeper: Option<Pubkey>) -> Instruction {
+    build(
+        gpunet::accounts::KeeperDrain {
+            authority: *authority,
+            config: pda::config(),
+            keeper: pda::keeper(authority),
+            last_keeper,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::KeeperDrain {},
     )
 }
 
@@ -251,14 +324,13 @@ pub fn provider_close(authority: &Pubkey, destination: &Pubkey, mint: &Pubkey) -
 }
 
 /// `lease_open`: `user` signs and pays the escrow from `user_token`; `rent_payer` signs and
-/// pays the rent (may be the user). `provider` and `keeper` are accounts (not wallets); the
-/// keeper must be the one whose turn it is ([`crate::Config::next_keeper_index`]).
+/// pays the rent (may be the user). `provider` is the provider account (not its wallet). The
+/// lease starts pending: follow with [`lease_draw_committee`] from the next slot on.
 pub fn lease_open(
     user: &Pubkey,
     rent_payer: &Pubkey,
     user_token: &Pubkey,
     provider: &Pubkey,
-    keeper: &Pubkey,
     mint: &Pubkey,
     args: LeaseOpenArgs,
 ) -> Instruction {
@@ -269,7 +341,6 @@ pub fn lease_open(
             rent_payer: *rent_payer,
             config: pda::config(),
             provider: *provider,
-            keeper: *keeper,
             lease,
             vault: pda::lease_vault(&lease),
             user_token: *user_token,
@@ -281,6 +352,30 @@ pub fn lease_open(
         },
         gpunet::instruction::LeaseOpen { args },
     )
+}
+
+/// `lease_draw_committee`: anyone; `committee` are the keeper accounts drawn, in draw order
+/// ([`crate::committee::expected`] computes them).
+pub fn lease_draw_committee(lease: &Pubkey, committee: &[Pubkey]) -> Instruction {
+    let mut ix = build(
+        gpunet::accounts::LeaseDrawCommittee {
+            config: pda::config(),
+            lease: *lease,
+            slot_hashes: gpunet::committee::SLOT_HASHES_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseDrawCommittee {},
+    );
+    for (i, keeper) in committee.iter().enumerate() {
+        // The first member is assigned the lease (its counter changes).
+        ix.accounts.push(if i == 0 {
+            AccountMeta::new(*keeper, false)
+        } else {
+            AccountMeta::new_readonly(*keeper, false)
+        });
+    }
+    ix
 }
 
 /// `lease_top_up`: `funder` signs and pays from `funder_token`.
@@ -307,6 +402,17 @@ pub fn lease_top_up(
     )
 }
 
+impl LeaseParties {
+    /// The parties of a lease that a slash ended: closing it needs neither provider nor keeper.
+    pub fn ended(self) -> Self {
+        LeaseParties {
+            provider: Pubkey::default(),
+            keeper: Pubkey::default(),
+            ..self
+        }
+    }
+}
+
 /// Accounts of a lease that several builders need.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseParties {
@@ -314,12 +420,17 @@ pub struct LeaseParties {
     pub lease: Pubkey,
     /// The provider account.
     pub provider: Pubkey,
-    /// The assigned keeper account.
+    /// The keeper account posting checkpoints (`Pubkey::default()` while the lease is pending).
     pub keeper: Pubkey,
     /// The config mint.
     pub mint: Pubkey,
     /// The config treasury.
     pub treasury: Pubkey,
+}
+
+/// `Some(key)` unless `key` is the default key.
+fn present(key: Pubkey) -> Option<Pubkey> {
+    (key != Pubkey::default()).then_some(key)
 }
 
 /// `lease_checkpoint`: the assigned keeper's wallet signs; the provider is paid into
@@ -352,7 +463,9 @@ pub fn lease_checkpoint(
 }
 
 /// `lease_close`: `closer` signs (the user, or anyone once the lease may be closed by anyone);
-/// the refund goes to `user_token`, the rent to `rent_payer`.
+/// the refund goes to `user_token`, the rent to `rent_payer`. A provider or keeper left as
+/// `Pubkey::default()` in `parties` is omitted: an `Ended` lease needs neither (use
+/// [`LeaseParties::ended`]), a pending one no keeper.
 pub fn lease_close(
     closer: &Pubkey,
     parties: &LeaseParties,
@@ -367,8 +480,8 @@ pub fn lease_close(
             vault: pda::lease_vault(&parties.lease),
             user_token: *user_token,
             rent_payer: *rent_payer,
-            provider: parties.provider,
-            keeper: parties.keeper,
+            provider: present(parties.provider),
+            keeper: present(parties.keeper),
             mint: parties.mint,
             token_program: TOKEN_PROGRAM_ID,
             event_authority: pda::event_authority(),
@@ -378,13 +491,16 @@ pub fn lease_close(
     )
 }
 
-/// `lease_reassign_keeper`: the new keeper's wallet signs.
+/// `lease_reassign_keeper`: the new keeper's wallet signs; it must be the next active member
+/// of the lease's committee after `old_keeper`, and `skipped` the members between them, in
+/// committee order.
 pub fn lease_reassign_keeper(
     new_keeper_authority: &Pubkey,
     lease: &Pubkey,
     old_keeper: &Pubkey,
+    skipped: &[Pubkey],
 ) -> Instruction {
-    build(
+    let mut ix = build(
         gpunet::accounts::LeaseReassignKeeper {
             new_keeper_authority: *new_keeper_authority,
             config: pda::config(),
@@ -395,11 +511,15 @@ pub fn lease_reassign_keeper(
             program: gpunet::ID,
         },
         gpunet::instruction::LeaseReassignKeeper {},
-    )
+    );
+    ix.accounts
+        .extend(skipped.iter().map(|k| AccountMeta::new_readonly(*k, false)));
+    ix
 }
 
 /// `provider_slash`: each wallet in `keeper_wallets` must sign the transaction (at least the
-/// config's slash quorum of distinct active keepers); compensation goes to `user_token`.
+/// lease's slash quorum of distinct active members of its committee); compensation goes to
+/// `user_token`.
 pub fn provider_slash(
     parties: &LeaseParties,
     user_token: &Pubkey,
@@ -422,16 +542,46 @@ pub fn provider_slash(
         },
         gpunet::instruction::ProviderSlash { evidence_digest },
     );
+    push_cosigners(&mut ix, keeper_wallets);
+    ix
+}
+
+/// Appends `(wallet [signer], keeper account)` pairs for slash co-signers.
+fn push_cosigners(ix: &mut Instruction, keeper_wallets: &[Pubkey]) {
     for wallet in keeper_wallets {
-        ix.accounts.push(
-            anchor_lang::solana_program::instruction::AccountMeta::new_readonly(*wallet, true),
-        );
-        ix.accounts.push(
-            anchor_lang::solana_program::instruction::AccountMeta::new_readonly(
-                pda::keeper(wallet),
-                false,
-            ),
-        );
+        ix.accounts.push(AccountMeta::new_readonly(*wallet, true));
+        ix.accounts
+            .push(AccountMeta::new_readonly(pda::keeper(wallet), false));
     }
+}
+
+/// `keeper_slash`: each wallet in `keeper_wallets` signs (a quorum of the lease's committee
+/// other than the accused); `accused` is a keeper account on the committee; `last_keeper` as
+/// for [`keeper_deregister`] when the accused is active (else `None`).
+pub fn keeper_slash(
+    parties: &LeaseParties,
+    accused: &Pubkey,
+    last_keeper: Option<Pubkey>,
+    user_token: &Pubkey,
+    keeper_wallets: &[Pubkey],
+    args: KeeperSlashArgs,
+) -> Instruction {
+    let mut ix = build(
+        gpunet::accounts::KeeperSlash {
+            config: pda::config(),
+            lease: parties.lease,
+            keeper: *accused,
+            keeper_vault: pda::keeper_vault(accused),
+            last_keeper,
+            user_token: *user_token,
+            treasury: parties.treasury,
+            mint: parties.mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::KeeperSlash { args },
+    );
+    push_cosigners(&mut ix, keeper_wallets);
     ix
 }

@@ -6,6 +6,7 @@
 //! JSON-RPC client ([`client`]) with typed fetch, filtered listings and time travel.
 
 pub mod client;
+pub mod committee;
 pub mod errors;
 pub mod events;
 pub mod ix;

@@ -3,12 +3,17 @@
 use anchor_lang::prelude::Pubkey;
 use gpunet::state::{
     CONFIG_SEED, KEEPER_SEED, KEEPER_VAULT_SEED, LEASE_SEED, LEASE_VAULT_SEED, PROVIDER_SEED,
-    PROVIDER_VAULT_SEED,
+    PROVIDER_VAULT_SEED, TREASURY_SEED,
 };
 
 /// The singleton config.
 pub fn config() -> Pubkey {
     Pubkey::find_program_address(&[CONFIG_SEED], &gpunet::ID).0
+}
+
+/// The treasury vault (a token account of the config mint owned by the config PDA).
+pub fn treasury() -> Pubkey {
+    Pubkey::find_program_address(&[TREASURY_SEED], &gpunet::ID).0
 }
 
 /// The keeper account of a keeper wallet.

@@ -10,8 +10,10 @@ use crate::{ix, token};
 
 /// Starting parameters for a cluster whose mint has `decimals` decimals: 5% protocol fee, 2%
 /// keeper fee, 1,000 tokens of stake per datacenter GPU (100 for others), a 5,000-token keeper
-/// bond, 14 days of unbonding, checkpoints every 5 minutes, one hour of grace, half of the locked
-/// stake slashed (10% of that to the treasury) by a quorum of 2 among at most 64 keepers.
+/// bond, 14 days of unbonding, checkpoints every 5 minutes, one hour of grace, committees of 3
+/// keepers (at most 64 active), half of the locked stake slashed by 2 of the committee (the user
+/// compensated up to what it paid, 10% and the rest to the treasury), half a keeper's bond for a
+/// false checkpoint, 7 days of jail, and parameter changes 2 days after they are proposed.
 pub fn default_params(decimals: u8) -> ConfigParams {
     let token = 10u64.pow(u32::from(decimals.min(12)));
     let mut min_stake_per_gpu = [0u64; GPU_CLASS_COUNT];
@@ -33,6 +35,11 @@ pub fn default_params(decimals: u8) -> ConfigParams {
         slash_treasury_bps: 1_000,
         slash_quorum: 2,
         max_keepers: 64,
+        committee_size: 3,
+        slash_compensation_bps: 10_000,
+        keeper_slash_fraction_bps: 5_000,
+        jail_period: 7 * 24 * 3_600,
+        param_change_delay: 2 * 24 * 3_600,
     }
 }
 
@@ -84,24 +91,27 @@ pub async fn mint_to_wallet(
         .await
 }
 
-/// Initialises the config: the admin's associated token account of `mint` becomes the
-/// treasury. Returns the treasury address.
+/// Initialises the config and its treasury vault (a PDA of the program). Returns the treasury
+/// address. A mint with a freeze authority is refused unless `allow_freeze_authority`.
 pub async fn init_config(
     client: &GpunetClient,
     admin: &Keypair,
     mint: &Pubkey,
     params: ConfigParams,
+    allow_freeze_authority: bool,
 ) -> Result<Pubkey, SdkError> {
-    let treasury = token::ata(&admin.pubkey(), mint);
     client
         .send(
-            &[
-                token::create_ata(&admin.pubkey(), &admin.pubkey(), mint),
-                ix::config_init(&admin.pubkey(), mint, &treasury, None, params),
-            ],
+            &[ix::config_init(
+                &admin.pubkey(),
+                mint,
+                None,
+                params,
+                allow_freeze_authority,
+            )],
             admin,
             &[],
         )
         .await?;
-    Ok(treasury)
+    Ok(crate::pda::treasury())
 }

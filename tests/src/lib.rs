@@ -50,8 +50,17 @@ pub fn default_params() -> ConfigParams {
         slash_treasury_bps: 1_000,
         slash_quorum: 2,
         max_keepers: 16,
+        committee_size: 3,
+        slash_compensation_bps: 10_000,
+        keeper_slash_fraction_bps: 5_000,
+        jail_period: 7 * 24 * 3600,
+        // Tests change parameters at once; the delay has tests of its own.
+        param_change_delay: 0,
     }
 }
+
+/// The endpoint test keepers publish.
+pub const KEEPER_ENDPOINT: &str = "grpc://keeper.example:7100";
 
 /// A GPU offer of `count` H100s at 10 base units per GPU-second.
 pub fn h100s(count: u16) -> GpuOffer {
@@ -121,7 +130,7 @@ impl Fixture {
         f.airdrop(&admin, 10_000_000_000).await;
         let mint_authority = f.mint_authority.pubkey();
         f.mint = f.create_mint(&mint_authority).await;
-        f.treasury = f.token_account(&admin, &f.mint.clone()).await;
+        f.treasury = pda::treasury();
         f
     }
 
@@ -133,7 +142,7 @@ impl Fixture {
     /// A bank with the config initialised with `params`.
     pub async fn with_params(params: ConfigParams) -> Self {
         let mut f = Self::bare().await;
-        let ix = ix::config_init(&f.admin.pubkey(), &f.mint, &f.treasury, None, params);
+        let ix = ix::config_init(&f.admin.pubkey(), &f.mint, None, params, false);
         let admin = f.admin.insecure_clone();
         f.send(&[ix], &[&admin]).await.expect("config_init");
         f
@@ -329,7 +338,7 @@ impl Fixture {
         args: gpunet::instructions::ConfigUpdateArgs,
     ) -> Result<(), BanksClientError> {
         let admin = self.admin.insecure_clone();
-        let ix = ix::config_update(&admin.pubkey(), None, args);
+        let ix = ix::config_update(&admin.pubkey(), args);
         self.send(&[ix], &[&admin]).await
     }
 
@@ -348,7 +357,7 @@ impl Fixture {
         let bond = self.config().await.params.keeper_bond;
         let w = self.wallet(bond).await;
         let mint = self.mint;
-        let ix = ix::keeper_register(&w.pubkey(), &w.token, &mint);
+        let ix = ix::keeper_register(&w.pubkey(), &w.token, &mint, KEEPER_ENDPOINT);
         self.send(&[ix], &[&w.keypair])
             .await
             .expect("keeper_register");
@@ -356,35 +365,29 @@ impl Fixture {
         w
     }
 
-    /// The keeper account whose turn it is to be assigned the next lease.
-    pub async fn next_keeper(&mut self) -> Pubkey {
-        let index = self
-            .config()
-            .await
-            .next_keeper_index()
-            .expect("an active keeper");
-        for authority in self.keepers.clone() {
-            let address = pda::keeper(&authority);
-            if self.raw(&address).await.is_none() {
-                continue;
-            }
-            let k = self.keeper(&authority).await;
-            if k.index == index && k.status == gpunet::state::KeeperStatus::Active {
-                return address;
-            }
-        }
-        panic!("no keeper with index {index}");
-    }
-
-    /// Opens a lease for `user` on the provider of `provider_authority` with the keeper whose
-    /// turn it is; the user pays the rent.
+    /// Opens a lease for `user` on the provider of `provider_authority` (the user pays the
+    /// rent) and draws its committee from the next slots' hash: the lease is active.
     pub async fn open_lease(
         &mut self,
         user: &Wallet,
         provider_authority: &Pubkey,
         args: gpunet::instructions::LeaseOpenArgs,
     ) -> Result<ix::LeaseParties, BanksClientError> {
-        let keeper = self.next_keeper().await;
+        let lease = self
+            .open_pending_lease(user, provider_authority, args)
+            .await?;
+        self.advance_slots(2).await;
+        self.draw_committee(&lease).await?;
+        Ok(self.parties(&lease).await)
+    }
+
+    /// Opens a lease and leaves it pending (no committee yet). Returns its address.
+    pub async fn open_pending_lease(
+        &mut self,
+        user: &Wallet,
+        provider_authority: &Pubkey,
+        args: gpunet::instructions::LeaseOpenArgs,
+    ) -> Result<Pubkey, BanksClientError> {
         let provider = pda::provider(provider_authority);
         let lease = pda::lease(&user.pubkey(), args.nonce);
         let mint = self.mint;
@@ -393,12 +396,65 @@ impl Fixture {
             &user.pubkey(),
             &user.token,
             &provider,
-            &keeper,
             &mint,
             args,
         );
         self.send(&[ix], &[&user.keypair]).await?;
-        Ok(self.parties(&lease).await)
+        Ok(lease)
+    }
+
+    /// Moves the bank `n` slots forward (real slots: the SlotHashes sysvar gains the hashes of
+    /// the slots left behind; the clock never goes back).
+    pub async fn advance_slots(&mut self, n: u64) {
+        for _ in 0..n {
+            let slot = self.clock().await.slot;
+            self.ctx.warp_to_slot(slot + 1).expect("warp_to_slot");
+        }
+    }
+
+    /// Every keeper account registered through this fixture that still exists.
+    pub async fn keeper_accounts(&mut self) -> Vec<(Pubkey, gpunet::state::Keeper)> {
+        let mut out = Vec::new();
+        for authority in self.keepers.clone() {
+            let address = pda::keeper(&authority);
+            if self.raw(&address).await.is_some() {
+                out.push((address, self.keeper(&authority).await));
+            }
+        }
+        out
+    }
+
+    /// The committee `lease_draw_committee` expects for `lease` now, as the SDK computes it.
+    pub async fn expected_committee(&mut self, lease: &Pubkey) -> Result<Vec<Pubkey>, String> {
+        let l = self.lease(lease).await;
+        let config = self.config().await;
+        let slot_hashes = self
+            .raw(&gpunet::committee::SLOT_HASHES_ID)
+            .await
+            .map(|a| a.data)
+            .unwrap_or_default();
+        let keepers = self.keeper_accounts().await;
+        gpunet_sdk::committee::expected(lease, &l, &config, &slot_hashes, &keepers)
+    }
+
+    /// Draws `lease`'s committee with the keeper accounts the SDK computes. When the SDK
+    /// cannot compute them (too early), sends an empty list so that the program names the
+    /// error.
+    pub async fn draw_committee(&mut self, lease: &Pubkey) -> Result<(), BanksClientError> {
+        let members = self.expected_committee(lease).await.unwrap_or_default();
+        let ix = ix::lease_draw_committee(lease, &members);
+        self.send(&[ix], &[]).await
+    }
+
+    /// Replaces the SlotHashes sysvar with one entry after the current slot carrying `hash`
+    /// (and one at the current slot), so that a test can choose what a draw sees.
+    pub async fn set_slot_hash(&mut self, hash: [u8; 32]) {
+        let slot = self.clock().await.slot;
+        let hashes = solana_sdk::slot_hashes::SlotHashes::new(&[
+            (slot + 1, solana_sdk::hash::Hash::new_from_array(hash)),
+            (slot, solana_sdk::hash::Hash::default()),
+        ]);
+        self.ctx.set_sysvar(&hashes);
     }
 
     /// The accounts around an existing lease.

@@ -25,11 +25,9 @@ pub enum GpunetError {
     WrongTreasury,
     #[msg("token account is not owned by the expected wallet")]
     WrongTokenOwner,
-    #[msg("vault is not this account's vault")]
-    WrongVault,
 
     // --- config sanity ----------------------------------------------------------------
-    #[msg("protocol fee plus keeper fee exceed 10,000 bps")]
+    #[msg("protocol fee or keeper fee above its cap (2,000 bps each)")]
     FeesTooHigh,
     #[msg("a basis-point value exceeds 10,000")]
     BpsOutOfRange,
@@ -37,12 +35,24 @@ pub enum GpunetError {
     InvalidSlashQuorum,
     #[msg("max keepers must be at least 2, at most 1,024 and not below the active keepers")]
     InvalidMaxKeepers,
-    #[msg("a period or interval must be positive and at most 365 days")]
+    #[msg(
+        "a period is out of bounds: 1 s-365 days; interval and grace >= 60 s; unbonding >= interval + grace; change delay <= 30 days"
+    )]
     InvalidPeriod,
-    #[msg("the keeper bond must be positive")]
+    #[msg("the keeper bond must be at least one whole token")]
     InvalidKeeperBond,
-    #[msg("the new admin must not be the default key")]
-    InvalidAdmin,
+    #[msg("the minimum stake per GPU must be at least one whole token for every class")]
+    InvalidMinStake,
+    #[msg(
+        "committee size must be above the slash quorum (the accused cannot co-sign) and at most 7"
+    )]
+    InvalidCommitteeSize,
+    #[msg("the mint has a freeze authority: pass allow_freeze_authority to accept it")]
+    MintHasFreezeAuthority,
+    #[msg("no parameter change is pending")]
+    NoParamsPending,
+    #[msg("the pending parameter change is not due yet")]
+    ParamsNotDue,
     #[msg("protocol is paused")]
     ProtocolPaused,
 
@@ -69,6 +79,8 @@ pub enum GpunetError {
     KeeperNotActive,
     #[msg("keeper is not unbonding")]
     KeeperNotUnbonding,
+    #[msg("keeper is neither active nor draining")]
+    KeeperNotServing,
     #[msg("keeper still has leases assigned")]
     KeeperHasLeases,
     #[msg("the keeper set is full")]
@@ -81,6 +93,8 @@ pub enum GpunetError {
     StakeLocked,
     #[msg("not enough stake")]
     InsufficientStake,
+    #[msg("the treasury holds less than that")]
+    TreasuryTooLow,
     #[msg("provider still has stake, unbonding stake or leases")]
     ProviderNotEmpty,
     #[msg("GPU count cannot drop below the GPUs currently leased")]
@@ -141,6 +155,28 @@ pub enum GpunetError {
     WrongLastKeeper,
     #[msg("a checkpoint's verdict must be Pass or Fail")]
     InvalidVerdict,
+    #[msg("the lease's committee has already been drawn")]
+    LeaseNotPending,
+    #[msg(
+        "no slot hash after the lease's open (or the last keeper-set change) yet: try again next slot"
+    )]
+    DrawTooEarly,
+    #[msg(
+        "the slot hash to draw from has left the SlotHashes window: the lease can only be closed"
+    )]
+    DrawWindowPassed,
+    #[msg("account is not the SlotHashes sysvar")]
+    WrongSlotHashes,
+    #[msg("the keeper accounts passed are not the committee drawn, in draw order")]
+    CommitteeMismatch,
+    #[msg("a signer or accused keeper is not on the lease's committee")]
+    NotCommitteeMember,
+    #[msg("a keeper cannot co-sign its own slash")]
+    SelfSlash,
+    #[msg("that checkpoint (or a later one) of this lease has already been judged")]
+    AlreadyJudged,
+    #[msg("signer is not the lease's successor keeper: the next active committee member")]
+    NotSuccessor,
 
     // --- arithmetic and invariants ----------------------------------------------------
     #[msg("arithmetic overflow or underflow")]

@@ -18,10 +18,25 @@ pub struct ConfigInitialized {
 #[derive(Debug, Clone)]
 pub struct ConfigUpdated {
     pub admin: Pubkey,
-    pub treasury: Pubkey,
     pub params: ConfigParams,
+    /// Proposed parameters and when they may be applied (0: none pending).
+    pub pending_params: ConfigParams,
+    pub pending_params_at: i64,
     pub paused: bool,
     pub pending_admin: Pubkey,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct ConfigParamsApplied {
+    pub params: ConfigParams,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct TreasuryWithdrawn {
+    pub amount: u64,
+    pub destination: Pubkey,
 }
 
 #[event]
@@ -37,6 +52,33 @@ pub struct KeeperRegistered {
     pub keeper: Pubkey,
     pub authority: Pubkey,
     pub bond: u64,
+    pub endpoint: String,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct KeeperUpdated {
+    pub keeper: Pubkey,
+    pub endpoint: String,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct KeeperDraining {
+    pub keeper: Pubkey,
+    pub leases_assigned: u32,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct KeeperSlashed {
+    pub keeper: Pubkey,
+    pub lease: Pubkey,
+    pub evidence_digest: [u8; 32],
+    pub slashed: u64,
+    pub to_user: u64,
+    pub to_treasury: u64,
+    pub keepers: Vec<Pubkey>,
 }
 
 #[event]
@@ -81,6 +123,8 @@ pub struct ProviderStaked {
     pub provider: Pubkey,
     pub amount: u64,
     pub staked: u64,
+    /// The stake lifted the provider's jail.
+    pub unjailed: bool,
 }
 
 #[event]
@@ -112,12 +156,22 @@ pub struct LeaseOpened {
     pub lease: Pubkey,
     pub user: Pubkey,
     pub provider: Pubkey,
-    pub keeper: Pubkey,
     pub gpus: u16,
     pub price_per_gpu_second: u64,
     pub deposit: u64,
     pub funded_until: i64,
     pub stake_locked: u64,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct LeaseCommitteeDrawn {
+    pub lease: Pubkey,
+    pub slot: u64,
+    pub slot_hash: [u8; 32],
+    pub committee: Vec<Pubkey>,
+    pub start: i64,
+    pub funded_until: i64,
 }
 
 #[event]
@@ -168,6 +222,7 @@ pub struct ProviderSlashed {
     pub to_user: u64,
     pub to_treasury: u64,
     pub keepers: Vec<Pubkey>,
+    pub jailed_until: i64,
 }
 
 #[event]

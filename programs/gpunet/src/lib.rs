@@ -11,11 +11,13 @@
 
 use anchor_lang::prelude::*;
 
+pub mod committee;
 pub mod create;
 pub mod error;
 pub mod events;
 pub mod instructions;
 pub mod math;
+pub mod quorum;
 pub mod state;
 pub mod transfers;
 
@@ -31,14 +33,30 @@ declare_id!("6qgJhWP95XMTP1tgucTnF4r9FKZ3Bpk2jfbgUxEQgtqA");
 pub mod gpunet {
     use super::*;
 
-    /// Creates the singleton config (the upgrade authority on a cluster; the deployer natively).
-    pub fn config_init(ctx: Context<ConfigInit>, params: ConfigParams) -> Result<()> {
-        instructions::config_init::handler(ctx, params)
+    /// Creates the singleton config and the treasury vault (the upgrade authority on a
+    /// cluster; the deployer natively).
+    pub fn config_init(
+        ctx: Context<ConfigInit>,
+        params: ConfigParams,
+        allow_freeze_authority: bool,
+    ) -> Result<()> {
+        instructions::config_init::handler(ctx, params, allow_freeze_authority)
     }
 
-    /// Admin: change parameters, pause, move the treasury, propose a new admin.
+    /// Admin: propose parameters (current after the configured delay), pause, propose a new
+    /// admin.
     pub fn config_update(ctx: Context<ConfigUpdate>, args: ConfigUpdateArgs) -> Result<()> {
         instructions::config_update::handler(ctx, args)
+    }
+
+    /// Anyone: makes a pending parameter change current once its delay has passed.
+    pub fn config_apply(ctx: Context<ConfigApply>) -> Result<()> {
+        instructions::config_apply::handler(ctx)
+    }
+
+    /// Admin: moves tokens out of the treasury vault.
+    pub fn treasury_withdraw(ctx: Context<TreasuryWithdraw>, amount: u64) -> Result<()> {
+        instructions::treasury_withdraw::handler(ctx, amount)
     }
 
     /// The proposed admin takes over.
@@ -46,14 +64,34 @@ pub mod gpunet {
         instructions::config_accept_admin::handler(ctx)
     }
 
-    /// A wallet bonds the configured amount and becomes an active keeper.
-    pub fn keeper_register(ctx: Context<KeeperRegister>) -> Result<()> {
-        instructions::keeper_register::handler(ctx)
+    /// A wallet bonds the configured amount, publishes its endpoint and becomes an active
+    /// keeper.
+    pub fn keeper_register(ctx: Context<KeeperRegister>, endpoint: String) -> Result<()> {
+        instructions::keeper_register::handler(ctx, endpoint)
     }
 
-    /// An active keeper without leases starts unbonding its bond.
+    /// A keeper changes its published gRPC endpoint.
+    pub fn keeper_update(ctx: Context<KeeperUpdate>, endpoint: String) -> Result<()> {
+        instructions::keeper_update::handler(ctx, endpoint)
+    }
+
+    /// An active keeper stops taking new leases; its leases pass to their successors.
+    pub fn keeper_drain(ctx: Context<KeeperDrain>) -> Result<()> {
+        instructions::keeper_drain::handler(ctx)
+    }
+
+    /// A keeper without leases (active or draining) starts unbonding its bond.
     pub fn keeper_deregister(ctx: Context<KeeperDeregister>) -> Result<()> {
         instructions::keeper_deregister::handler(ctx)
+    }
+
+    /// A quorum of a lease's committee slashes a member's bond for a false or withheld
+    /// checkpoint transcript.
+    pub fn keeper_slash<'info>(
+        ctx: Context<'info, KeeperSlash<'info>>,
+        args: KeeperSlashArgs,
+    ) -> Result<()> {
+        instructions::keeper_slash::handler(ctx, args)
     }
 
     /// After unbonding: bond back, keeper account and vault closed.
@@ -92,9 +130,16 @@ pub mod gpunet {
         instructions::provider_withdraw::handler(ctx)
     }
 
-    /// A user reserves GPUs and deposits escrow; a keeper is assigned round-robin.
+    /// A user reserves GPUs and deposits escrow; the lease waits for its committee draw.
     pub fn lease_open(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
         instructions::lease_open::handler(ctx, args)
+    }
+
+    /// Anyone: draws a pending lease's verification committee from a slot hash after its open.
+    pub fn lease_draw_committee<'info>(
+        ctx: Context<'info, LeaseDrawCommittee<'info>>,
+    ) -> Result<()> {
+        instructions::lease_draw_committee::handler(ctx)
     }
 
     /// Anyone adds funds to a lease's escrow.
@@ -115,12 +160,14 @@ pub mod gpunet {
         instructions::lease_close::handler(ctx)
     }
 
-    /// Another active keeper takes over a lease whose keeper stopped checkpointing.
-    pub fn lease_reassign_keeper(ctx: Context<LeaseReassignKeeper>) -> Result<()> {
+    /// The lease's successor keeper takes over from a late or departing keeper.
+    pub fn lease_reassign_keeper<'info>(
+        ctx: Context<'info, LeaseReassignKeeper<'info>>,
+    ) -> Result<()> {
         instructions::lease_reassign_keeper::handler(ctx)
     }
 
-    /// A quorum of keepers slashes the stake a lease locks and ends the lease.
+    /// A quorum of the lease's committee slashes the stake it locks and ends the lease.
     pub fn provider_slash<'info>(
         ctx: Context<'info, ProviderSlash<'info>>,
         evidence_digest: [u8; 32],

@@ -114,6 +114,19 @@ pub fn split_slash(locked: u64, fraction_bps: u16, treasury_bps: u16) -> Result<
     })
 }
 
+/// How much of a slash's user share the user may receive: at most `compensation_bps` of what
+/// it paid out of escrow, less what it was already compensated. The rest goes to the treasury,
+/// so a user never ends richer by having its own lease slashed.
+pub fn compensation(
+    user_share: u64,
+    paid_by_user: u64,
+    already_compensated: u64,
+    compensation_bps: u16,
+) -> Result<u64> {
+    let cap = bps_of(paid_by_user, compensation_bps)?.saturating_sub(already_compensated);
+    Ok(user_share.min(cap))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +202,21 @@ mod tests {
         );
         assert_eq!(split_slash(0, 10_000, 10_000).unwrap().total, 0);
         assert!(split_slash(1, 10_001, 0).is_err());
+    }
+
+    #[test]
+    fn compensation_never_exceeds_what_the_user_paid() {
+        assert_eq!(
+            compensation(1_000, 0, 0, 10_000).unwrap(),
+            0,
+            "paid nothing"
+        );
+        assert_eq!(compensation(1_000, 400, 0, 10_000).unwrap(), 400);
+        assert_eq!(compensation(1_000, 400, 300, 10_000).unwrap(), 100);
+        assert_eq!(compensation(1_000, 400, 500, 10_000).unwrap(), 0);
+        assert_eq!(compensation(100, 400, 0, 10_000).unwrap(), 100);
+        assert_eq!(compensation(1_000, 400, 0, 5_000).unwrap(), 200);
+        assert!(compensation(1, 1, 0, 10_001).is_err());
     }
 
     #[test]

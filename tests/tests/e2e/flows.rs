@@ -58,7 +58,16 @@ async fn register_keeper(n: &Net) -> (Keypair, solana_sdk::pubkey::Pubkey) {
     let bond = n.client.config().await.unwrap().params.keeper_bond;
     let (w, ata) = n.wallet(bond).await;
     n.client
-        .send(&[ix::keeper_register(&w.pubkey(), &ata, &n.mint)], &w, &[])
+        .send(
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &ata,
+                &n.mint,
+                "http://127.0.0.1:7400",
+            )],
+            &w,
+            &[],
+        )
         .await
         .expect("keeper_register");
     (w, ata)
@@ -170,11 +179,7 @@ async fn test_user_opens_tops_up_and_closes_a_lease() {
     let (user, user_ata) = n.wallet(1_000_000).await;
     let provider = pda::provider(&p.pubkey());
 
-    // Open: 2 GPUs × 10/s × 600 s = 12,000 into escrow, keeper by round-robin.
-    let config = n.client.config().await.unwrap();
-    let next = config.next_keeper_index().unwrap();
-    let keepers = n.client.keepers().await.unwrap();
-    let (keeper, _) = keepers.iter().find(|(_, k)| k.index == next).unwrap();
+    // Open: 2 GPUs × 10/s × 600 s = 12,000 into escrow; the committee is drawn next.
     let sig = n
         .client
         .send(
@@ -183,7 +188,6 @@ async fn test_user_opens_tops_up_and_closes_a_lease() {
                 &user.pubkey(),
                 &user_ata,
                 &provider,
-                keeper,
                 &n.mint,
                 LeaseOpenArgs {
                     nonce: 1,
@@ -198,6 +202,21 @@ async fn test_user_opens_tops_up_and_closes_a_lease() {
         .await
         .unwrap();
     let lease = pda::lease(&user.pubkey(), 1);
+    assert_eq!(
+        n.client.lease(&lease).await.unwrap().status,
+        LeaseStatus::Pending
+    );
+    // The committee comes from a slot hash after the open (the real SlotHashes sysvar of the
+    // embedded chain); any payer may send the draw.
+    n.client.draw_committee(&user, &lease).await.unwrap();
+    let drawn = n.client.lease(&lease).await.unwrap();
+    assert_eq!(drawn.status, LeaseStatus::Active);
+    assert_eq!(
+        drawn.committee().len(),
+        2,
+        "both keepers are on the committee"
+    );
+    let keeper = &drawn.keeper;
     assert_eq!(n.balance(&user_ata).await, 1_000_000 - 12_000);
     assert_eq!(n.balance(&pda::lease_vault(&lease)).await, 12_000);
     // The event survived native mode as an inner instruction.
@@ -330,7 +349,6 @@ async fn test_user_opens_tops_up_and_closes_a_lease() {
     ));
     let prov = n.client.provider(&p.pubkey()).await.unwrap();
     assert_eq!((prov.gpus_leased, prov.locked), (0, 0));
-    let _ = LeaseStatus::Active;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,17 +360,6 @@ async fn test_bad_input_gets_its_named_error_and_changes_nothing() {
         register_provider(&n, "eu-west", offer(GpuClass::H100, 4, 10), 4_000 * TOKEN).await;
     let (user, user_ata) = n.wallet(50).await;
     let provider = pda::provider(&p.pubkey());
-    let config = n.client.config().await.unwrap();
-    let next = config.next_keeper_index().unwrap();
-    let keeper = n
-        .client
-        .keepers()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|(_, k)| k.index == next)
-        .unwrap()
-        .0;
 
     // The program's own error, by name, although native mode drops its log lines.
     let open = |max_price: u64, duration: i64| {
@@ -361,7 +368,6 @@ async fn test_bad_input_gets_its_named_error_and_changes_nothing() {
             &user.pubkey(),
             &user_ata,
             &provider,
-            &keeper,
             &n.mint,
             LeaseOpenArgs {
                 nonce: 7,

@@ -35,9 +35,15 @@ impl Net {
         let mint = setup::create_mint(&client, &admin, &admin.pubkey(), DECIMALS)
             .await
             .expect("mint");
-        let treasury = setup::init_config(&client, &admin, &mint, setup::default_params(DECIMALS))
-            .await
-            .expect("config_init");
+        let treasury = setup::init_config(
+            &client,
+            &admin,
+            &mint,
+            setup::default_params(DECIMALS),
+            false,
+        )
+        .await
+        .expect("config_init");
         Net {
             net,
             client,

@@ -28,13 +28,7 @@ async fn test_config_init_ok() {
 async fn test_config_init_twice_fails() {
     let mut f = Fixture::new().await;
     let attacker = f.wallet(0).await;
-    let ix = ix::config_init(
-        &attacker.pubkey(),
-        &f.mint,
-        &f.treasury,
-        None,
-        default_params(),
-    );
+    let ix = ix::config_init(&attacker.pubkey(), &f.mint, None, default_params(), false);
     let res = f.send(&[ix], &[&attacker.keypair]).await;
     assert_gpunet_err(res, GpunetError::AlreadyInitialized);
     assert_eq!(f.config().await.admin, f.admin.pubkey());
@@ -45,7 +39,7 @@ async fn init_with(
 ) -> (Fixture, Result<(), solana_program_test::BanksClientError>) {
     let mut f = Fixture::bare().await;
     let admin = f.admin.insecure_clone();
-    let ix = ix::config_init(&admin.pubkey(), &f.mint, &f.treasury, None, params);
+    let ix = ix::config_init(&admin.pubkey(), &f.mint, None, params, false);
     let res = f.send(&[ix], &[&admin]).await;
     (f, res)
 }
@@ -91,19 +85,76 @@ async fn test_config_init_slash_fraction_over_10000_fails() {
 }
 
 #[tokio::test]
-async fn test_config_init_treasury_of_other_mint_fails() {
+async fn test_config_init_with_a_freezable_mint_needs_consent() {
     let mut f = Fixture::bare().await;
     let admin = f.admin.insecure_clone();
-    let other_mint = f.create_mint(&admin.pubkey()).await;
-    let bad_treasury = f.token_account(&admin.pubkey(), &other_mint).await;
+    // A mint whose freeze authority could freeze every vault and stop every payout.
+    let mint = solana_sdk::signature::Keypair::new();
+    let rent = f.rent(82).await;
+    let payer = f.ctx.payer.pubkey();
+    let ixs = [
+        solana_system_interface::instruction::create_account(
+            &payer,
+            &mint.pubkey(),
+            rent,
+            82,
+            &spl_token_interface::ID,
+        ),
+        spl_token_interface::instruction::initialize_mint2(
+            &spl_token_interface::ID,
+            &mint.pubkey(),
+            &admin.pubkey(),
+            Some(&admin.pubkey()),
+            DECIMALS,
+        )
+        .unwrap(),
+    ];
+    f.send(&ixs, &[&mint]).await.unwrap();
     let ix = ix::config_init(
         &admin.pubkey(),
-        &f.mint,
-        &bad_treasury,
+        &mint.pubkey(),
         None,
         default_params(),
+        false,
     );
-    assert_gpunet_err(f.send(&[ix], &[&admin]).await, GpunetError::WrongMint);
+    assert_gpunet_err(
+        f.send(&[ix], &[&admin]).await,
+        GpunetError::MintHasFreezeAuthority,
+    );
+    let ix = ix::config_init(
+        &admin.pubkey(),
+        &mint.pubkey(),
+        None,
+        default_params(),
+        true,
+    );
+    f.send(&[ix], &[&admin]).await.unwrap();
+    assert_eq!(f.config().await.mint, mint.pubkey());
+}
+
+#[tokio::test]
+async fn test_config_init_bounds_fees_bond_and_stake() {
+    let mut p = default_params();
+    p.protocol_fee_bps = 2_001;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::FeesTooHigh);
+    let mut p = default_params();
+    p.keeper_bond = TOKEN - 1;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::InvalidKeeperBond);
+    let mut p = default_params();
+    p.min_stake_per_gpu[3] = 1;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::InvalidMinStake);
+    let mut p = default_params();
+    p.checkpoint_interval = 59;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::InvalidPeriod);
+    let mut p = default_params();
+    p.unbonding_period = p.checkpoint_interval + p.grace_period - 1;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::InvalidPeriod);
+    let mut p = default_params();
+    p.committee_size = p.slash_quorum; // the accused of a keeper slash could not be outvoted
+    assert_gpunet_err(init_with(p).await.1, GpunetError::InvalidCommitteeSize);
+    let mut p = default_params();
+    p.slash_compensation_bps = 10_001;
+    assert_gpunet_err(init_with(p).await.1, GpunetError::BpsOutOfRange);
 }
 
 #[tokio::test]
@@ -111,7 +162,7 @@ async fn test_config_init_without_admin_signature_fails() {
     let mut f = Fixture::bare().await;
     let admin = f.admin.pubkey();
     let ix = unsigned(
-        ix::config_init(&admin, &f.mint, &f.treasury, None, default_params()),
+        ix::config_init(&admin, &f.mint, None, default_params(), false),
         &admin,
     );
     assert_anchor_err(f.send(&[ix], &[]).await, AnchorError::AccountNotSigner);
@@ -122,11 +173,11 @@ async fn test_config_update_ok() {
     let mut f = Fixture::new().await;
     let mut p = default_params();
     p.protocol_fee_bps = 100;
-    p.keeper_bond = 42;
+    p.keeper_bond = 42 * TOKEN;
     f.update_config(ConfigUpdateArgs {
         params: Some(p.clone()),
         paused: Some(true),
-        pending_admin: None,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -141,7 +192,6 @@ async fn test_config_update_by_stranger_fails() {
     let stranger = f.wallet(0).await;
     let ix = ix::config_update(
         &stranger.pubkey(),
-        None,
         ConfigUpdateArgs {
             paused: Some(true),
             ..Default::default()
@@ -161,7 +211,6 @@ async fn test_config_update_without_signature_fails() {
     let ix = unsigned(
         ix::config_update(
             &admin,
-            None,
             ConfigUpdateArgs {
                 paused: Some(true),
                 ..Default::default()
@@ -217,19 +266,85 @@ async fn test_config_update_max_keepers_below_active_fails() {
 }
 
 #[tokio::test]
-async fn test_config_update_treasury_of_other_mint_fails() {
+async fn test_treasury_is_a_program_vault_only_the_admin_withdraws_from() {
     let mut f = Fixture::new().await;
+    let treasury = f.treasury;
+    assert_eq!(treasury, pda::treasury());
+    f.mint_to(&treasury, 500).await;
     let admin = f.admin.insecure_clone();
-    let other_mint = f.create_mint(&admin.pubkey()).await;
-    let bad = f.token_account(&admin.pubkey(), &other_mint).await;
-    let ix = ix::config_update(&admin.pubkey(), Some(bad), ConfigUpdateArgs::default());
-    assert_gpunet_err(f.send(&[ix], &[&admin]).await, GpunetError::WrongMint);
-
     let mint = f.mint;
-    let good = f.token_account(&admin.pubkey(), &mint).await;
-    let ix = ix::config_update(&admin.pubkey(), Some(good), ConfigUpdateArgs::default());
+    let dest = f.token_account(&admin.pubkey(), &mint).await;
+    let thief = f.wallet(0).await;
+    let ix = ix::treasury_withdraw(&thief.pubkey(), &thief.token, &mint, 100);
+    assert_gpunet_err(
+        f.send(&[ix], &[&thief.keypair]).await,
+        GpunetError::NotAdmin,
+    );
+    let ix = ix::treasury_withdraw(&admin.pubkey(), &dest, &mint, 501);
+    assert_gpunet_err(f.send(&[ix], &[&admin]).await, GpunetError::TreasuryTooLow);
+    // Works while paused; the vault stays (nobody can close it), so payouts never stop.
+    f.set_paused(true).await;
+    let ix = ix::treasury_withdraw(&admin.pubkey(), &dest, &mint, 500);
     f.send(&[ix], &[&admin]).await.unwrap();
-    assert_eq!(f.config().await.treasury, good);
+    assert_eq!(f.balance(&dest).await, 500);
+    assert!(f.raw(&treasury).await.is_some());
+    // The token account's owner is the config PDA: no wallet can close it.
+    let close = spl_token_interface::instruction::close_account(
+        &spl_token_interface::ID,
+        &treasury,
+        &admin.pubkey(),
+        &admin.pubkey(),
+        &[],
+    )
+    .unwrap();
+    assert!(f.send(&[close], &[&admin]).await.is_err());
+    assert!(f.raw(&treasury).await.is_some());
+}
+
+#[tokio::test]
+async fn test_config_param_change_waits_for_its_delay() {
+    let mut p = default_params();
+    p.param_change_delay = 2 * 24 * 3600;
+    let mut f = Fixture::with_params(p.clone()).await;
+    let mut next = p.clone();
+    next.protocol_fee_bps = 1_500;
+    f.update_config(ConfigUpdateArgs {
+        params: Some(next.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = f.config().await;
+    assert_eq!(c.params, p, "not current yet");
+    assert_eq!(c.pending_params, next);
+    let ix = ix::config_apply();
+    assert_gpunet_err(f.send(&[ix.clone()], &[]).await, GpunetError::ParamsNotDue);
+    f.warp(p.param_change_delay).await;
+    // Anyone applies it once due.
+    f.send(&[ix.clone()], &[]).await.unwrap();
+    let c = f.config().await;
+    assert_eq!(c.params, next);
+    assert_eq!(c.pending_params_at, 0);
+    assert_gpunet_err(f.send(&[ix], &[]).await, GpunetError::NoParamsPending);
+    // A proposal can be withdrawn before it is due.
+    f.update_config(ConfigUpdateArgs {
+        params: Some(p.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    f.update_config(ConfigUpdateArgs {
+        cancel_pending_params: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    f.warp(p.param_change_delay).await;
+    assert_gpunet_err(
+        f.send(&[ix::config_apply()], &[]).await,
+        GpunetError::NoParamsPending,
+    );
+    assert_eq!(f.config().await.params, next);
 }
 
 #[tokio::test]
@@ -293,7 +408,7 @@ async fn test_config_substituted_by_lookalike_fails() {
     let mut f = Fixture::new().await;
     let admin = f.admin.insecure_clone();
     let ix = crate::substitute(
-        ix::config_update(&admin.pubkey(), None, ConfigUpdateArgs::default()),
+        ix::config_update(&admin.pubkey(), ConfigUpdateArgs::default()),
         &pda::config(),
         &f.treasury.clone(),
     );

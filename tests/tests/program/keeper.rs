@@ -15,7 +15,12 @@ async fn test_keeper_register_ok() {
     let w = f.wallet(bond + 7).await;
     let mint = f.mint;
     f.send(
-        &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+        &[ix::keeper_register(
+            &w.pubkey(),
+            &w.token,
+            &mint,
+            KEEPER_ENDPOINT,
+        )],
         &[&w.keypair],
     )
     .await
@@ -41,14 +46,24 @@ async fn test_keeper_register_twice_fails() {
     let w = f.wallet(2 * bond).await;
     let mint = f.mint;
     f.send(
-        &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+        &[ix::keeper_register(
+            &w.pubkey(),
+            &w.token,
+            &mint,
+            KEEPER_ENDPOINT,
+        )],
         &[&w.keypair],
     )
     .await
     .unwrap();
     let res = f
         .send(
-            &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &w.token,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&w.keypair],
         )
         .await;
@@ -66,7 +81,12 @@ async fn test_keeper_register_with_token_account_of_other_mint_fails() {
     let mint = f.mint;
     let res = f
         .send(
-            &[ix::keeper_register(&w.pubkey(), &other, &mint)],
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &other,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&w.keypair],
         )
         .await;
@@ -81,7 +101,7 @@ async fn test_keeper_register_with_other_mint_account_fails() {
     let other_mint = f.create_mint(&w.pubkey()).await;
     let mint = f.mint;
     let ix = substitute(
-        ix::keeper_register(&w.pubkey(), &w.token, &mint),
+        ix::keeper_register(&w.pubkey(), &w.token, &mint, KEEPER_ENDPOINT),
         &mint,
         &other_mint,
     );
@@ -97,7 +117,12 @@ async fn test_keeper_register_paying_from_someone_elses_account_fails() {
     let mint = f.mint;
     let res = f
         .send(
-            &[ix::keeper_register(&thief.pubkey(), &victim.token, &mint)],
+            &[ix::keeper_register(
+                &thief.pubkey(),
+                &victim.token,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&thief.keypair],
         )
         .await;
@@ -112,7 +137,12 @@ async fn test_keeper_register_without_funds_fails_and_changes_nothing() {
     let mint = f.mint;
     let res = f
         .send(
-            &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &w.token,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&w.keypair],
         )
         .await;
@@ -132,7 +162,12 @@ async fn test_keeper_register_paused_fails() {
     let mint = f.mint;
     let res = f
         .send(
-            &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &w.token,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&w.keypair],
         )
         .await;
@@ -151,7 +186,12 @@ async fn test_keeper_register_when_set_full_fails() {
     let mint = f.mint;
     let res = f
         .send(
-            &[ix::keeper_register(&w.pubkey(), &w.token, &mint)],
+            &[ix::keeper_register(
+                &w.pubkey(),
+                &w.token,
+                &mint,
+                KEEPER_ENDPOINT,
+            )],
             &[&w.keypair],
         )
         .await;
@@ -165,7 +205,7 @@ async fn test_keeper_register_without_signature_fails() {
     let w = f.wallet(bond).await;
     let mint = f.mint;
     let ix = unsigned(
-        ix::keeper_register(&w.pubkey(), &w.token, &mint),
+        ix::keeper_register(&w.pubkey(), &w.token, &mint, KEEPER_ENDPOINT),
         &w.pubkey(),
     );
     assert_anchor_err(f.send(&[ix], &[]).await, AnchorError::AccountNotSigner);
@@ -249,7 +289,7 @@ async fn test_keeper_deregister_twice_fails() {
     let res = f
         .send(&[ix::keeper_deregister(&k.pubkey(), None)], &[&k.keypair])
         .await;
-    assert_gpunet_err(res, GpunetError::KeeperNotActive);
+    assert_gpunet_err(res, GpunetError::KeeperNotServing);
     assert_eq!(f.config().await.active_keepers, 0);
 }
 

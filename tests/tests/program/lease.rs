@@ -166,37 +166,82 @@ async fn test_lease_open_ok() {
 }
 
 #[tokio::test]
-async fn test_lease_keepers_are_assigned_round_robin() {
+async fn test_lease_opens_pending_and_its_committee_comes_from_a_later_slot() {
     let mut w = World::new().await;
-    let a = w.open(1, 1, HOUR).await;
-    let b = w.open(2, 1, HOUR).await;
-    let c = w.open(3, 1, HOUR).await;
-    assert_ne!(a.keeper, b.keeper);
-    assert_eq!(a.keeper, c.keeper);
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let lease =
+        w.f.open_pending_lease(&user, &w.provider.pubkey(), World::args(1, 1, HOUR))
+            .await
+            .unwrap();
+    let pending = w.f.lease(&lease).await;
+    assert_eq!(pending.status, LeaseStatus::Pending);
+    assert_eq!(pending.keeper, anchor_lang::prelude::Pubkey::default());
+    // No hash after the open to draw from yet.
+    assert_gpunet_err(w.f.draw_committee(&lease).await, GpunetError::DrawTooEarly);
+    w.f.advance_slots(2).await;
+    let expected = w.f.expected_committee(&lease).await.unwrap();
+    w.f.draw_committee(&lease).await.unwrap();
+    let l = w.f.lease(&lease).await;
+    assert_eq!(l.status, LeaseStatus::Active);
+    // Two active keepers, committees of three: both are on it, in draw order.
+    assert_eq!(l.committee(), expected.as_slice());
+    assert_eq!(l.committee().len(), 2);
+    assert_eq!(l.keeper, expected[0]);
+    assert_eq!(
+        l.start,
+        w.f.clock().await.unix_timestamp,
+        "billing starts at the draw"
+    );
+    // A second draw is refused.
+    assert_gpunet_err(
+        w.f.draw_committee(&lease).await,
+        GpunetError::LeaseNotPending,
+    );
 }
 
 #[tokio::test]
-async fn test_lease_open_with_the_wrong_keeper_fails() {
+async fn test_lease_draw_follows_the_slot_hash_and_not_the_caller() {
     let mut w = World::new().await;
-    let next = w.f.next_keeper().await;
-    let other = w
-        .keepers
-        .iter()
-        .map(|k| pda::keeper(&k.pubkey()))
-        .find(|k| *k != next)
-        .unwrap();
-    let mint = w.f.mint;
-    let ix = ix::lease_open(
-        &w.user.pubkey(),
-        &w.user.pubkey(),
-        &w.user.token,
-        &pda::provider(&w.provider.pubkey()),
-        &other,
-        &mint,
-        World::args(1, 1, HOUR),
-    );
-    let kp = w.user.keypair.insecure_clone();
-    assert_gpunet_err(w.f.send(&[ix], &[&kp]).await, GpunetError::WrongKeeper);
+    for _ in 0..4 {
+        let k = w.f.keeper_wallet().await;
+        w.keepers.push(k);
+    }
+    let user = Wallet {
+        keypair: w.user.keypair.insecure_clone(),
+        token: w.user.token,
+    };
+    let mut firsts = std::collections::HashSet::new();
+    for nonce in 1..=4u64 {
+        let lease =
+            w.f.open_pending_lease(&user, &w.provider.pubkey(), World::args(nonce, 1, 60))
+                .await
+                .unwrap();
+        w.f.set_slot_hash([nonce as u8; 32]).await;
+        let expected = w.f.expected_committee(&lease).await.unwrap();
+        assert_eq!(expected.len(), 3);
+        firsts.insert(expected[0]);
+        // Any other list — another order, another member, one short — is refused.
+        let mut swapped = expected.clone();
+        swapped.swap(0, 1);
+        let other = w
+            .keepers
+            .iter()
+            .map(|k| pda::keeper(&k.pubkey()))
+            .find(|k| !expected.contains(k))
+            .unwrap();
+        let mut replaced = expected.clone();
+        replaced[2] = other;
+        for bad in [swapped, replaced, expected[..2].to_vec()] {
+            let ix = ix::lease_draw_committee(&lease, &bad);
+            assert_gpunet_err(w.f.send(&[ix], &[]).await, GpunetError::CommitteeMismatch);
+        }
+        let ix = ix::lease_draw_committee(&lease, &expected);
+        w.f.send(&[ix], &[]).await.unwrap();
+    }
+    assert!(firsts.len() > 1, "different hashes pick different keepers");
 }
 
 #[tokio::test]
@@ -329,14 +374,12 @@ async fn test_lease_open_below_minimum_stake_fails() {
 async fn test_lease_open_paying_from_someone_elses_account_fails() {
     let mut w = World::new().await;
     let thief = w.f.wallet(0).await;
-    let keeper = w.f.next_keeper().await;
     let mint = w.f.mint;
     let ix = ix::lease_open(
         &thief.pubkey(),
         &thief.pubkey(),
         &w.user.token,
         &pda::provider(&w.provider.pubkey()),
-        &keeper,
         &mint,
         World::args(1, 1, HOUR),
     );
@@ -580,7 +623,7 @@ async fn test_lease_checkpoint_with_substituted_accounts_fails() {
 }
 
 #[tokio::test]
-async fn test_lease_checkpoint_fail_verdict_pays_nothing_and_refunds_at_close() {
+async fn test_lease_checkpoint_fail_verdict_pays_only_the_keeper_fee_and_refunds_at_close() {
     let mut w = World::new().await;
     let p = w.open(1, 1, HOUR).await;
     let start = w.f.lease(&p.lease).await.start;
@@ -590,19 +633,24 @@ async fn test_lease_checkpoint_fail_verdict_pays_nothing_and_refunds_at_close() 
         token: k.token,
     };
     let user0 = w.f.balance(&w.user.token).await;
+    let keeper0 = w.f.balance(&k.token).await;
     w.f.warp(600).await;
     w.checkpoint_by(&k, &p, 1, start, start + 300, Verdict::Fail)
         .await
         .unwrap();
+    // The keeper earns the same 2% of the period whatever its verdict.
+    assert_eq!(w.f.balance(&k.token).await - keeper0, 60);
     w.checkpoint_by(&k, &p, 2, start + 300, start + 600, Verdict::Pass)
         .await
         .unwrap();
+    assert_eq!(w.f.balance(&k.token).await - keeper0, 120);
     assert_eq!(w.f.lease(&p.lease).await.paid_provider, 3_000 * 93 / 100);
     w.close_by_user(&p).await.unwrap();
-    // Only the 300 verified seconds were paid; everything else came back.
+    // Only the 300 verified seconds were paid, plus the keeper's fee for the failed period;
+    // everything else came back.
     assert_eq!(
         w.f.balance(&w.user.token).await,
-        user0 + (HOUR as u64) * PRICE - 3_000
+        user0 + (HOUR as u64) * PRICE - 3_000 - 60
     );
 }
 
@@ -728,6 +776,11 @@ async fn test_provider_slash_ok_compensates_jails_and_ends_the_lease() {
     let mut w = World::new().await;
     let supply = w.f.supply().await;
     let p = w.open(1, 2, HOUR).await;
+    // The user paid for 900 s of service before the slash.
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(900).await;
+    w.checkpoint(&p, 1, start, start + 900).await.unwrap();
+    let paid = PRICE * 2 * 900;
     let user0 = w.f.balance(&w.user.token).await;
     let tres0 = w.f.balance(&w.f.treasury.clone()).await;
     let (k0, k1) = (
@@ -741,15 +794,21 @@ async fn test_provider_slash_ok_compensates_jails_and_ends_the_lease() {
         },
     );
     w.slash(&p, &[&k0, &k1]).await.unwrap();
-    // 50% of the 2,000 locked; 10% of that to the treasury, the rest to the user.
+    // 50% of the 2,000 locked; the user gets back what it paid (no more: slashing one's own
+    // lease is never a profit), the treasury the rest.
     let slashed = 1_000 * TOKEN;
-    assert_eq!(w.f.balance(&w.user.token).await - user0, slashed * 9 / 10);
+    assert_eq!(w.f.balance(&w.user.token).await - user0, paid);
     assert_eq!(
         w.f.balance(&w.f.treasury.clone()).await - tres0,
-        slashed / 10
+        slashed - paid
     );
+    assert_eq!(w.f.lease(&p.lease).await.compensation, paid);
     let prov = w.f.provider(&w.provider.pubkey()).await;
     assert_eq!(prov.status, ProviderStatus::Jailed);
+    assert_eq!(
+        prov.jailed_until,
+        w.f.clock().await.unix_timestamp + default_params().jail_period
+    );
     assert_eq!(prov.staked, STAKE - slashed);
     assert_eq!(
         (prov.locked, prov.gpus_leased, prov.active_leases),
@@ -767,17 +826,17 @@ async fn test_provider_slash_ok_compensates_jails_and_ends_the_lease() {
         w.f.open_lease(&user, &w.provider.pubkey(), World::args(2, 1, HOUR))
             .await;
     assert_gpunet_err(res.map(|_| ()), GpunetError::ProviderJailed);
-    // An ended lease takes no checkpoints, and anyone may close it (refund to the user).
-    let start = w.f.lease(&p.lease).await.start;
+    // An ended lease takes no checkpoints, and anyone may close it (refund to the user),
+    // without the provider or keeper accounts.
     w.f.warp(10).await;
     assert_gpunet_err(
-        w.checkpoint(&p, 1, start, start + 10).await,
+        w.checkpoint(&p, 2, start + 900, start + 910).await,
         GpunetError::LeaseNotActive,
     );
     let stranger = w.f.wallet(0).await;
     let user_token = w.user.token;
     let user_key = w.user.pubkey();
-    let ix = ix::lease_close(&stranger.pubkey(), &p, &user_token, &user_key);
+    let ix = ix::lease_close(&stranger.pubkey(), &p.ended(), &user_token, &user_key);
     w.f.send(&[ix], &[&stranger.keypair]).await.unwrap();
     assert_eq!(w.f.supply().await, supply);
 }
@@ -833,18 +892,40 @@ async fn test_provider_slash_with_unsigned_keeper_fails() {
 #[tokio::test]
 async fn test_provider_slash_with_a_deregistered_keeper_fails() {
     let mut w = World::new().await;
-    let k2 = w.f.keeper_wallet().await; // index 2, the last
-    let p = w.open(1, 1, HOUR).await; // assigned to keeper index 0
-    let kp2 = k2.keypair.insecure_clone();
-    w.f.send(&[ix::keeper_deregister(&k2.pubkey(), None)], &[&kp2])
-        .await
+    let k2 = w.f.keeper_wallet().await;
+    w.keepers.push(k2);
+    let p = w.open(1, 1, HOUR).await; // all three on the committee
+    // A committee member without the lease deregisters (the set stays dense).
+    let leaving = w
+        .keepers
+        .iter()
+        .find(|k| pda::keeper(&k.pubkey()) != p.keeper)
+        .map(|k| Wallet {
+            keypair: k.keypair.insecure_clone(),
+            token: k.token,
+        })
         .unwrap();
-    let k0 = Wallet {
-        keypair: w.keepers[0].keypair.insecure_clone(),
-        token: w.keepers[0].token,
+    let me = pda::keeper(&leaving.pubkey());
+    let active = w.f.config().await.active_keepers;
+    let last =
+        w.f.keeper_accounts()
+            .await
+            .into_iter()
+            .find(|(a, k)| *a != me && k.index + 1 == active)
+            .map(|(a, _)| a);
+    w.f.send(
+        &[ix::keeper_deregister(&leaving.pubkey(), last)],
+        &[&leaving.keypair],
+    )
+    .await
+    .unwrap();
+    let primary = w.keeper_of(&p);
+    let primary = Wallet {
+        keypair: primary.keypair.insecure_clone(),
+        token: primary.token,
     };
     assert_gpunet_err(
-        w.slash(&p, &[&k0, &k2]).await,
+        w.slash(&p, &[&primary, &leaving]).await,
         GpunetError::SlashSignerNotKeeper,
     );
 }
@@ -873,13 +954,13 @@ async fn test_lease_reassign_keeper_ok_after_missed_checkpoints() {
     // Not late yet.
     w.f.warp(params.checkpoint_interval + params.grace_period)
         .await;
-    let ix = ix::lease_reassign_keeper(&new.pubkey(), &p.lease, &p.keeper);
+    let ix = ix::lease_reassign_keeper(&new.pubkey(), &p.lease, &p.keeper, &[]);
     assert_gpunet_err(
         w.f.send(&[ix.clone()], &[&new.keypair]).await,
         GpunetError::KeeperNotLate,
     );
     // The assigned keeper itself cannot "take over" (the same account twice as writable).
-    let self_ix = ix::lease_reassign_keeper(&old.pubkey(), &p.lease, &p.keeper);
+    let self_ix = ix::lease_reassign_keeper(&old.pubkey(), &p.lease, &p.keeper, &[]);
     w.f.warp(1).await;
     assert_anchor_err(
         w.f.send(&[self_ix], &[&old.keypair]).await,

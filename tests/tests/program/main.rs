@@ -3,9 +3,11 @@
 
 #![allow(deprecated)] // solana-program-test's API is marked unstable ahead of agave 4
 
+mod attacks;
 mod config;
 mod keeper;
 mod lease;
+mod pause;
 mod property;
 mod provider;
 

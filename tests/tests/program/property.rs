@@ -1,34 +1,78 @@
-//! Property test: random sequences of operations from several users, providers and keepers
-//! through the real program (solana-program-test, real SPL Token), checked step by step
+//! Property test: random sequences of operations from several users, providers, keepers and the
+//! admin through the real program (solana-program-test, real SPL Token), checked step by step
 //! against a model of the rules.
+//!
+//! Operations:
+//! - leases: `Open` (usually followed by the committee draw two slots later), `Draw` a pending
+//!   lease's committee, `TopUp` (by the user or a stranger), `Checkpoint` (Pass or Fail;
+//!   sometimes by a keeper not assigned to the lease, with a skewed sequence, period start or
+//!   end), `Close` (by the user or a stranger), `Reassign` (to the lease's successor on its
+//!   committee, or to a random keeper);
+//! - slashes: `Slash` a lease's provider and `KeeperSlash` a member of a lease's committee,
+//!   co-signed by random keepers (mostly committee members) and, for a keeper slash, naming a
+//!   random checkpoint sequence;
+//! - providers: `Stake`, `Unstake` (part or all of the free stake), `Withdraw`,
+//!   `ProviderClose`, `ProviderRegister` (again, after a close);
+//! - keepers: `KeeperRegister` (a fresh wallet, or a closed keeper again), `KeeperDrain`,
+//!   `KeeperDeregister`, `KeeperClose`;
+//! - admin: `Pause` and unpause, `ConfigChange` (fees — some above their caps —, grace,
+//!   interval, slash shares); both sometimes signed by a stranger;
+//! - `Warp` the clock (seconds, or 15 days).
+//!
+//! The model keeps each lease's terms (frozen at open), committee in draw order, assigned keeper,
+//! books and compensation; each provider's stake, locks, unbonding and jail; each keeper's
+//! status, bond, index in the active set and lease count; and the config's parameters and pause
+//! accounting (paused time extends lease deadlines from each lease's `paused_mark`). The random
+//! draw itself is read from the chain after each draw and checked for size and membership.
 //!
 //! After every step:
 //! - no token is created or destroyed: all token accounts of the mint add up to the supply,
 //!   and every one of them holds exactly what the model says — so no party ever receives more
 //!   (or less) than its due;
-//! - for every open lease, funded = paid to provider + fees + refunded + still in escrow;
+//! - for every open lease, funded = paid to provider + fees + refunded + still in escrow, and
+//!   every lease, provider, keeper and config field the model tracks matches the chain;
 //! - an operation the model says is refused was refused, and left every balance unchanged;
 //!   one the model says is allowed succeeded.
+//!
+//! With `GPUNET_PROPTEST_STATS=1` each operation that sent a transaction prints
+//! `STAT <operation> <succeeded>`; `GPUNET_PROPTEST_CASES` sets the number of cases per half.
 
 use std::collections::HashMap;
 
-use gpunet::instructions::{LeaseCheckpointArgs, LeaseOpenArgs};
-use gpunet::math::{bps_of, split_payment, split_slash};
-use gpunet::state::{ConfigParams, LeaseStatus, Verdict};
+use gpunet::instructions::{ConfigUpdateArgs, KeeperSlashArgs, LeaseCheckpointArgs, LeaseOpenArgs};
+use gpunet::math::{PaymentSplit, bps_of, compensation, split_payment, split_slash};
+use gpunet::state::{
+    ConfigParams, KeeperStatus, LeaseStatus, LeaseTerms, NO_INDEX, ProviderStatus, Verdict,
+};
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::pda;
 use gpunet_tests::*;
 use proptest::prelude::*;
+use proptest::strategy::Union;
 use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
 
 const USERS: usize = 3;
 const PROVIDERS: usize = 2;
-const KEEPERS: usize = 3;
+/// Keeper wallets; the first `KEEPERS_AT_START` are registered at the start, the others are
+/// fresh wallets holding one bond.
+const KEEPER_WALLETS: usize = 5;
+const KEEPERS_AT_START: usize = 4;
 const GPUS: u16 = 4;
 const STAKE: u64 = 4_000 * TOKEN;
 const SPARE: u64 = 2_000 * TOKEN;
 const USER_TOKENS: u64 = 1_000_000;
 const PRICE: u64 = 10; // the price `provider_args` offers
+const LOCK_PER_GPU: u64 = 1_000 * TOKEN; // `default_params` minimum stake per H100
+
+/// A keeper chosen for an operation on a lease.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    /// The member at this position of the lease's committee (modulo its size).
+    Member(usize),
+    /// Any keeper wallet, member or not, registered or not.
+    Wallet(usize),
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -37,6 +81,10 @@ enum Op {
         provider: usize,
         gpus: u16,
         duration: i64,
+        draw: bool,
+    },
+    Draw {
+        lease: usize,
     },
     TopUp {
         lease: usize,
@@ -50,7 +98,8 @@ enum Op {
         seq_skew: i8,
         start_skew: i64,
         end_back: i64,
-        wrong_keeper: bool,
+        /// Signed by another keeper wallet (offset from the assigned one).
+        wrong_keeper: Option<usize>,
     },
     Close {
         lease: usize,
@@ -58,11 +107,19 @@ enum Op {
     },
     Slash {
         lease: usize,
-        signers: Vec<usize>,
+        signers: Vec<Pick>,
+    },
+    KeeperSlash {
+        lease: usize,
+        accused: Pick,
+        signers: Vec<Pick>,
+        /// 0: sequence 0; 1: sequence 1; 2: the last sequence; 3: one past it.
+        sequence: u8,
     },
     Reassign {
         lease: usize,
-        keeper: usize,
+        /// `None`: the successor the model computes; `Some`: this keeper wallet.
+        to: Option<usize>,
     },
     Warp {
         secs: i64,
@@ -73,70 +130,351 @@ enum Op {
     },
     Unstake {
         provider: usize,
-        amount: u64,
+        /// `None`: all the free stake.
+        amount: Option<u64>,
     },
     Withdraw {
         provider: usize,
     },
+    ProviderClose {
+        provider: usize,
+    },
+    ProviderRegister {
+        provider: usize,
+    },
+    KeeperRegister {
+        keeper: usize,
+    },
+    KeeperDrain {
+        keeper: usize,
+    },
+    KeeperDeregister {
+        keeper: usize,
+    },
+    KeeperClose {
+        keeper: usize,
+    },
+    Pause {
+        paused: bool,
+        by_admin: bool,
+    },
+    ConfigChange {
+        protocol_fee_bps: u16,
+        keeper_fee_bps: u16,
+        grace_period: i64,
+        checkpoint_interval: i64,
+        slash_fraction_bps: u16,
+        slash_treasury_bps: u16,
+        slash_compensation_bps: u16,
+        keeper_slash_fraction_bps: u16,
+        by_admin: bool,
+    },
+}
+
+impl Op {
+    fn kind(&self) -> String {
+        let s = format!("{self:?}");
+        s.split([' ', '{']).next().unwrap_or("").to_string()
+    }
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![
+        5 => (0..3usize).prop_map(Pick::Member),
+        1 => (0..KEEPER_WALLETS).prop_map(Pick::Wallet),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (0..USERS, 0..PROVIDERS, 1..=3u16, 30..2_000i64)
-            .prop_map(|(user, provider, gpus, duration)| Op::Open { user, provider, gpus, duration }),
-        1 => (0..8usize, 0..=USERS, 1..20_000u64)
-            .prop_map(|(lease, funder, amount)| Op::TopUp { lease, funder, amount }),
-        5 => (
-            0..8usize,
-            0..900i64,
-            prop::bool::weighted(0.85),
-            prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)],
-            prop_oneof![8 => Just(0i64), 1 => -5..0i64, 1 => 1..5i64],
-            prop_oneof![3 => Just(0i64), 1 => 0..400i64],
-            prop::bool::weighted(0.1),
-        )
-            .prop_map(|(lease, advance, pass, seq_skew, start_skew, end_back, wrong_keeper)| {
-                Op::Checkpoint { lease, advance, pass, seq_skew, start_skew, end_back, wrong_keeper }
-            }),
-        1 => (0..8usize, prop::bool::weighted(0.7)).prop_map(|(lease, by_user)| Op::Close { lease, by_user }),
-        1 => (0..8usize, prop::collection::vec(0..KEEPERS, 1..=3))
-            .prop_map(|(lease, signers)| Op::Slash { lease, signers }),
-        1 => (0..8usize, 0..KEEPERS).prop_map(|(lease, keeper)| Op::Reassign { lease, keeper }),
-        2 => prop_oneof![9 => 0..5_000i64, 1 => Just(15 * 24 * 3_600i64)].prop_map(|secs| Op::Warp { secs }),
-        1 => (0..PROVIDERS, 0..1_500 * TOKEN).prop_map(|(provider, amount)| Op::Stake { provider, amount }),
-        1 => (0..PROVIDERS, 0..2_500 * TOKEN).prop_map(|(provider, amount)| Op::Unstake { provider, amount }),
-        1 => (0..PROVIDERS).prop_map(|provider| Op::Withdraw { provider }),
-    ]
+    let lease = || 0..16usize;
+    let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
+        (
+            4,
+            (
+                0..USERS,
+                0..PROVIDERS,
+                1..=3u16,
+                30..2_000i64,
+                prop::bool::weighted(0.85),
+            )
+                .prop_map(|(user, provider, gpus, duration, draw)| Op::Open {
+                    user,
+                    provider,
+                    gpus,
+                    duration,
+                    draw,
+                })
+                .boxed(),
+        ),
+        (1, lease().prop_map(|lease| Op::Draw { lease }).boxed()),
+        (
+            1,
+            (lease(), 0..=USERS, 1..20_000u64)
+                .prop_map(|(lease, funder, amount)| Op::TopUp {
+                    lease,
+                    funder,
+                    amount,
+                })
+                .boxed(),
+        ),
+        (
+            6,
+            (
+                lease(),
+                0..900i64,
+                prop::bool::weighted(0.8),
+                prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)],
+                prop_oneof![8 => Just(0i64), 1 => -5..0i64, 1 => 1..5i64],
+                prop_oneof![3 => Just(0i64), 1 => 0..400i64],
+                prop::option::weighted(0.1, 0..KEEPER_WALLETS - 1),
+            )
+                .prop_map(
+                    |(lease, advance, pass, seq_skew, start_skew, end_back, wrong_keeper)| {
+                        Op::Checkpoint {
+                            lease,
+                            advance,
+                            pass,
+                            seq_skew,
+                            start_skew,
+                            end_back,
+                            wrong_keeper,
+                        }
+                    },
+                )
+                .boxed(),
+        ),
+        (
+            1,
+            (lease(), prop::bool::weighted(0.6))
+                .prop_map(|(lease, by_user)| Op::Close { lease, by_user })
+                .boxed(),
+        ),
+        (
+            1,
+            (lease(), prop::collection::vec(pick(), 1..=3))
+                .prop_map(|(lease, signers)| Op::Slash { lease, signers })
+                .boxed(),
+        ),
+        (
+            1,
+            (
+                lease(),
+                pick(),
+                prop::collection::vec(pick(), 1..=3),
+                prop_oneof![1 => Just(0u8), 2 => Just(1u8), 6 => Just(2u8), 1 => Just(3u8)],
+            )
+                .prop_map(|(lease, accused, signers, sequence)| Op::KeeperSlash {
+                    lease,
+                    accused,
+                    signers,
+                    sequence,
+                })
+                .boxed(),
+        ),
+        (
+            2,
+            (lease(), prop::option::weighted(0.25, 0..KEEPER_WALLETS))
+                .prop_map(|(lease, to)| Op::Reassign { lease, to })
+                .boxed(),
+        ),
+        (
+            3,
+            prop_oneof![9 => 0..5_000i64, 1 => Just(15 * 24 * 3_600i64)]
+                .prop_map(|secs| Op::Warp { secs })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..PROVIDERS, 0..1_500 * TOKEN)
+                .prop_map(|(provider, amount)| Op::Stake { provider, amount })
+                .boxed(),
+        ),
+        (
+            1,
+            (
+                0..PROVIDERS,
+                prop_oneof![3 => (0..2_500 * TOKEN).prop_map(Some), 1 => Just(None)],
+            )
+                .prop_map(|(provider, amount)| Op::Unstake { provider, amount })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..PROVIDERS)
+                .prop_map(|provider| Op::Withdraw { provider })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..PROVIDERS)
+                .prop_map(|provider| Op::ProviderClose { provider })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..PROVIDERS)
+                .prop_map(|provider| Op::ProviderRegister { provider })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..KEEPER_WALLETS)
+                .prop_map(|keeper| Op::KeeperRegister { keeper })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..KEEPER_WALLETS)
+                .prop_map(|keeper| Op::KeeperDrain { keeper })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..KEEPER_WALLETS)
+                .prop_map(|keeper| Op::KeeperDeregister { keeper })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..KEEPER_WALLETS)
+                .prop_map(|keeper| Op::KeeperClose { keeper })
+                .boxed(),
+        ),
+        (
+            1,
+            (prop::bool::weighted(0.4), prop::bool::weighted(0.9))
+                .prop_map(|(paused, by_admin)| Op::Pause { paused, by_admin })
+                .boxed(),
+        ),
+        (
+            1,
+            (
+                0..=2_400u16,
+                0..=2_400u16,
+                prop::sample::select(vec![60i64, 600, 3_600]),
+                prop::sample::select(vec![60i64, 300, 900]),
+                prop::sample::select(vec![2_500u16, 5_000, 10_000]),
+                prop::sample::select(vec![0u16, 1_000, 5_000]),
+                prop::sample::select(vec![0u16, 5_000, 10_000]),
+                prop::sample::select(vec![2_500u16, 5_000, 10_000]),
+                prop::bool::weighted(0.9),
+            )
+                .prop_map(
+                    |(
+                        protocol_fee_bps,
+                        keeper_fee_bps,
+                        grace_period,
+                        checkpoint_interval,
+                        slash_fraction_bps,
+                        slash_treasury_bps,
+                        slash_compensation_bps,
+                        keeper_slash_fraction_bps,
+                        by_admin,
+                    )| Op::ConfigChange {
+                        protocol_fee_bps,
+                        keeper_fee_bps,
+                        grace_period,
+                        checkpoint_interval,
+                        slash_fraction_bps,
+                        slash_treasury_bps,
+                        slash_compensation_bps,
+                        keeper_slash_fraction_bps,
+                        by_admin,
+                    },
+                )
+                .boxed(),
+        ),
+    ];
+    Union::new_weighted(arms)
+}
+
+/// The model's view of the config.
+#[derive(Debug, Clone)]
+struct ConfigModel {
+    params: ConfigParams,
+    paused: bool,
+    paused_at: i64,
+    paused_seconds: i64,
+    /// The active keeper set: keeper wallet index at each set index (dense, swap-remove).
+    active: Vec<usize>,
+}
+
+impl ConfigModel {
+    fn paused_seconds_at(&self, now: i64) -> i64 {
+        let running = if self.paused {
+            (now - self.paused_at).max(0)
+        } else {
+            0
+        };
+        self.paused_seconds + running
+    }
+
+    fn is_active(&self, k: usize) -> bool {
+        self.active.contains(&k)
+    }
 }
 
 /// The model's view of a provider.
 #[derive(Debug, Clone, Default)]
 struct ProviderModel {
+    exists: bool,
     staked: u64,
     locked: u64,
     unbonding: u64,
     unbonding_ends_at: i64,
     jailed: bool,
+    jailed_until: i64,
     gpus_leased: u16,
+    active_leases: u32,
+}
+
+impl ProviderModel {
+    fn status(&self) -> ProviderStatus {
+        if self.jailed {
+            ProviderStatus::Jailed
+        } else if self.unbonding > 0 {
+            ProviderStatus::Unbonding
+        } else {
+            ProviderStatus::Active
+        }
+    }
+}
+
+/// The model's view of a keeper; `status` is `None` while it has no account (never
+/// registered, or closed).
+#[derive(Debug, Clone, Default)]
+struct KeeperModel {
+    status: Option<KeeperStatus>,
+    bond: u64,
+    leases_assigned: u32,
+    unbonding_ends_at: i64,
 }
 
 /// The model's view of a lease.
 #[derive(Debug, Clone)]
 struct LeaseModel {
-    parties: LeaseParties,
+    lease: Pubkey,
     user: usize,
     provider: usize,
-    keeper: usize,
+    status: LeaseStatus,
+    open: bool,
     gpus: u16,
+    terms: LeaseTerms,
+    /// Keeper wallet indices in draw order; empty while pending.
+    committee: Vec<usize>,
+    /// The assigned keeper; `None` while pending.
+    keeper: Option<usize>,
     funded: u64,
-    paid_out: u64,
+    paid_provider: u64,
+    paid_protocol: u64,
+    paid_keeper: u64,
+    compensation: u64,
     start: i64,
     paid_until: i64,
     last_sequence: u64,
     last_checkpoint_at: i64,
+    paused_mark: i64,
     stake_locked: u64,
-    ended: bool,
-    open: bool,
 }
 
 impl LeaseModel {
@@ -146,21 +484,34 @@ impl LeaseModel {
     fn funded_until(&self) -> i64 {
         self.start + (self.funded / self.rate()) as i64
     }
+    fn paid_by_user(&self) -> u64 {
+        self.paid_provider + self.paid_protocol + self.paid_keeper
+    }
+    fn escrow(&self) -> u64 {
+        self.funded - self.paid_by_user()
+    }
+    /// Last moment a top-up is accepted; after it anyone may close.
+    fn expires_at(&self, paused_now: i64) -> i64 {
+        self.funded_until() + self.terms.grace_period + (paused_now - self.paused_mark).max(0)
+    }
 }
 
 struct Sim {
     f: Fixture,
-    params: ConfigParams,
+    cfg: ConfigModel,
     users: Vec<Wallet>,
     stranger: Wallet,
     providers: Vec<Wallet>,
     keepers: Vec<Wallet>,
     pmodel: Vec<ProviderModel>,
+    kmodel: Vec<KeeperModel>,
     leases: Vec<LeaseModel>,
     nonces: Vec<u64>,
     /// Expected balance of every token account of the mint.
     expected: HashMap<Pubkey, u64>,
     supply: u64,
+    /// The error of the last transaction refused, for failure messages.
+    last_err: String,
 }
 
 fn clone(w: &Wallet) -> Wallet {
@@ -177,14 +528,29 @@ impl Sim {
         let mut expected = HashMap::new();
         expected.insert(f.treasury, 0);
         let mut keepers = Vec::new();
-        for _ in 0..KEEPERS {
-            let k = f.keeper_wallet().await;
-            expected.insert(k.token, 0);
-            expected.insert(
-                pda::keeper_vault(&pda::keeper(&k.pubkey())),
-                params.keeper_bond,
-            );
-            keepers.push(k);
+        let mut kmodel = Vec::new();
+        let mut active = Vec::new();
+        for i in 0..KEEPER_WALLETS {
+            if i < KEEPERS_AT_START {
+                let k = f.keeper_wallet().await;
+                expected.insert(k.token, 0);
+                expected.insert(
+                    pda::keeper_vault(&pda::keeper(&k.pubkey())),
+                    params.keeper_bond,
+                );
+                kmodel.push(KeeperModel {
+                    status: Some(KeeperStatus::Active),
+                    bond: params.keeper_bond,
+                    ..Default::default()
+                });
+                active.push(i);
+                keepers.push(k);
+            } else {
+                let k = f.wallet(params.keeper_bond).await;
+                expected.insert(k.token, params.keeper_bond);
+                kmodel.push(KeeperModel::default());
+                keepers.push(k);
+            }
         }
         let mut providers = Vec::new();
         for _ in 0..PROVIDERS {
@@ -204,6 +570,7 @@ impl Sim {
         let supply = f.supply().await;
         let pmodel = vec![
             ProviderModel {
+                exists: true,
                 staked: STAKE,
                 ..Default::default()
             };
@@ -211,16 +578,24 @@ impl Sim {
         ];
         Sim {
             f,
-            params,
+            cfg: ConfigModel {
+                params,
+                paused: false,
+                paused_at: 0,
+                paused_seconds: 0,
+                active,
+            },
             users,
             stranger,
             providers,
             keepers,
             pmodel,
+            kmodel,
             leases: Vec::new(),
             nonces: vec![0; USERS],
             expected,
             supply,
+            last_err: String::new(),
         }
     }
 
@@ -232,11 +607,62 @@ impl Sim {
         }
     }
 
+    fn keeper_account(&self, k: usize) -> Pubkey {
+        pda::keeper(&self.keepers[k].pubkey())
+    }
+
     fn keeper_index(&self, keeper_account: &Pubkey) -> usize {
-        self.keepers
-            .iter()
-            .position(|k| pda::keeper(&k.pubkey()) == *keeper_account)
+        (0..KEEPER_WALLETS)
+            .find(|&k| self.keeper_account(k) == *keeper_account)
             .expect("known keeper")
+    }
+
+    fn provider_account(&self, p: usize) -> Pubkey {
+        pda::provider(&self.providers[p].pubkey())
+    }
+
+    /// The keeper account a keeper leaving the active set must name as `last_keeper`: the one
+    /// at the highest index, unless that is itself.
+    fn last_keeper_for(&self, k: usize) -> Option<Pubkey> {
+        let last = *self.cfg.active.last()?;
+        (last != k).then(|| self.keeper_account(last))
+    }
+
+    /// Swap-remove, as the program keeps the set dense.
+    fn leave_active_set(&mut self, k: usize) {
+        let pos = self
+            .cfg
+            .active
+            .iter()
+            .position(|&a| a == k)
+            .expect("keeper in the active set");
+        self.cfg.active.swap_remove(pos);
+    }
+
+    fn resolve(&self, l: &LeaseModel, p: Pick) -> usize {
+        match p {
+            Pick::Member(i) if !l.committee.is_empty() => l.committee[i % l.committee.len()],
+            Pick::Member(i) => i % KEEPER_WALLETS,
+            Pick::Wallet(k) => k,
+        }
+    }
+
+    /// The `sel`-th open lease (cyclically), if any is open.
+    fn pick_lease(&self, sel: usize) -> Option<usize> {
+        let open: Vec<usize> = (0..self.leases.len())
+            .filter(|&i| self.leases[i].open)
+            .collect();
+        (!open.is_empty()).then(|| open[sel % open.len()])
+    }
+
+    fn parties(&self, l: &LeaseModel) -> LeaseParties {
+        LeaseParties {
+            lease: l.lease,
+            provider: self.provider_account(l.provider),
+            keeper: l.keeper.map(|k| self.keeper_account(k)).unwrap_or_default(),
+            mint: self.f.mint,
+            treasury: self.f.treasury,
+        }
     }
 
     fn add(&mut self, account: Pubkey, amount: u64) {
@@ -252,100 +678,191 @@ impl Sim {
         self.f.clock().await.unix_timestamp
     }
 
-    /// Runs one operation; returns (what the model predicted, what happened).
-    async fn step(&mut self, op: &Op) -> (bool, bool) {
+    /// Sends one transaction; whether it succeeded.
+    async fn send(
+        &mut self,
+        ixs: &[solana_sdk::instruction::Instruction],
+        signers: &[&Keypair],
+    ) -> bool {
+        match self.f.send(ixs, signers).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.last_err = format!("{e:?}");
+                false
+            }
+        }
+    }
+
+    /// Checks the committee just drawn for lease `i` and books it in the model.
+    async fn draw(&mut self, i: usize) -> (bool, bool) {
+        self.f.advance_slots(2).await;
         let now = self.now().await;
+        let l = self.leases[i].clone();
+        let ok =
+            l.status == LeaseStatus::Pending && !self.cfg.paused && !self.cfg.active.is_empty();
+        let done = match self.f.draw_committee(&l.lease).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.last_err = format!("{e:?}");
+                false
+            }
+        };
+        if done {
+            let chain = self.f.lease(&l.lease).await;
+            let committee: Vec<usize> = chain
+                .committee()
+                .iter()
+                .map(|k| self.keeper_index(k))
+                .collect();
+            assert_eq!(
+                committee.len(),
+                self.cfg
+                    .active
+                    .len()
+                    .min(usize::from(l.terms.committee_size)),
+                "committee size"
+            );
+            let mut distinct = committee.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                committee.len(),
+                "committee members distinct"
+            );
+            assert!(
+                committee.iter().all(|&k| self.cfg.is_active(k)),
+                "committee drawn from the active set"
+            );
+            assert_eq!(chain.keeper, self.keeper_account(committee[0]));
+            assert_eq!(chain.start, now, "billing starts at the draw");
+            self.kmodel[committee[0]].leases_assigned += 1;
+            let paused_mark = self.cfg.paused_seconds_at(now);
+            let lm = &mut self.leases[i];
+            lm.keeper = Some(committee[0]);
+            lm.committee = committee;
+            lm.status = LeaseStatus::Active;
+            lm.start = now;
+            lm.paid_until = now;
+            lm.last_checkpoint_at = now;
+            lm.paused_mark = paused_mark;
+        }
+        (ok, done)
+    }
+
+    /// Runs one operation; returns (what the model predicted, what happened), or `None` when
+    /// nothing was sent (no open lease to act on, or a clock warp).
+    async fn step(&mut self, op: &Op) -> Option<(bool, bool)> {
+        let now = self.now().await;
+        let paused = self.cfg.paused;
         match op.clone() {
             Op::Warp { secs } => {
                 self.f.warp(secs).await;
-                (true, true)
+                None
             }
             Op::Open {
                 user,
                 provider,
                 gpus,
                 duration,
+                draw,
             } => {
                 let pm = &self.pmodel[provider];
-                let lock = 1_000 * TOKEN * u64::from(gpus);
+                let lock = LOCK_PER_GPU * u64::from(gpus);
                 let deposit = PRICE * u64::from(gpus) * duration as u64;
                 let user_token = self.users[user].token;
-                let ok = !pm.jailed
+                let ok = !paused
+                    && pm.exists
+                    && !pm.jailed
                     && pm.unbonding == 0
                     && pm.gpus_leased + gpus <= GPUS
                     && pm.staked >= STAKE
                     && pm.staked - pm.locked >= lock
+                    && !self.cfg.active.is_empty()
                     && self.expected[&user_token] >= deposit;
                 let nonce = self.nonces[user];
                 self.nonces[user] += 1;
                 let u = clone(&self.users[user]);
                 let provider_wallet = self.providers[provider].pubkey();
-                let res = self
-                    .f
-                    .open_lease(
-                        &u,
-                        &provider_wallet,
-                        LeaseOpenArgs {
-                            nonce,
+                let args = LeaseOpenArgs {
+                    nonce,
+                    gpus,
+                    duration,
+                    max_price_per_gpu_second: PRICE,
+                };
+                let res = self.f.open_pending_lease(&u, &provider_wallet, args).await;
+                let done = match res {
+                    Ok(lease) => {
+                        self.sub(user_token, deposit);
+                        self.expected.insert(pda::lease_vault(&lease), deposit);
+                        let pm = &mut self.pmodel[provider];
+                        pm.locked += lock;
+                        pm.gpus_leased += gpus;
+                        pm.active_leases += 1;
+                        self.leases.push(LeaseModel {
+                            lease,
+                            user,
+                            provider,
+                            status: LeaseStatus::Pending,
+                            open: true,
                             gpus,
-                            duration,
-                            max_price_per_gpu_second: PRICE,
-                        },
-                    )
-                    .await;
-                let done = res.is_ok();
-                if let Ok(parties) = res {
-                    let keeper = self.keeper_index(&parties.keeper);
-                    self.sub(user_token, deposit);
-                    self.expected
-                        .insert(pda::lease_vault(&parties.lease), deposit);
-                    let pm = &mut self.pmodel[provider];
-                    pm.locked += lock;
-                    pm.gpus_leased += gpus;
-                    self.leases.push(LeaseModel {
-                        parties,
-                        user,
-                        provider,
-                        keeper,
-                        gpus,
-                        funded: deposit,
-                        paid_out: 0,
-                        start: now,
-                        paid_until: now,
-                        last_sequence: 0,
-                        last_checkpoint_at: now,
-                        stake_locked: lock,
-                        ended: false,
-                        open: true,
-                    });
+                            terms: LeaseTerms::from_params(&self.cfg.params),
+                            committee: Vec::new(),
+                            keeper: None,
+                            funded: deposit,
+                            paid_provider: 0,
+                            paid_protocol: 0,
+                            paid_keeper: 0,
+                            compensation: 0,
+                            start: now,
+                            paid_until: now,
+                            last_sequence: 0,
+                            last_checkpoint_at: now,
+                            paused_mark: self.cfg.paused_seconds_at(now),
+                            stake_locked: lock,
+                        });
+                        true
+                    }
+                    Err(e) => {
+                        self.last_err = format!("{e:?}");
+                        false
+                    }
+                };
+                if done && draw {
+                    let i = self.leases.len() - 1;
+                    let (predicted, happened) = self.draw(i).await;
+                    assert_eq!(
+                        happened, predicted,
+                        "{op:?}: draw after the open: model and program disagree ({})",
+                        self.last_err
+                    );
                 }
-                (ok, done)
+                Some((ok, done))
+            }
+            Op::Draw { lease } => {
+                let i = self.pick_lease(lease)?;
+                Some(self.draw(i).await)
             }
             Op::TopUp {
                 lease,
                 funder,
                 amount,
             } => {
-                let Some(l) = self.leases.get(lease).cloned() else {
-                    return (true, true);
-                };
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
                 let w = self.funder(funder);
-                let ok = l.open
-                    && !l.ended
-                    && now <= l.funded_until() + self.params.grace_period
+                let ok = l.status != LeaseStatus::Ended
+                    && now <= l.expires_at(self.cfg.paused_seconds_at(now))
                     && self.expected[&w.token] >= amount;
-                if !l.open {
-                    return (true, true); // its accounts are gone; nothing to send
-                }
                 let mint = self.f.mint;
-                let ix = ix::lease_top_up(&w.pubkey(), &w.token, &l.parties.lease, &mint, amount);
-                let done = self.f.send(&[ix], &[&w.keypair]).await.is_ok();
+                let ix = ix::lease_top_up(&w.pubkey(), &w.token, &l.lease, &mint, amount);
+                let done = self.send(&[ix], &[&w.keypair]).await;
                 if done {
                     self.sub(w.token, amount);
-                    self.add(pda::lease_vault(&l.parties.lease), amount);
-                    self.leases[lease].funded += amount;
+                    self.add(pda::lease_vault(&l.lease), amount);
+                    self.leases[i].funded += amount;
                 }
-                (ok, done)
+                Some((ok, done))
             }
             Op::Checkpoint {
                 lease,
@@ -356,24 +873,22 @@ impl Sim {
                 end_back,
                 wrong_keeper,
             } => {
-                let Some(l) = self.leases.get(lease).cloned() else {
-                    return (true, true);
-                };
-                if !l.open {
-                    return (true, true);
-                }
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
                 self.f.warp(advance).await;
                 let now = self.now().await;
                 let sequence = (l.last_sequence as i64 + 1 + i64::from(seq_skew)) as u64;
                 let start = l.paid_until + start_skew;
                 let end = now - end_back;
-                let keeper = if wrong_keeper {
-                    (l.keeper + 1) % KEEPERS
-                } else {
-                    l.keeper
+                let keeper = match (l.keeper, wrong_keeper) {
+                    (Some(k), None) => k,
+                    (Some(k), Some(o)) => (k + 1 + o) % KEEPER_WALLETS,
+                    (None, o) => o.unwrap_or(0),
                 };
-                let ok = !l.ended
-                    && !wrong_keeper
+                let ok = !paused
+                    && l.status == LeaseStatus::Active
+                    && l.keeper == Some(keeper)
+                    && self.kmodel[keeper].status == Some(KeeperStatus::Active)
                     && sequence == l.last_sequence + 1
                     && start == l.paid_until
                     && end > start
@@ -381,9 +896,10 @@ impl Sim {
                     && end <= l.funded_until();
                 let k = clone(&self.keepers[keeper]);
                 let provider_token = self.providers[l.provider].token;
+                let parties = self.parties(&l);
                 let ix = ix::lease_checkpoint(
                     &k.pubkey(),
-                    &l.parties,
+                    &parties,
                     &provider_token,
                     &k.token,
                     LeaseCheckpointArgs {
@@ -395,172 +911,344 @@ impl Sim {
                         score: 1,
                     },
                 );
-                let done = self.f.send(&[ix], &[&k.keypair]).await.is_ok();
+                let done = self.send(&[ix], &[&k.keypair]).await;
                 if done {
+                    let gross = l.rate() * (end - start) as u64;
+                    let s = if pass {
+                        split_payment(gross, l.terms.protocol_fee_bps, l.terms.keeper_fee_bps)
+                            .unwrap()
+                    } else {
+                        PaymentSplit {
+                            provider: 0,
+                            protocol: 0,
+                            keeper: bps_of(gross, l.terms.keeper_fee_bps).unwrap(),
+                        }
+                    };
+                    // Independent of the program's split: fees are floors of the bps share of
+                    // the lease's own terms, and the keeper's is the same for both verdicts.
+                    assert_eq!(s.keeper, bps_of(gross, l.terms.keeper_fee_bps).unwrap());
                     if pass {
-                        let gross = l.rate() * (end - start) as u64;
-                        let s = split_payment(
-                            gross,
-                            self.params.protocol_fee_bps,
-                            self.params.keeper_fee_bps,
-                        )
-                        .unwrap();
-                        // Independent of the program's split: fees are floors of the bps share.
-                        assert_eq!(
-                            s.protocol,
-                            bps_of(gross, self.params.protocol_fee_bps).unwrap()
-                        );
+                        assert_eq!(s.protocol, bps_of(gross, l.terms.protocol_fee_bps).unwrap());
                         assert_eq!(s.provider + s.protocol + s.keeper, gross);
-                        self.sub(pda::lease_vault(&l.parties.lease), gross);
-                        self.add(provider_token, s.provider);
-                        self.add(self.f.treasury, s.protocol);
-                        self.add(k.token, s.keeper);
-                        self.leases[lease].paid_out += gross;
                     }
-                    let lm = &mut self.leases[lease];
+                    self.sub(
+                        pda::lease_vault(&l.lease),
+                        s.provider + s.protocol + s.keeper,
+                    );
+                    self.add(provider_token, s.provider);
+                    self.add(self.f.treasury, s.protocol);
+                    self.add(k.token, s.keeper);
+                    let paused_mark = self.cfg.paused_seconds_at(now);
+                    let lm = &mut self.leases[i];
+                    lm.paid_provider += s.provider;
+                    lm.paid_protocol += s.protocol;
+                    lm.paid_keeper += s.keeper;
                     lm.paid_until = end;
                     lm.last_sequence = sequence;
                     lm.last_checkpoint_at = now;
+                    lm.paused_mark = paused_mark;
                 }
-                (ok, done)
+                Some((ok, done))
             }
             Op::Close { lease, by_user } => {
-                let Some(l) = self.leases.get(lease).cloned() else {
-                    return (true, true);
-                };
-                if !l.open {
-                    return (true, true);
-                }
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
                 let closer = if by_user {
                     clone(&self.users[l.user])
                 } else {
                     clone(&self.stranger)
                 };
-                let ok = by_user || l.ended || now > l.funded_until() + self.params.grace_period;
+                let ok = by_user
+                    || l.status == LeaseStatus::Ended
+                    || now > l.expires_at(self.cfg.paused_seconds_at(now));
                 let user = &self.users[l.user];
                 let (user_token, rent_payer) = (user.token, user.pubkey());
-                let parties = self.f.parties(&l.parties.lease).await;
+                // An ended lease needs neither provider nor keeper (either may be closed); a
+                // pending one has no keeper yet.
+                let mut parties = self.parties(&l);
+                if l.status == LeaseStatus::Ended {
+                    parties = parties.ended();
+                }
                 let ix = ix::lease_close(&closer.pubkey(), &parties, &user_token, &rent_payer);
-                let done = self.f.send(&[ix], &[&closer.keypair]).await.is_ok();
+                let done = self.send(&[ix], &[&closer.keypair]).await;
                 if done {
-                    let vault = pda::lease_vault(&l.parties.lease);
+                    let vault = pda::lease_vault(&l.lease);
                     let left = self.expected.remove(&vault).expect("vault");
-                    assert_eq!(left, l.funded - l.paid_out, "escrow = funded - paid");
+                    assert_eq!(left, l.escrow(), "escrow = funded - paid");
                     self.add(user_token, left);
-                    if !l.ended {
+                    if l.status != LeaseStatus::Ended {
                         let pm = &mut self.pmodel[l.provider];
                         pm.locked -= l.stake_locked;
                         pm.gpus_leased -= l.gpus;
+                        pm.active_leases -= 1;
                     }
-                    self.leases[lease].open = false;
+                    if let (LeaseStatus::Active, Some(k)) = (l.status, l.keeper) {
+                        self.kmodel[k].leases_assigned -= 1;
+                    }
+                    self.leases[i].open = false;
                 }
-                (ok, done)
+                Some((ok, done))
             }
             Op::Slash { lease, signers } => {
-                let Some(l) = self.leases.get(lease).cloned() else {
-                    return (true, true);
-                };
-                if !l.open {
-                    return (true, true);
-                }
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
+                let signers: Vec<usize> = signers.iter().map(|p| self.resolve(&l, *p)).collect();
                 let mut distinct = signers.clone();
                 distinct.sort();
                 distinct.dedup();
-                let ok = !l.ended && distinct.len() == signers.len() && signers.len() >= 2;
+                let ok = !paused
+                    && l.status == LeaseStatus::Active
+                    && distinct.len() == signers.len()
+                    && signers.len() >= usize::from(l.terms.slash_quorum)
+                    && signers
+                        .iter()
+                        .all(|&k| self.cfg.is_active(k) && l.committee.contains(&k));
                 let wallets: Vec<Pubkey> =
-                    signers.iter().map(|&i| self.keepers[i].pubkey()).collect();
+                    signers.iter().map(|&k| self.keepers[k].pubkey()).collect();
                 let user_token = self.users[l.user].token;
-                let parties = self.f.parties(&l.parties.lease).await;
+                let parties = self.parties(&l);
                 let ix = ix::provider_slash(&parties, &user_token, &wallets, [5; 32]);
-                let kps: Vec<_> = distinct
+                let kps: Vec<Keypair> = distinct
                     .iter()
-                    .map(|&i| self.keepers[i].keypair.insecure_clone())
+                    .map(|&k| self.keepers[k].keypair.insecure_clone())
                     .collect();
-                let refs: Vec<_> = kps.iter().collect();
-                let done = self.f.send(&[ix], &refs).await.is_ok();
+                let refs: Vec<&Keypair> = kps.iter().collect();
+                let done = self.send(&[ix], &refs).await;
                 if done {
                     let s = split_slash(
                         l.stake_locked,
-                        self.params.slash_fraction_bps,
-                        self.params.slash_treasury_bps,
+                        l.terms.slash_fraction_bps,
+                        l.terms.slash_treasury_bps,
                     )
                     .unwrap();
-                    assert_eq!(s.total, l.stake_locked / 2, "50% of the lock");
-                    let provider_vault = pda::provider_vault(&l.parties.provider);
-                    self.sub(provider_vault, s.total);
-                    self.add(user_token, s.user);
-                    self.add(self.f.treasury, s.treasury);
+                    assert_eq!(
+                        s.total,
+                        bps_of(l.stake_locked, l.terms.slash_fraction_bps).unwrap()
+                    );
+                    let to_user = compensation(
+                        s.user,
+                        l.paid_by_user(),
+                        l.compensation,
+                        l.terms.slash_compensation_bps,
+                    )
+                    .unwrap();
+                    let to_treasury = s.total - to_user;
+                    // Slashing one's own lease never pays: compensation in all never exceeds
+                    // the capped share of what the user paid out of escrow.
+                    assert!(
+                        l.compensation + to_user
+                            <= bps_of(l.paid_by_user(), l.terms.slash_compensation_bps).unwrap()
+                    );
+                    self.sub(pda::provider_vault(&parties.provider), s.total);
+                    self.add(user_token, to_user);
+                    self.add(self.f.treasury, to_treasury);
+                    let jail = self.cfg.params.jail_period;
                     let pm = &mut self.pmodel[l.provider];
                     pm.staked -= s.total;
                     pm.locked -= l.stake_locked;
                     pm.gpus_leased -= l.gpus;
+                    pm.active_leases -= 1;
                     pm.jailed = true;
-                    self.leases[lease].ended = true;
+                    pm.jailed_until = now + jail;
+                    let k = l.keeper.expect("active lease has a keeper");
+                    self.kmodel[k].leases_assigned -= 1;
+                    let lm = &mut self.leases[i];
+                    lm.status = LeaseStatus::Ended;
+                    lm.compensation += to_user;
                 }
-                (ok, done)
+                Some((ok, done))
             }
-            Op::Reassign { lease, keeper } => {
-                let Some(l) = self.leases.get(lease).cloned() else {
-                    return (true, true);
+            Op::KeeperSlash {
+                lease,
+                accused,
+                signers,
+                sequence,
+            } => {
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
+                let accused = self.resolve(&l, accused);
+                let signers: Vec<usize> = signers.iter().map(|p| self.resolve(&l, *p)).collect();
+                let mut distinct = signers.clone();
+                distinct.sort();
+                distinct.dedup();
+                let sequence = match sequence {
+                    0 => 0,
+                    1 => 1,
+                    2 => l.last_sequence,
+                    _ => l.last_sequence + 1,
                 };
-                if !l.open {
-                    return (true, true);
-                }
-                let ok = !l.ended
-                    && keeper != l.keeper
-                    && now
-                        > l.last_checkpoint_at
-                            + self.params.checkpoint_interval
-                            + self.params.grace_period;
-                let k = clone(&self.keepers[keeper]);
-                let old = pda::keeper(&self.keepers[l.keeper].pubkey());
-                let ix = ix::lease_reassign_keeper(&k.pubkey(), &l.parties.lease, &old);
-                let done = self.f.send(&[ix], &[&k.keypair]).await.is_ok();
+                let accused_status = self.kmodel[accused].status;
+                let ok = !paused
+                    && l.status != LeaseStatus::Pending
+                    && sequence >= 1
+                    && sequence <= l.last_sequence
+                    && l.committee.contains(&accused)
+                    && accused_status.is_some()
+                    && distinct.len() == signers.len()
+                    && signers.len() >= usize::from(l.terms.slash_quorum)
+                    && signers.iter().all(|&k| {
+                        k != accused && self.cfg.is_active(k) && l.committee.contains(&k)
+                    });
+                let last_keeper = if accused_status == Some(KeeperStatus::Active) {
+                    self.last_keeper_for(accused)
+                } else {
+                    None
+                };
+                let wallets: Vec<Pubkey> =
+                    signers.iter().map(|&k| self.keepers[k].pubkey()).collect();
+                let user_token = self.users[l.user].token;
+                let parties = self.parties(&l);
+                let accused_account = self.keeper_account(accused);
+                let ix = ix::keeper_slash(
+                    &parties,
+                    &accused_account,
+                    last_keeper,
+                    &user_token,
+                    &wallets,
+                    KeeperSlashArgs {
+                        sequence,
+                        evidence_digest: [7; 32],
+                    },
+                );
+                let kps: Vec<Keypair> = distinct
+                    .iter()
+                    .map(|&k| self.keepers[k].keypair.insecure_clone())
+                    .collect();
+                let refs: Vec<&Keypair> = kps.iter().collect();
+                let done = self.send(&[ix], &refs).await;
                 if done {
-                    let lm = &mut self.leases[lease];
-                    lm.keeper = keeper;
-                    lm.last_checkpoint_at = now;
-                    lm.parties.keeper = pda::keeper(&k.pubkey());
+                    let km = &self.kmodel[accused];
+                    let slashed =
+                        bps_of(km.bond, self.cfg.params.keeper_slash_fraction_bps).unwrap();
+                    let to_user = compensation(
+                        slashed,
+                        l.paid_by_user(),
+                        l.compensation,
+                        l.terms.slash_compensation_bps,
+                    )
+                    .unwrap();
+                    assert!(
+                        l.compensation + to_user
+                            <= bps_of(l.paid_by_user(), l.terms.slash_compensation_bps).unwrap()
+                    );
+                    self.sub(pda::keeper_vault(&accused_account), slashed);
+                    self.add(user_token, to_user);
+                    self.add(self.f.treasury, slashed - to_user);
+                    self.leases[i].compensation += to_user;
+                    if accused_status == Some(KeeperStatus::Active) {
+                        self.leave_active_set(accused);
+                        self.kmodel[accused].status = Some(KeeperStatus::Draining);
+                    }
+                    self.kmodel[accused].bond -= slashed;
                 }
-                (ok, done)
+                Some((ok, done))
+            }
+            Op::Reassign { lease, to } => {
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
+                let n = l.committee.len();
+                let old = l.keeper.unwrap_or(0);
+                let from = l.committee.iter().position(|&k| k == old);
+                // The successor: the first active member after the current keeper, cyclically.
+                let successor = from.and_then(|from| {
+                    (1..n)
+                        .map(|d| l.committee[(from + d) % n])
+                        .find(|&k| self.cfg.is_active(k))
+                });
+                let new = match (to, successor, from) {
+                    (Some(k), _, _) => k,
+                    (None, Some(k), _) => k,
+                    (None, None, Some(from)) => l.committee[(from + 1) % n],
+                    (None, None, None) => 1,
+                };
+                // The members between the old keeper and the new one, in committee order.
+                let skipped: Vec<usize> = match (from, l.committee.iter().position(|&k| k == new)) {
+                    (Some(from), Some(to)) if to != from => (1..n)
+                        .map(|d| l.committee[(from + d) % n])
+                        .take((to + n - from - 1) % n)
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let paused_now = self.cfg.paused_seconds_at(now);
+                let deadline = l.last_checkpoint_at
+                    + l.terms.checkpoint_interval
+                    + l.terms.grace_period
+                    + (paused_now - l.paused_mark).max(0);
+                let ok = !paused
+                    && l.status == LeaseStatus::Active
+                    && self.cfg.is_active(new)
+                    && new != old
+                    && (!self.cfg.is_active(old) || now > deadline)
+                    && l.committee.contains(&new)
+                    && skipped.iter().all(|&k| !self.cfg.is_active(k));
+                let k = clone(&self.keepers[new]);
+                let old_account = self.keeper_account(old);
+                let skipped_accounts: Vec<Pubkey> =
+                    skipped.iter().map(|&s| self.keeper_account(s)).collect();
+                let ix = ix::lease_reassign_keeper(
+                    &k.pubkey(),
+                    &l.lease,
+                    &old_account,
+                    &skipped_accounts,
+                );
+                let done = self.send(&[ix], &[&k.keypair]).await;
+                if done {
+                    self.kmodel[old].leases_assigned -= 1;
+                    self.kmodel[new].leases_assigned += 1;
+                    let lm = &mut self.leases[i];
+                    lm.keeper = Some(new);
+                    lm.last_checkpoint_at = now;
+                    lm.paused_mark = paused_now;
+                }
+                Some((ok, done))
             }
             Op::Stake { provider, amount } => {
                 let p = clone(&self.providers[provider]);
-                let ok = amount > 0 && self.expected[&p.token] >= amount;
+                let pm = &self.pmodel[provider];
+                let ok = !paused && pm.exists && amount > 0 && self.expected[&p.token] >= amount;
                 let mint = self.f.mint;
                 let ix = ix::provider_stake(&p.pubkey(), &p.token, &mint, amount);
-                let done = self.f.send(&[ix], &[&p.keypair]).await.is_ok();
+                let done = self.send(&[ix], &[&p.keypair]).await;
                 if done {
                     self.sub(p.token, amount);
-                    self.add(pda::provider_vault(&pda::provider(&p.pubkey())), amount);
-                    self.pmodel[provider].staked += amount;
+                    self.add(
+                        pda::provider_vault(&self.provider_account(provider)),
+                        amount,
+                    );
+                    let pm = &mut self.pmodel[provider];
+                    pm.staked += amount;
+                    if pm.jailed && now >= pm.jailed_until {
+                        pm.jailed = false;
+                    }
                 }
-                (ok, done)
+                Some((ok, done))
             }
             Op::Unstake { provider, amount } => {
                 let p = clone(&self.providers[provider]);
                 let pm = &self.pmodel[provider];
-                let ok = amount > 0 && amount <= pm.staked - pm.locked;
+                let amount = amount.unwrap_or(pm.staked - pm.locked);
+                let ok = pm.exists && amount > 0 && amount <= pm.staked - pm.locked;
                 let ix = ix::provider_unstake_request(&p.pubkey(), amount);
-                let done = self.f.send(&[ix], &[&p.keypair]).await.is_ok();
+                let done = self.send(&[ix], &[&p.keypair]).await;
                 if done {
+                    let period = self.cfg.params.unbonding_period;
                     let pm = &mut self.pmodel[provider];
                     pm.staked -= amount;
                     pm.unbonding += amount;
-                    pm.unbonding_ends_at = now + self.params.unbonding_period;
+                    pm.unbonding_ends_at = now + period;
                 }
-                (ok, done)
+                Some((ok, done))
             }
             Op::Withdraw { provider } => {
                 let p = clone(&self.providers[provider]);
                 let pm = self.pmodel[provider].clone();
-                let ok = pm.unbonding > 0 && now >= pm.unbonding_ends_at;
+                let ok = pm.exists && pm.unbonding > 0 && now >= pm.unbonding_ends_at;
                 let mint = self.f.mint;
                 let ix = ix::provider_withdraw(&p.pubkey(), &p.token, &mint);
-                let done = self.f.send(&[ix], &[&p.keypair]).await.is_ok();
+                let done = self.send(&[ix], &[&p.keypair]).await;
                 if done {
                     self.sub(
-                        pda::provider_vault(&pda::provider(&p.pubkey())),
+                        pda::provider_vault(&self.provider_account(provider)),
                         pm.unbonding,
                     );
                     self.add(p.token, pm.unbonding);
@@ -568,13 +1256,204 @@ impl Sim {
                     pm.unbonding = 0;
                     pm.unbonding_ends_at = 0;
                 }
-                (ok, done)
+                Some((ok, done))
+            }
+            Op::ProviderClose { provider } => {
+                let p = clone(&self.providers[provider]);
+                let pm = &self.pmodel[provider];
+                let ok = pm.exists && pm.staked == 0 && pm.unbonding == 0 && pm.active_leases == 0;
+                let mint = self.f.mint;
+                let ix = ix::provider_close(&p.pubkey(), &p.token, &mint);
+                let done = self.send(&[ix], &[&p.keypair]).await;
+                if done {
+                    let vault = pda::provider_vault(&self.provider_account(provider));
+                    let left = self.expected.remove(&vault).expect("provider vault");
+                    assert_eq!(left, 0, "a closed provider's vault is empty");
+                    self.pmodel[provider] = ProviderModel::default();
+                }
+                Some((ok, done))
+            }
+            Op::ProviderRegister { provider } => {
+                let p = clone(&self.providers[provider]);
+                let ok = !paused && !self.pmodel[provider].exists;
+                let mint = self.f.mint;
+                let ix = ix::provider_register(&p.pubkey(), &mint, provider_args(GPUS));
+                let done = self.send(&[ix], &[&p.keypair]).await;
+                if done {
+                    self.expected
+                        .insert(pda::provider_vault(&self.provider_account(provider)), 0);
+                    self.pmodel[provider] = ProviderModel {
+                        exists: true,
+                        ..Default::default()
+                    };
+                }
+                Some((ok, done))
+            }
+            Op::KeeperRegister { keeper } => {
+                let k = clone(&self.keepers[keeper]);
+                let bond = self.cfg.params.keeper_bond;
+                let ok = !paused
+                    && self.kmodel[keeper].status.is_none()
+                    && self.cfg.active.len() < usize::from(self.cfg.params.max_keepers)
+                    && self.expected[&k.token] >= bond;
+                let mint = self.f.mint;
+                let ix = ix::keeper_register(&k.pubkey(), &k.token, &mint, KEEPER_ENDPOINT);
+                let done = self.send(&[ix], &[&k.keypair]).await;
+                if done {
+                    self.sub(k.token, bond);
+                    self.expected
+                        .insert(pda::keeper_vault(&self.keeper_account(keeper)), bond);
+                    self.kmodel[keeper] = KeeperModel {
+                        status: Some(KeeperStatus::Active),
+                        bond,
+                        ..Default::default()
+                    };
+                    self.cfg.active.push(keeper);
+                    // So that the fixture's draws see it.
+                    if !self.f.keepers.contains(&k.pubkey()) {
+                        self.f.keepers.push(k.pubkey());
+                    }
+                }
+                Some((ok, done))
+            }
+            Op::KeeperDrain { keeper } => {
+                let k = clone(&self.keepers[keeper]);
+                let active = self.kmodel[keeper].status == Some(KeeperStatus::Active);
+                let last = if active {
+                    self.last_keeper_for(keeper)
+                } else {
+                    None
+                };
+                let ix = ix::keeper_drain(&k.pubkey(), last);
+                let done = self.send(&[ix], &[&k.keypair]).await;
+                if done {
+                    self.leave_active_set(keeper);
+                    self.kmodel[keeper].status = Some(KeeperStatus::Draining);
+                }
+                Some((active, done))
+            }
+            Op::KeeperDeregister { keeper } => {
+                let k = clone(&self.keepers[keeper]);
+                let km = self.kmodel[keeper].clone();
+                let active = km.status == Some(KeeperStatus::Active);
+                let ok = matches!(
+                    km.status,
+                    Some(KeeperStatus::Active | KeeperStatus::Draining)
+                ) && km.leases_assigned == 0;
+                let last = if active {
+                    self.last_keeper_for(keeper)
+                } else {
+                    None
+                };
+                let ix = ix::keeper_deregister(&k.pubkey(), last);
+                let done = self.send(&[ix], &[&k.keypair]).await;
+                if done {
+                    if active {
+                        self.leave_active_set(keeper);
+                    }
+                    let km = &mut self.kmodel[keeper];
+                    km.status = Some(KeeperStatus::Unbonding);
+                    km.unbonding_ends_at = now + self.cfg.params.unbonding_period;
+                }
+                Some((ok, done))
+            }
+            Op::KeeperClose { keeper } => {
+                let k = clone(&self.keepers[keeper]);
+                let km = self.kmodel[keeper].clone();
+                let ok = km.status == Some(KeeperStatus::Unbonding) && now >= km.unbonding_ends_at;
+                let mint = self.f.mint;
+                let ix = ix::keeper_close(&k.pubkey(), &k.token, &mint);
+                let done = self.send(&[ix], &[&k.keypair]).await;
+                if done {
+                    let vault = pda::keeper_vault(&self.keeper_account(keeper));
+                    let left = self.expected.remove(&vault).expect("keeper vault");
+                    assert_eq!(left, km.bond, "the vault holds the bond left");
+                    self.add(k.token, left);
+                    self.kmodel[keeper] = KeeperModel::default();
+                }
+                Some((ok, done))
+            }
+            Op::Pause {
+                paused: pause,
+                by_admin,
+            } => {
+                let signer = if by_admin {
+                    self.f.admin.insecure_clone()
+                } else {
+                    self.stranger.keypair.insecure_clone()
+                };
+                let ix = ix::config_update(
+                    &signer.pubkey(),
+                    ConfigUpdateArgs {
+                        paused: Some(pause),
+                        ..Default::default()
+                    },
+                );
+                let done = self.send(&[ix], &[&signer]).await;
+                if done {
+                    match (pause, self.cfg.paused) {
+                        (true, false) => {
+                            self.cfg.paused = true;
+                            self.cfg.paused_at = now.max(1);
+                        }
+                        (false, true) => {
+                            self.cfg.paused_seconds = self.cfg.paused_seconds_at(now);
+                            self.cfg.paused = false;
+                            self.cfg.paused_at = 0;
+                        }
+                        _ => {}
+                    }
+                }
+                Some((by_admin, done))
+            }
+            Op::ConfigChange {
+                protocol_fee_bps,
+                keeper_fee_bps,
+                grace_period,
+                checkpoint_interval,
+                slash_fraction_bps,
+                slash_treasury_bps,
+                slash_compensation_bps,
+                keeper_slash_fraction_bps,
+                by_admin,
+            } => {
+                let params = ConfigParams {
+                    protocol_fee_bps,
+                    keeper_fee_bps,
+                    grace_period,
+                    checkpoint_interval,
+                    slash_fraction_bps,
+                    slash_treasury_bps,
+                    slash_compensation_bps,
+                    keeper_slash_fraction_bps,
+                    ..self.cfg.params.clone()
+                };
+                let ok = by_admin && protocol_fee_bps <= 2_000 && keeper_fee_bps <= 2_000;
+                let signer = if by_admin {
+                    self.f.admin.insecure_clone()
+                } else {
+                    self.stranger.keypair.insecure_clone()
+                };
+                let ix = ix::config_update(
+                    &signer.pubkey(),
+                    ConfigUpdateArgs {
+                        params: Some(params.clone()),
+                        ..Default::default()
+                    },
+                );
+                let done = self.send(&[ix], &[&signer]).await;
+                if done {
+                    // `param_change_delay` is 0 in the fixture: the change is current at once.
+                    self.cfg.params = params;
+                }
+                Some((ok, done))
             }
         }
     }
 
     /// Every balance is what the model says; they add up to the supply; each open lease's
-    /// books balance with its vault.
+    /// books balance with its vault; every lease, provider, keeper and config field the model
+    /// tracks matches the chain.
     async fn check(&mut self, step: usize, op: &Op) {
         let mut total = 0u64;
         let accounts: Vec<(Pubkey, u64)> = self.expected.iter().map(|(k, v)| (*k, *v)).collect();
@@ -588,9 +1467,10 @@ impl Sim {
             "step {step} {op:?}: tokens created or destroyed"
         );
         assert_eq!(self.f.supply().await, self.supply);
+
         for l in self.leases.clone().iter().filter(|l| l.open) {
-            let lease = self.f.lease(&l.parties.lease).await;
-            let vault = self.f.balance(&pda::lease_vault(&l.parties.lease)).await;
+            let lease = self.f.lease(&l.lease).await;
+            let vault = self.f.balance(&pda::lease_vault(&l.lease)).await;
             assert_eq!(
                 lease.funded,
                 lease.paid_provider
@@ -600,35 +1480,172 @@ impl Sim {
                     + vault,
                 "step {step} {op:?}: lease books"
             );
-            assert_eq!(lease.funded, l.funded);
-            assert_eq!(lease.status == LeaseStatus::Ended, l.ended);
-        }
-        for (i, p) in self.providers.iter().enumerate() {
-            let acct = self.f.provider(&p.pubkey()).await;
-            let pm = &self.pmodel[i];
+            let committee: Vec<Pubkey> = l
+                .committee
+                .iter()
+                .map(|&k| self.keeper_account(k))
+                .collect();
+            let keeper = l.keeper.map(|k| self.keeper_account(k)).unwrap_or_default();
             assert_eq!(
-                (acct.staked, acct.locked, acct.unbonding, acct.gpus_leased),
-                (pm.staked, pm.locked, pm.unbonding, pm.gpus_leased),
+                (
+                    lease.status,
+                    lease.funded,
+                    lease.paid_provider,
+                    lease.paid_protocol,
+                    lease.paid_keeper,
+                    lease.compensation,
+                    lease.stake_locked,
+                ),
+                (
+                    l.status,
+                    l.funded,
+                    l.paid_provider,
+                    l.paid_protocol,
+                    l.paid_keeper,
+                    l.compensation,
+                    l.stake_locked,
+                ),
+                "step {step} {op:?}: lease {} status and books",
+                l.lease
+            );
+            assert_eq!(
+                (
+                    lease.start,
+                    lease.paid_until,
+                    lease.last_sequence,
+                    lease.last_checkpoint_at,
+                    lease.paused_mark,
+                ),
+                (
+                    l.start,
+                    l.paid_until,
+                    l.last_sequence,
+                    l.last_checkpoint_at,
+                    l.paused_mark,
+                ),
+                "step {step} {op:?}: lease {} times",
+                l.lease
+            );
+            assert_eq!(
+                (lease.terms, lease.committee().to_vec(), lease.keeper),
+                (l.terms, committee, keeper),
+                "step {step} {op:?}: lease {} terms and committee",
+                l.lease
+            );
+        }
+
+        for i in 0..PROVIDERS {
+            let address = self.provider_account(i);
+            let pm = self.pmodel[i].clone();
+            if !pm.exists {
+                assert!(
+                    self.f.raw(&address).await.is_none(),
+                    "step {step} {op:?}: provider {i} closed"
+                );
+                continue;
+            }
+            let authority = self.providers[i].pubkey();
+            let acct = self.f.provider(&authority).await;
+            assert_eq!(
+                (
+                    acct.staked,
+                    acct.locked,
+                    acct.unbonding,
+                    acct.unbonding_ends_at,
+                    acct.gpus_leased,
+                    acct.active_leases,
+                    acct.status,
+                    acct.jailed_until,
+                ),
+                (
+                    pm.staked,
+                    pm.locked,
+                    pm.unbonding,
+                    pm.unbonding_ends_at,
+                    pm.gpus_leased,
+                    pm.active_leases,
+                    pm.status(),
+                    pm.jailed_until,
+                ),
                 "step {step} {op:?}: provider {i}"
             );
         }
+
+        for k in 0..KEEPER_WALLETS {
+            let address = self.keeper_account(k);
+            let km = self.kmodel[k].clone();
+            let Some(status) = km.status else {
+                assert!(
+                    self.f.raw(&address).await.is_none(),
+                    "step {step} {op:?}: keeper {k} closed"
+                );
+                continue;
+            };
+            let index = self
+                .cfg
+                .active
+                .iter()
+                .position(|&a| a == k)
+                .map(|i| i as u16)
+                .unwrap_or(NO_INDEX);
+            let authority = self.keepers[k].pubkey();
+            let acct = self.f.keeper(&authority).await;
+            assert_eq!(
+                (
+                    acct.status,
+                    acct.bond,
+                    acct.leases_assigned,
+                    acct.unbonding_ends_at,
+                    acct.index,
+                ),
+                (
+                    status,
+                    km.bond,
+                    km.leases_assigned,
+                    km.unbonding_ends_at,
+                    index
+                ),
+                "step {step} {op:?}: keeper {k}"
+            );
+        }
+
+        let config = self.f.config().await;
+        assert_eq!(
+            (
+                config.paused,
+                config.paused_at,
+                config.paused_seconds,
+                usize::from(config.active_keepers),
+                &config.params,
+            ),
+            (
+                self.cfg.paused,
+                self.cfg.paused_at,
+                self.cfg.paused_seconds,
+                self.cfg.active.len(),
+                &self.cfg.params,
+            ),
+            "step {step} {op:?}: config"
+        );
     }
 }
 
 async fn run(ops: Vec<Op>) {
+    let stats = std::env::var("GPUNET_PROPTEST_STATS").is_ok();
     let mut sim = Sim::new().await;
     sim.check(0, &Op::Warp { secs: 0 }).await;
     for (i, op) in ops.iter().enumerate() {
-        let (predicted, happened) = sim.step(op).await;
-        if std::env::var("GPUNET_PROPTEST_STATS").is_ok() {
-            let kind = format!("{op:?}");
-            let kind = kind.split([' ', '{']).next().unwrap_or("");
-            eprintln!("STAT {kind} {happened}");
+        sim.last_err.clear();
+        if let Some((predicted, happened)) = sim.step(op).await {
+            if stats {
+                eprintln!("STAT {} {happened}", op.kind());
+            }
+            assert_eq!(
+                happened, predicted,
+                "step {i} {op:?}: model and program disagree (last error: {})",
+                sim.last_err
+            );
         }
-        assert_eq!(
-            happened, predicted,
-            "step {i} {op:?}: model and program disagree"
-        );
         sim.check(i + 1, op).await;
     }
 }

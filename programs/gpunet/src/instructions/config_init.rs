@@ -1,15 +1,19 @@
 //! `config_init`: create the singleton config. On a cluster only the program's upgrade
 //! authority may call it (so nobody can front-run the deployment); a natively loaded program
 //! (localnet, tests) has no upgrade authority, and its deployer initialises it.
+//!
+//! It also creates the treasury vault (PDA `[TREASURY_SEED]`, authority the config), which no
+//! one can close, and refuses a mint with a freeze authority unless the admin says
+//! `allow_freeze_authority`: whoever holds it could freeze any vault and stop every payout.
 
 use anchor_lang::prelude::*;
 use anchor_lang::solana_program::bpf_loader_upgradeable;
-use anchor_spl::token::{Mint, Token, TokenAccount};
+use anchor_spl::token::{Mint, Token};
 
-use crate::create::create_program_account;
+use crate::create::{create_program_account, create_vault};
 use crate::error::GpunetError;
 use crate::events::ConfigInitialized;
-use crate::state::{CONFIG_SEED, Config, ConfigParams};
+use crate::state::{CONFIG_SEED, Config, ConfigParams, TREASURY_SEED};
 
 #[event_cpi]
 #[derive(Accounts)]
@@ -25,11 +29,12 @@ pub struct ConfigInit<'info> {
 
     /// The stake and payment mint (classic SPL Token: Token-2022 extensions such as transfer
     /// fees would break the program's token accounting).
-    pub mint: Account<'info, Mint>,
+    pub mint: Box<Account<'info, Mint>>,
 
-    /// Receives protocol fees; must hold `mint`.
-    #[account(constraint = treasury.mint == mint.key() @ GpunetError::WrongMint)]
-    pub treasury: Account<'info, TokenAccount>,
+    /// CHECK: the treasury vault PDA, created in the handler as a token account of `mint`
+    /// whose authority is the config PDA.
+    #[account(mut, seeds = [TREASURY_SEED], bump)]
+    pub treasury: UncheckedAccount<'info>,
 
     /// CHECK: this program's own account, read only to learn how it was deployed.
     #[account(address = crate::ID)]
@@ -47,8 +52,12 @@ pub struct ConfigInit<'info> {
 const NATIVE_LOADER_ID: Pubkey = pubkey!("NativeLoader1111111111111111111111111111111");
 
 impl ConfigInit<'_> {
-    fn validate(&self, params: &ConfigParams) -> Result<()> {
-        params.validate(0)?;
+    fn validate(&self, params: &ConfigParams, allow_freeze_authority: bool) -> Result<()> {
+        params.validate(0, self.mint.decimals)?;
+        require!(
+            allow_freeze_authority || self.mint.freeze_authority.is_none(),
+            GpunetError::MintHasFreezeAuthority
+        );
         let owner = *self.this_program.owner;
         if owner == bpf_loader_upgradeable::ID {
             let program_data = self
@@ -74,21 +83,31 @@ impl ConfigInit<'_> {
     }
 }
 
-#[access_control(ctx.accounts.validate(&params))]
-pub fn handler(ctx: Context<ConfigInit>, params: ConfigParams) -> Result<()> {
+#[access_control(ctx.accounts.validate(&params, allow_freeze_authority))]
+pub fn handler(
+    ctx: Context<ConfigInit>,
+    params: ConfigParams,
+    allow_freeze_authority: bool,
+) -> Result<()> {
     let bump = ctx.bumps.config;
+    let treasury_bump = ctx.bumps.treasury;
     let config = Config {
         admin: ctx.accounts.admin.key(),
         pending_admin: Pubkey::default(),
         mint: ctx.accounts.mint.key(),
         mint_decimals: ctx.accounts.mint.decimals,
         treasury: ctx.accounts.treasury.key(),
+        pending_params: params.clone(),
         params,
+        pending_params_at: 0,
         active_keepers: 0,
-        keeper_cursor: 0,
+        keeper_set_changed_slot: 0,
         paused: false,
+        paused_at: 0,
+        paused_seconds: 0,
         bump,
-        reserved: [0; 128],
+        treasury_bump,
+        reserved: [0; 64],
     };
     config.invariant()?;
     create_program_account(
@@ -98,6 +117,15 @@ pub fn handler(ctx: Context<ConfigInit>, params: ConfigParams) -> Result<()> {
         Config::INIT_SPACE,
         &[CONFIG_SEED, &[bump]],
         &config,
+    )?;
+    create_vault(
+        &ctx.accounts.admin,
+        &ctx.accounts.treasury.to_account_info(),
+        &ctx.accounts.mint,
+        &ctx.accounts.config.to_account_info(),
+        &ctx.accounts.system_program,
+        &ctx.accounts.token_program,
+        &[TREASURY_SEED, &[treasury_bump]],
     )?;
 
     emit_cpi!(ConfigInitialized {

@@ -1,5 +1,6 @@
 //! `keeper_close`: after unbonding, the bond goes back to the keeper's wallet and the keeper
-//! account and its vault are closed, their rent returned to the wallet.
+//! account and its vault are closed, their rent returned to the wallet. Works while the
+//! protocol is paused (an exit).
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
@@ -50,7 +51,6 @@ pub struct KeeperClose<'info> {
 
 impl KeeperClose<'_> {
     fn validate(&self) -> Result<()> {
-        self.config.require_not_paused()?;
         require!(
             self.keeper.status == KeeperStatus::Unbonding,
             GpunetError::KeeperNotUnbonding

@@ -1,4 +1,5 @@
-//! `keeper_register`: a wallet bonds the configured amount and joins the active keeper set.
+//! `keeper_register`: a wallet bonds the configured amount, publishes its gRPC endpoint and
+//! joins the active keeper set (which changes the slot later committee draws start from).
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
@@ -6,7 +7,9 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::create::{create_program_account, create_vault};
 use crate::error::GpunetError;
 use crate::events::KeeperRegistered;
-use crate::state::{CONFIG_SEED, Config, KEEPER_SEED, KEEPER_VAULT_SEED, Keeper, KeeperStatus};
+use crate::state::{
+    CONFIG_SEED, Config, KEEPER_SEED, KEEPER_VAULT_SEED, Keeper, KeeperStatus, validate_endpoint,
+};
 use crate::transfers::pay_in;
 
 #[event_cpi]
@@ -17,7 +20,7 @@ pub struct KeeperRegister<'info> {
     pub authority: Signer<'info>,
 
     #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
-    pub config: Account<'info, Config>,
+    pub config: Box<Account<'info, Config>>,
 
     /// CHECK: the keeper PDA (address fixed by its seeds), created in the handler; a second
     /// registration of the same wallet is refused there (`AlreadyInitialized`).
@@ -45,8 +48,9 @@ pub struct KeeperRegister<'info> {
 }
 
 impl KeeperRegister<'_> {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, endpoint: &str) -> Result<()> {
         self.config.require_not_paused()?;
+        validate_endpoint(endpoint)?;
         require!(
             self.config.active_keepers < self.config.params.max_keepers,
             GpunetError::KeeperSetFull
@@ -55,8 +59,9 @@ impl KeeperRegister<'_> {
     }
 }
 
-#[access_control(ctx.accounts.validate())]
-pub fn handler(ctx: Context<KeeperRegister>) -> Result<()> {
+#[access_control(ctx.accounts.validate(&endpoint))]
+pub fn handler(ctx: Context<KeeperRegister>, endpoint: String) -> Result<()> {
+    let clock = Clock::get()?;
     let bond = ctx.accounts.config.params.keeper_bond;
     let authority_key = ctx.accounts.authority.key();
     let keeper_key = ctx.accounts.keeper.key();
@@ -70,10 +75,12 @@ pub fn handler(ctx: Context<KeeperRegister>) -> Result<()> {
         leases_assigned: 0,
         leases_served: 0,
         fees_earned: 0,
-        registered_at: Clock::get()?.unix_timestamp,
+        registered_at: clock.unix_timestamp,
         bump: keeper_bump,
         vault_bump,
+        slashed_total: 0,
         reserved: [0; 64],
+        endpoint: endpoint.clone(),
     };
     keeper.invariant()?;
 
@@ -114,12 +121,14 @@ pub fn handler(ctx: Context<KeeperRegister>) -> Result<()> {
         .active_keepers
         .checked_add(1)
         .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    config.keeper_set_changed(clock.slot);
     config.invariant()?;
 
     emit_cpi!(KeeperRegistered {
         keeper: keeper_key,
         authority: authority_key,
         bond,
+        endpoint,
     });
     Ok(())
 }

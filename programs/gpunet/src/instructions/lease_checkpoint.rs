@@ -1,15 +1,17 @@
 //! `lease_checkpoint`: the lease's keeper settles one period with the evidence of a benchmark
 //! proof. A passing verdict pays the provider for the period out of escrow, minus the protocol
 //! fee (treasury) and the keeper fee (keeper); a failing one settles the period unpaid (its
-//! escrow goes back to the user at close). Sequence numbers are consecutive and periods
-//! contiguous, so a keeper that crashes and sends again can never pay twice.
+//! escrow, less the keeper fee, goes back to the user at close). The keeper fee is the same for
+//! both verdicts, so a keeper gains nothing by its choice. Fees are the lease's own terms, fixed
+//! at open. Sequence numbers are consecutive and periods contiguous, so a keeper that crashes
+//! and sends again can never pay twice.
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
 use crate::events::CheckpointPosted;
-use crate::math::{cost, safe_add, split_payment};
+use crate::math::{bps_of, cost, safe_add, split_payment};
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, LEASE_VAULT_SEED, Lease,
     LeaseStatus, PROVIDER_SEED, Provider, Verdict,
@@ -40,14 +42,14 @@ pub struct LeaseCheckpoint<'info> {
     pub keeper_authority: Signer<'info>,
 
     #[account(seeds = [CONFIG_SEED], bump = config.bump)]
-    pub config: Account<'info, Config>,
+    pub config: Box<Account<'info, Config>>,
 
     #[account(
         mut,
         seeds = [KEEPER_SEED, keeper_authority.key().as_ref()],
         bump = keeper.bump,
     )]
-    pub keeper: Account<'info, Keeper>,
+    pub keeper: Box<Account<'info, Keeper>>,
 
     #[account(
         mut,
@@ -56,21 +58,21 @@ pub struct LeaseCheckpoint<'info> {
         has_one = keeper @ GpunetError::WrongKeeper,
         has_one = provider @ GpunetError::WrongProvider,
     )]
-    pub lease: Account<'info, Lease>,
+    pub lease: Box<Account<'info, Lease>>,
 
     #[account(
         mut,
         seeds = [LEASE_VAULT_SEED, lease.key().as_ref()],
         bump = lease.vault_bump,
     )]
-    pub vault: Account<'info, TokenAccount>,
+    pub vault: Box<Account<'info, TokenAccount>>,
 
     #[account(
         mut,
         seeds = [PROVIDER_SEED, provider.authority.as_ref()],
         bump = provider.bump,
     )]
-    pub provider: Account<'info, Provider>,
+    pub provider: Box<Account<'info, Provider>>,
 
     /// The provider's token account (owned by the provider's wallet).
     #[account(
@@ -78,7 +80,7 @@ pub struct LeaseCheckpoint<'info> {
         constraint = provider_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = provider_token.owner == provider.authority @ GpunetError::WrongTokenOwner,
     )]
-    pub provider_token: Account<'info, TokenAccount>,
+    pub provider_token: Box<Account<'info, TokenAccount>>,
 
     /// The keeper's token account (owned by the keeper's wallet).
     #[account(
@@ -86,13 +88,14 @@ pub struct LeaseCheckpoint<'info> {
         constraint = keeper_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = keeper_token.owner == keeper_authority.key() @ GpunetError::WrongTokenOwner,
     )]
-    pub keeper_token: Account<'info, TokenAccount>,
+    pub keeper_token: Box<Account<'info, TokenAccount>>,
 
+    /// The treasury vault (a PDA of this program; nobody can close it).
     #[account(mut, address = config.treasury @ GpunetError::WrongTreasury)]
-    pub treasury: Account<'info, TokenAccount>,
+    pub treasury: Box<Account<'info, TokenAccount>>,
 
     #[account(address = config.mint @ GpunetError::WrongMint)]
-    pub mint: Account<'info, Mint>,
+    pub mint: Box<Account<'info, Mint>>,
 
     pub token_program: Program<'info, Token>,
 }
@@ -135,15 +138,21 @@ impl LeaseCheckpoint<'_> {
 #[access_control(ctx.accounts.validate(&args))]
 pub fn handler(ctx: Context<LeaseCheckpoint>, args: LeaseCheckpointArgs) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
-    let params = &ctx.accounts.config.params;
-    let gross = match args.verdict {
-        Verdict::Pass => cost(
-            ctx.accounts.lease.rate()?,
-            args.period_end - args.period_start,
-        )?,
-        _ => 0,
+    let terms = ctx.accounts.lease.terms;
+    let period_cost = cost(
+        ctx.accounts.lease.rate()?,
+        args.period_end - args.period_start,
+    )?;
+    let split = match args.verdict {
+        Verdict::Pass => split_payment(period_cost, terms.protocol_fee_bps, terms.keeper_fee_bps)?,
+        // Verifying costs the same whatever the verdict; the rest of the period stays in escrow.
+        _ => crate::math::PaymentSplit {
+            provider: 0,
+            protocol: 0,
+            keeper: bps_of(period_cost, terms.keeper_fee_bps)?,
+        },
     };
-    let split = split_payment(gross, params.protocol_fee_bps, params.keeper_fee_bps)?;
+    let paused_now = ctx.accounts.config.paused_seconds_at(now)?;
 
     let lease_key = ctx.accounts.lease.key();
     let user = ctx.accounts.lease.user;
@@ -182,6 +191,7 @@ pub fn handler(ctx: Context<LeaseCheckpoint>, args: LeaseCheckpointArgs) -> Resu
     lease.last_digest = args.proof_digest;
     lease.last_verdict = args.verdict;
     lease.last_score = args.score;
+    lease.paused_mark = paused_now;
     lease.invariant()?;
 
     let provider = &mut ctx.accounts.provider;

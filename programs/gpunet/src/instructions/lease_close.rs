@@ -4,8 +4,14 @@
 //! to whoever paid it. The user may close at any time; anyone may close a lease that a slash
 //! ended or whose funds ran out longer ago than the grace period.
 //!
-//! The provider's exposure to an early close is bounded by one checkpoint interval: keepers
-//! checkpoint up to the present every interval.
+//! The provider's exposure to an early close is what has not been checkpointed yet: one
+//! checkpoint interval with a punctual keeper, up to interval + grace with a late one (after
+//! that the lease passes to a successor keeper), plus any time the protocol was paused.
+//!
+//! An `Ended` lease (slashed) can always be closed: the slash already released the provider's
+//! lock and the keeper's assignment, so neither account is needed (either may have been closed
+//! since). A `Pending` lease has no keeper yet. Closing works while the protocol is paused:
+//! exits never freeze.
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
@@ -26,25 +32,23 @@ pub struct LeaseClose<'info> {
     pub closer: Signer<'info>,
 
     #[account(seeds = [CONFIG_SEED], bump = config.bump)]
-    pub config: Account<'info, Config>,
+    pub config: Box<Account<'info, Config>>,
 
     #[account(
         mut,
         close = rent_payer,
         seeds = [LEASE_SEED, lease.user.as_ref(), &lease.nonce.to_le_bytes()],
         bump = lease.bump,
-        has_one = keeper @ GpunetError::WrongKeeper,
-        has_one = provider @ GpunetError::WrongProvider,
         has_one = rent_payer @ GpunetError::WrongRentPayer,
     )]
-    pub lease: Account<'info, Lease>,
+    pub lease: Box<Account<'info, Lease>>,
 
     #[account(
         mut,
         seeds = [LEASE_VAULT_SEED, lease.key().as_ref()],
         bump = lease.vault_bump,
     )]
-    pub vault: Account<'info, TokenAccount>,
+    pub vault: Box<Account<'info, TokenAccount>>,
 
     /// The user's token account: receives the refund.
     #[account(
@@ -52,44 +56,60 @@ pub struct LeaseClose<'info> {
         constraint = user_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = user_token.owner == lease.user @ GpunetError::WrongUser,
     )]
-    pub user_token: Account<'info, TokenAccount>,
+    pub user_token: Box<Account<'info, TokenAccount>>,
 
     /// CHECK: receives the rent of the lease and its vault; checked against `lease.rent_payer`.
     #[account(mut)]
     pub rent_payer: UncheckedAccount<'info>,
 
+    /// The lease's provider; required unless the lease is `Ended`.
     #[account(
         mut,
         seeds = [PROVIDER_SEED, provider.authority.as_ref()],
         bump = provider.bump,
     )]
-    pub provider: Account<'info, Provider>,
+    pub provider: Option<Box<Account<'info, Provider>>>,
 
+    /// The lease's keeper; required when the lease is `Active`.
     #[account(
         mut,
         seeds = [KEEPER_SEED, keeper.authority.as_ref()],
         bump = keeper.bump,
     )]
-    pub keeper: Account<'info, Keeper>,
+    pub keeper: Option<Box<Account<'info, Keeper>>>,
 
     #[account(address = config.mint @ GpunetError::WrongMint)]
-    pub mint: Account<'info, Mint>,
+    pub mint: Box<Account<'info, Mint>>,
 
     pub token_program: Program<'info, Token>,
 }
 
 impl LeaseClose<'_> {
     fn validate(&self) -> Result<()> {
-        self.config.require_not_paused()?;
-        if self.closer.key() != self.lease.user {
+        // No pause check: closing is an exit.
+        let lease = &self.lease;
+        if self.closer.key() != lease.user {
             let now = Clock::get()?.unix_timestamp;
             require!(
-                self.lease
-                    .closable_by_anyone(now, self.config.params.grace_period)?,
+                lease.closable_by_anyone(now, self.config.paused_seconds_at(now)?)?,
                 GpunetError::NotClosableYet
             );
         }
-        self.lease.check_vault(self.vault.amount)
+        if lease.status != LeaseStatus::Ended {
+            let provider = self
+                .provider
+                .as_ref()
+                .ok_or_else(|| error!(GpunetError::WrongProvider))?;
+            require_keys_eq!(provider.key(), lease.provider, GpunetError::WrongProvider);
+        }
+        if lease.status == LeaseStatus::Active {
+            let keeper = self
+                .keeper
+                .as_ref()
+                .ok_or_else(|| error!(GpunetError::WrongKeeper))?;
+            require_keys_eq!(keeper.key(), lease.keeper, GpunetError::WrongKeeper);
+        }
+        lease.check_vault(self.vault.amount)
     }
 }
 
@@ -131,16 +151,20 @@ pub fn handler(ctx: Context<LeaseClose>) -> Result<()> {
     lease.refunded = safe_add(lease.refunded, due)?;
     lease.invariant()?;
     require!(lease.escrow_due()? == 0, GpunetError::InvariantViolated);
-    let was_active = lease.status == LeaseStatus::Active;
+    let status = lease.status;
     let (gpus, stake_locked) = (lease.gpus, lease.stake_locked);
 
-    // A slash already released the provider's lock and the keeper's assignment.
-    if was_active {
-        let provider = &mut ctx.accounts.provider;
+    // A slash already released the provider's lock and the keeper's assignment; a pending
+    // lease holds GPUs and stake but has no keeper yet. `validate` checked both accounts.
+    if status != LeaseStatus::Ended
+        && let Some(provider) = ctx.accounts.provider.as_mut()
+    {
         provider.release_lease(gpus, stake_locked)?;
         provider.invariant()?;
-
-        let keeper = &mut ctx.accounts.keeper;
+    }
+    if status == LeaseStatus::Active
+        && let Some(keeper) = ctx.accounts.keeper.as_mut()
+    {
         keeper.unassign_lease()?;
         keeper.leases_served = safe_add(keeper.leases_served, 1)?;
         keeper.invariant()?;

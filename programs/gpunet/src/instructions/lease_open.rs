@@ -1,7 +1,8 @@
 //! `lease_open`: a user reserves GPUs on a provider and deposits price × GPUs × duration into
-//! the lease's escrow. The keeper is assigned round-robin over the active keeper set (neither
-//! the user nor the provider chooses who verifies them), and a share of the provider's stake
-//! (the per-GPU minimum for the GPUs leased) is locked for the lease's life.
+//! the lease's escrow, and a share of the provider's stake (the per-GPU minimum for the GPUs
+//! leased) is locked for the lease's life. The lease starts `Pending`: who verifies it is drawn
+//! afterwards by `lease_draw_committee` from a slot hash nobody knows yet, so neither the user
+//! nor the provider chooses its judge. The terms it depends on are copied from the config now.
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
@@ -12,8 +13,8 @@ use crate::events::LeaseOpened;
 use crate::math::{cost, lease_rate, safe_mul};
 use crate::state::config::MAX_PERIOD_SECONDS;
 use crate::state::{
-    CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, LEASE_VAULT_SEED, Lease,
-    LeaseStatus, PROVIDER_SEED, Provider, ProviderStatus, Verdict,
+    CONFIG_SEED, Config, LEASE_SEED, LEASE_VAULT_SEED, Lease, LeaseStatus, LeaseTerms,
+    MAX_COMMITTEE, PROVIDER_SEED, Provider, ProviderStatus, Verdict,
 };
 use crate::transfers::pay_in;
 
@@ -42,23 +43,16 @@ pub struct LeaseOpen<'info> {
     #[account(mut)]
     pub rent_payer: Signer<'info>,
 
-    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
-    pub config: Account<'info, Config>,
+    /// Read only: opening a lease writes nothing shared, so leases open in parallel.
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
 
     #[account(
         mut,
         seeds = [PROVIDER_SEED, provider.authority.as_ref()],
         bump = provider.bump,
     )]
-    pub provider: Account<'info, Provider>,
-
-    /// The keeper whose turn it is (`config.keeper_cursor % active_keepers`).
-    #[account(
-        mut,
-        seeds = [KEEPER_SEED, keeper.authority.as_ref()],
-        bump = keeper.bump,
-    )]
-    pub keeper: Account<'info, Keeper>,
+    pub provider: Box<Account<'info, Provider>>,
 
     /// CHECK: the lease PDA (address fixed by its seeds), created in the handler; reusing a
     /// nonce of a lease still open is refused there (`AlreadyInitialized`).
@@ -80,10 +74,10 @@ pub struct LeaseOpen<'info> {
         constraint = user_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = user_token.owner == user.key() @ GpunetError::WrongTokenOwner,
     )]
-    pub user_token: Account<'info, TokenAccount>,
+    pub user_token: Box<Account<'info, TokenAccount>>,
 
     #[account(address = config.mint @ GpunetError::WrongMint)]
-    pub mint: Account<'info, Mint>,
+    pub mint: Box<Account<'info, Mint>>,
 
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
@@ -121,11 +115,7 @@ impl LeaseOpen<'_> {
                 && p.free_stake()? >= self.stake_to_lock(args.gpus)?,
             GpunetError::BelowMinimumStake
         );
-        require!(
-            self.keeper.status == KeeperStatus::Active
-                && self.keeper.index == self.config.next_keeper_index()?,
-            GpunetError::WrongKeeper
-        );
+        require!(self.config.active_keepers > 0, GpunetError::NoActiveKeeper);
         Ok(())
     }
 
@@ -140,7 +130,8 @@ impl LeaseOpen<'_> {
 
 #[access_control(ctx.accounts.validate(&args))]
 pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
-    let now = Clock::get()?.unix_timestamp;
+    let clock = Clock::get()?;
+    let now = clock.unix_timestamp;
     let price = ctx.accounts.provider.gpu.price_per_gpu_second;
     let deposit = cost(lease_rate(price, args.gpus)?, args.duration)?;
     require!(deposit > 0, GpunetError::ZeroAmount);
@@ -152,10 +143,10 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
     let lease = Lease {
         user: user_key,
         provider: ctx.accounts.provider.key(),
-        keeper: ctx.accounts.keeper.key(),
+        keeper: Pubkey::default(),
         rent_payer: ctx.accounts.rent_payer.key(),
         nonce: args.nonce,
-        status: LeaseStatus::Active,
+        status: LeaseStatus::Pending,
         gpus: args.gpus,
         price_per_gpu_second: price,
         stake_locked,
@@ -174,6 +165,12 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
         last_score: 0,
         bump: lease_bump,
         vault_bump,
+        opened_slot: clock.slot,
+        terms: LeaseTerms::from_params(&ctx.accounts.config.params),
+        committee: [Pubkey::default(); MAX_COMMITTEE],
+        committee_len: 0,
+        paused_mark: ctx.accounts.config.paused_seconds_at(now)?,
+        judged_sequence: 0,
         reserved: [0; 64],
     };
     lease.invariant()?;
@@ -216,19 +213,10 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
     provider.hold_lease(args.gpus, stake_locked)?;
     provider.invariant()?;
 
-    let keeper = &mut ctx.accounts.keeper;
-    keeper.assign_lease()?;
-    keeper.invariant()?;
-
-    let config = &mut ctx.accounts.config;
-    config.keeper_cursor = config.keeper_cursor.wrapping_add(1);
-    config.invariant()?;
-
     emit_cpi!(LeaseOpened {
         lease: lease_key,
         user: user_key,
         provider: ctx.accounts.provider.key(),
-        keeper: ctx.accounts.keeper.key(),
         gpus: args.gpus,
         price_per_gpu_second: price,
         deposit,

@@ -6,13 +6,18 @@
 #![allow(ambiguous_glob_reexports)]
 
 pub mod config_accept_admin;
+pub mod config_apply;
 pub mod config_init;
 pub mod config_update;
 pub mod keeper_close;
 pub mod keeper_deregister;
+pub mod keeper_drain;
 pub mod keeper_register;
+pub mod keeper_slash;
+pub mod keeper_update;
 pub mod lease_checkpoint;
 pub mod lease_close;
+pub mod lease_draw_committee;
 pub mod lease_open;
 pub mod lease_reassign_keeper;
 pub mod lease_top_up;
@@ -23,15 +28,21 @@ pub mod provider_stake;
 pub mod provider_unstake_request;
 pub mod provider_update;
 pub mod provider_withdraw;
+pub mod treasury_withdraw;
 
 pub use config_accept_admin::*;
+pub use config_apply::*;
 pub use config_init::*;
 pub use config_update::*;
 pub use keeper_close::*;
 pub use keeper_deregister::*;
+pub use keeper_drain::*;
 pub use keeper_register::*;
+pub use keeper_slash::*;
+pub use keeper_update::*;
 pub use lease_checkpoint::*;
 pub use lease_close::*;
+pub use lease_draw_committee::*;
 pub use lease_open::*;
 pub use lease_reassign_keeper::*;
 pub use lease_top_up::*;
@@ -42,3 +53,4 @@ pub use provider_stake::*;
 pub use provider_unstake_request::*;
 pub use provider_update::*;
 pub use provider_withdraw::*;
+pub use treasury_withdraw::*;

@@ -50,7 +50,7 @@ pub struct ProviderClose<'info> {
 
 impl ProviderClose<'_> {
     fn validate(&self) -> Result<()> {
-        self.config.require_not_paused()?;
+        // No pause check: an exit.
         let p = &self.provider;
         require!(
             p.staked == 0 && p.unbonding == 0 && p.active_leases == 0,

@@ -88,7 +88,8 @@ pub fn handler(ctx: Context<ProviderRegister>, args: ProviderRegisterArgs) -> Re
         registered_at: Clock::get()?.unix_timestamp,
         bump: provider_bump,
         vault_bump,
-        reserved: [0; 64],
+        jailed_until: 0,
+        reserved: [0; 56],
         endpoint: args.endpoint,
         workers: args.workers,
     };

@@ -1,20 +1,22 @@
-//! `provider_slash`: at least `slash_quorum` distinct active keepers, each signing the
-//! transaction, take the configured fraction of the stake a lease locks. The user is
-//! compensated (the treasury takes its configured share), the provider is jailed, and the
-//! lease ends (the user then closes it for the refund of unspent escrow).
+//! `provider_slash`: at least `slash_quorum` members of the lease's verification committee,
+//! each signing the transaction, take the lease's slash fraction of the stake it locks. The
+//! user is compensated up to what it paid out of escrow for the lease (never more: slashing a
+//! lease one opened is never a profit); the rest goes to the treasury. The provider is jailed
+//! for the configured jail period, and the lease ends (the user then closes it for the refund of
+//! unspent escrow).
 //!
-//! Co-signers come in `remaining_accounts` as pairs `(keeper wallet [signer], keeper account)`.
-//! The quorum is at least two (config validation), so one keeper alone can never slash.
-
+//! Co-signers come in `remaining_accounts` as pairs `(keeper wallet [signer], keeper account)`
+//! (`quorum.rs`). The committee was drawn at random from the active keepers, so a party that
+//! registers many keepers controls a slash only in proportion to its share of the bonds.
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
 use crate::events::ProviderSlashed;
-use crate::math::{safe_add, safe_sub, split_slash};
+use crate::math::{compensation, safe_add, safe_add_time, safe_sub, split_slash};
 use crate::state::{
-    CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, Lease, LeaseStatus,
-    PROVIDER_SEED, PROVIDER_VAULT_SEED, Provider, ProviderStatus,
+    CONFIG_SEED, Config, KEEPER_SEED, Keeper, LEASE_SEED, Lease, LeaseStatus, PROVIDER_SEED,
+    PROVIDER_VAULT_SEED, Provider, ProviderStatus,
 };
 use crate::transfers::pay_out;
 
@@ -22,7 +24,7 @@ use crate::transfers::pay_out;
 #[derive(Accounts)]
 pub struct ProviderSlash<'info> {
     #[account(seeds = [CONFIG_SEED], bump = config.bump)]
-    pub config: Account<'info, Config>,
+    pub config: Box<Account<'info, Config>>,
 
     #[account(
         mut,
@@ -31,21 +33,21 @@ pub struct ProviderSlash<'info> {
         has_one = provider @ GpunetError::WrongProvider,
         has_one = keeper @ GpunetError::WrongKeeper,
     )]
-    pub lease: Account<'info, Lease>,
+    pub lease: Box<Account<'info, Lease>>,
 
     #[account(
         mut,
         seeds = [PROVIDER_SEED, provider.authority.as_ref()],
         bump = provider.bump,
     )]
-    pub provider: Account<'info, Provider>,
+    pub provider: Box<Account<'info, Provider>>,
 
     #[account(
         mut,
         seeds = [PROVIDER_VAULT_SEED, provider.key().as_ref()],
         bump = provider.vault_bump,
     )]
-    pub provider_vault: Account<'info, TokenAccount>,
+    pub provider_vault: Box<Account<'info, TokenAccount>>,
 
     /// The lease's assigned keeper (its assignment ends with the lease).
     #[account(
@@ -53,7 +55,7 @@ pub struct ProviderSlash<'info> {
         seeds = [KEEPER_SEED, keeper.authority.as_ref()],
         bump = keeper.bump,
     )]
-    pub keeper: Account<'info, Keeper>,
+    pub keeper: Box<Account<'info, Keeper>>,
 
     /// The user's token account: receives the compensation.
     #[account(
@@ -61,13 +63,13 @@ pub struct ProviderSlash<'info> {
         constraint = user_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = user_token.owner == lease.user @ GpunetError::WrongUser,
     )]
-    pub user_token: Account<'info, TokenAccount>,
+    pub user_token: Box<Account<'info, TokenAccount>>,
 
     #[account(mut, address = config.treasury @ GpunetError::WrongTreasury)]
-    pub treasury: Account<'info, TokenAccount>,
+    pub treasury: Box<Account<'info, TokenAccount>>,
 
     #[account(address = config.mint @ GpunetError::WrongMint)]
-    pub mint: Account<'info, Mint>,
+    pub mint: Box<Account<'info, Mint>>,
 
     pub token_program: Program<'info, Token>,
 }
@@ -83,57 +85,29 @@ impl ProviderSlash<'_> {
     }
 }
 
-/// Checks the co-signers in `remaining` — pairs of (keeper wallet, keeper account) — and
-/// returns the distinct active keeper accounts that signed. Fails unless there are at least
-/// `quorum` of them.
-pub fn check_quorum(remaining: &[AccountInfo], quorum: u8) -> Result<Vec<Pubkey>> {
-    require!(remaining.len() % 2 == 0, GpunetError::SlashSignerNotKeeper);
-    let mut signers: Vec<Pubkey> = Vec::with_capacity(remaining.len() / 2);
-    for pair in remaining.chunks_exact(2) {
-        let (wallet, account) = (&pair[0], &pair[1]);
-        require!(wallet.is_signer, GpunetError::SlashSignerNotKeeper);
-        require!(
-            account.owner == &crate::ID,
-            GpunetError::SlashSignerNotKeeper
-        );
-        let keeper = Keeper::try_deserialize(&mut &account.try_borrow_data()?[..])
-            .map_err(|_| error!(GpunetError::SlashSignerNotKeeper))?;
-        require!(
-            keeper.authority == *wallet.key && keeper.status == KeeperStatus::Active,
-            GpunetError::SlashSignerNotKeeper
-        );
-        let expected = Pubkey::create_program_address(
-            &[KEEPER_SEED, wallet.key.as_ref(), &[keeper.bump]],
-            &crate::ID,
-        )
-        .map_err(|_| error!(GpunetError::SlashSignerNotKeeper))?;
-        require_keys_eq!(expected, *account.key, GpunetError::SlashSignerNotKeeper);
-        require!(
-            !signers.contains(account.key),
-            GpunetError::DuplicateSlashSigner
-        );
-        signers.push(*account.key);
-    }
-    require!(
-        signers.len() >= usize::from(quorum),
-        GpunetError::SlashQuorumNotMet
-    );
-    Ok(signers)
-}
-
 #[access_control(ctx.accounts.validate())]
 pub fn handler<'info>(
     ctx: Context<'info, ProviderSlash<'info>>,
     evidence_digest: [u8; 32],
 ) -> Result<()> {
-    let params = &ctx.accounts.config.params;
-    let signers = check_quorum(ctx.remaining_accounts, params.slash_quorum)?;
-    let stake_locked = ctx.accounts.lease.stake_locked;
+    let now = Clock::get()?.unix_timestamp;
+    let signers = crate::quorum::check(ctx.remaining_accounts, &ctx.accounts.lease, None)?;
+    let lease = &ctx.accounts.lease;
+    let terms = lease.terms;
+    let stake_locked = lease.stake_locked;
     let split = split_slash(
         stake_locked,
-        params.slash_fraction_bps,
-        params.slash_treasury_bps,
+        terms.slash_fraction_bps,
+        terms.slash_treasury_bps,
     )?;
+    let to_user = compensation(
+        split.user,
+        lease.paid_by_user()?,
+        lease.compensation,
+        terms.slash_compensation_bps,
+    )?;
+    let to_treasury = safe_sub(split.total, to_user)?;
+    let jailed_until = safe_add_time(now, ctx.accounts.config.params.jail_period)?;
 
     let authority = ctx.accounts.provider.authority;
     let seeds: &[&[u8]] = &[
@@ -143,7 +117,7 @@ pub fn handler<'info>(
     ];
     let provider_info = ctx.accounts.provider.to_account_info();
     let a = &ctx.accounts;
-    for (to, amount) in [(&a.user_token, split.user), (&a.treasury, split.treasury)] {
+    for (to, amount) in [(&a.user_token, to_user), (&a.treasury, to_treasury)] {
         pay_out(
             &a.token_program,
             &a.provider_vault,
@@ -157,7 +131,7 @@ pub fn handler<'info>(
 
     let lease = &mut ctx.accounts.lease;
     lease.status = LeaseStatus::Ended;
-    lease.compensation = safe_add(lease.compensation, split.user)?;
+    lease.compensation = safe_add(lease.compensation, to_user)?;
     lease.invariant()?;
     let gpus = lease.gpus;
 
@@ -166,6 +140,7 @@ pub fn handler<'info>(
     provider.release_lease(gpus, stake_locked)?;
     provider.slashed_total = safe_add(provider.slashed_total, split.total)?;
     provider.status = ProviderStatus::Jailed;
+    provider.jailed_until = jailed_until;
     provider.invariant()?;
 
     let keeper = &mut ctx.accounts.keeper;
@@ -182,9 +157,10 @@ pub fn handler<'info>(
         provider: ctx.accounts.provider.key(),
         evidence_digest,
         slashed: split.total,
-        to_user: split.user,
-        to_treasury: split.treasury,
+        to_user,
+        to_treasury,
         keepers: signers,
+        jailed_until,
     });
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! `provider_stake`: the provider moves tokens from its wallet into its stake vault.
+//! `provider_stake`: the provider moves tokens from its wallet into its stake vault. Once a
+//! jailed provider's jail period is over, staking lifts the jail (one slash is not death): it
+//! takes leases again as soon as its stake is at its minimum.
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
@@ -6,7 +8,9 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::error::GpunetError;
 use crate::events::ProviderStaked;
 use crate::math::safe_add;
-use crate::state::{CONFIG_SEED, Config, PROVIDER_SEED, PROVIDER_VAULT_SEED, Provider};
+use crate::state::{
+    CONFIG_SEED, Config, PROVIDER_SEED, PROVIDER_VAULT_SEED, Provider, ProviderStatus,
+};
 use crate::transfers::pay_in;
 
 #[event_cpi]
@@ -66,8 +70,14 @@ pub fn handler(ctx: Context<ProviderStake>, amount: u64) -> Result<()> {
         amount,
     )?;
 
+    let now = Clock::get()?.unix_timestamp;
     let provider = &mut ctx.accounts.provider;
     provider.staked = staked;
+    let unjailed = provider.status == ProviderStatus::Jailed && now >= provider.jailed_until;
+    if unjailed {
+        provider.status = ProviderStatus::Active;
+        provider.refresh_status();
+    }
     provider.invariant()?;
     ctx.accounts.vault.reload()?;
     ctx.accounts
@@ -78,6 +88,7 @@ pub fn handler(ctx: Context<ProviderStake>, amount: u64) -> Result<()> {
         provider: ctx.accounts.provider.key(),
         amount,
         staked,
+        unjailed,
     });
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `provider_unstake_request`: starts unbonding `amount` of free stake. Stake that active
-//! leases lock cannot be unbonded. Unbonding stake stays slashable until withdrawn; a further
-//! request adds to it and restarts the period.
+//! leases lock cannot be unbonded. Unbonding stake is not slashable (a slash takes only
+//! locked stake, which can never unbond); a further request adds to it and restarts the period.
 
 use anchor_lang::prelude::*;
 
@@ -28,7 +28,7 @@ pub struct ProviderUnstakeRequest<'info> {
 
 impl ProviderUnstakeRequest<'_> {
     fn validate(&self, amount: u64) -> Result<()> {
-        self.config.require_not_paused()?;
+        // No pause check: an exit.
         require!(amount > 0, GpunetError::ZeroAmount);
         require!(
             amount <= self.provider.staked,

@@ -47,7 +47,7 @@ pub struct ProviderWithdraw<'info> {
 
 impl ProviderWithdraw<'_> {
     fn validate(&self) -> Result<()> {
-        self.config.require_not_paused()?;
+        // No pause check: an exit.
         require!(self.provider.unbonding > 0, GpunetError::NothingToWithdraw);
         let now = Clock::get()?.unix_timestamp;
         require!(

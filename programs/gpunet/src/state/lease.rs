@@ -3,13 +3,18 @@
 //! Lease state machine (see docs/program.md):
 //!
 //! ```text
-//!  lease_open ──▶ Active ──(now ≥ funded_until)──▶ out of funds (paused, reservation held)
-//!                   │  ▲                                  │ lease_top_up within grace
-//!                   │  └──────────────────────────────────┘
-//!                   │ provider_slash ──▶ Ended
-//!                   ▼
+//!  lease_open ──▶ Pending ──lease_draw_committee (a slot hash after the open)──▶ Active
+//!                                  Active ──(now ≥ funded_until)──▶ out of funds (reservation held)
+//!                                    │  ▲                                  │ lease_top_up within grace
+//!                                    │  └──────────────────────────────────┘
+//!                                    │ provider_slash ──▶ Ended
+//!                                    ▼
 //!   lease_close: by the user any time; by anyone once Ended or after funded_until + grace
+//!   (grace extended by the time the protocol was paused)
 //! ```
+//!
+//! Billing starts when the committee is drawn (`start`), not at the open: before that nobody
+//! can verify the GPUs.
 
 use anchor_lang::prelude::*;
 
@@ -23,6 +28,49 @@ pub enum LeaseStatus {
     Active,
     /// Ended by a slash; only `lease_close` remains (refund and rent back).
     Ended,
+    /// Opened, committee not drawn yet: nobody checkpoints and nothing is billed.
+    Pending,
+}
+
+/// The terms a lease depends on, copied from the config at open: an admin's later change
+/// applies to new leases only.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct LeaseTerms {
+    /// Share of each checkpoint's gross that goes to the treasury (Pass only), bps.
+    pub protocol_fee_bps: u16,
+    /// Share of each checkpoint's gross that goes to the keeper, bps (Pass or Fail alike).
+    pub keeper_fee_bps: u16,
+    /// Share of the locked stake a slash takes, bps.
+    pub slash_fraction_bps: u16,
+    /// Share of a slash that goes to the treasury, bps.
+    pub slash_treasury_bps: u16,
+    /// Cap on the user's compensation, as a share of what it paid out of escrow, bps.
+    pub slash_compensation_bps: u16,
+    /// Committee members that must co-sign a slash.
+    pub slash_quorum: u8,
+    /// Keepers drawn for the committee.
+    pub committee_size: u8,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval: i64,
+    /// Seconds of slack for late funds and late keepers.
+    pub grace_period: i64,
+}
+
+impl LeaseTerms {
+    /// The terms of `params`, as a lease opened now agrees to them.
+    pub fn from_params(p: &crate::state::ConfigParams) -> Self {
+        LeaseTerms {
+            protocol_fee_bps: p.protocol_fee_bps,
+            keeper_fee_bps: p.keeper_fee_bps,
+            slash_fraction_bps: p.slash_fraction_bps,
+            slash_treasury_bps: p.slash_treasury_bps,
+            slash_compensation_bps: p.slash_compensation_bps,
+            slash_quorum: p.slash_quorum,
+            committee_size: p.committee_size,
+            checkpoint_interval: p.checkpoint_interval,
+            grace_period: p.grace_period,
+        }
+    }
 }
 
 /// A keeper's verdict on one checkpoint period.
@@ -48,13 +96,14 @@ pub struct Lease {
     pub user: Pubkey,
     /// The provider account (not its wallet) the GPUs come from.
     pub provider: Pubkey,
-    /// The keeper account assigned to verify and checkpoint this lease.
+    /// The keeper account that posts this lease's checkpoints: the first member of the
+    /// committee, or its successor after a reassignment; `Pubkey::default()` while `Pending`.
     pub keeper: Pubkey,
     /// Who paid the rent of the lease and its vault; gets it back at close.
     pub rent_payer: Pubkey,
     /// The user's nonce in the PDA seeds.
     pub nonce: u64,
-    /// Active or ended.
+    /// Pending, active or ended.
     pub status: LeaseStatus,
     /// GPUs reserved.
     pub gpus: u16,
@@ -74,7 +123,7 @@ pub struct Lease {
     pub refunded: u64,
     /// Paid to the user from the provider's stake by a slash (not escrow).
     pub compensation: u64,
-    /// Unix time the lease opened; billing starts here.
+    /// Unix time billing started: the committee draw (the open while `Pending`).
     pub start: i64,
     /// Unix time up to which checkpoints have settled the lease (paid or failed).
     pub paid_until: i64,
@@ -92,6 +141,20 @@ pub struct Lease {
     pub bump: u8,
     /// PDA bump of the escrow vault.
     pub vault_bump: u8,
+    /// Slot of the open: the committee comes from the hash of a later slot.
+    pub opened_slot: u64,
+    /// The terms agreed at open.
+    pub terms: LeaseTerms,
+    /// The verification committee (keeper accounts), drawn by `lease_draw_committee`; the
+    /// first `committee_len` entries are used.
+    pub committee: [Pubkey; crate::state::config::MAX_COMMITTEE],
+    /// Members of `committee` in use.
+    pub committee_len: u8,
+    /// `config.paused_seconds_at` when the lease was last opened, drawn, checkpointed or
+    /// reassigned (not at top-ups): paused time since then extends its deadlines.
+    pub paused_mark: i64,
+    /// Highest checkpoint sequence a `keeper_slash` has judged: each checkpoint is judged once.
+    pub judged_sequence: u64,
     /// Reserved for growth.
     pub reserved: [u8; 64],
 }
@@ -116,10 +179,42 @@ impl Lease {
         crate::math::safe_sub(self.funded, out)
     }
 
-    /// Whether anyone (not only the user) may close it at `now`.
-    pub fn closable_by_anyone(&self, now: i64, grace_period: i64) -> Result<bool> {
-        Ok(self.status == LeaseStatus::Ended
-            || now > safe_add_time(self.funded_until()?, grace_period)?)
+    /// Whether anyone (not only the user) may close it at `now`; `paused_now` is
+    /// `config.paused_seconds_at(now)`.
+    pub fn closable_by_anyone(&self, now: i64, paused_now: i64) -> Result<bool> {
+        Ok(self.status == LeaseStatus::Ended || now > self.expires_at(paused_now)?)
+    }
+
+    /// Unix time after which the lease can no longer be topped up: funds run out, plus the
+    /// grace period, plus the time the protocol was paused since the lease last changed.
+    pub fn expires_at(&self, paused_now: i64) -> Result<i64> {
+        safe_add_time(
+            safe_add_time(self.funded_until()?, self.terms.grace_period)?,
+            self.paused_since_mark(paused_now),
+        )
+    }
+
+    /// Paused seconds since `paused_mark`.
+    pub fn paused_since_mark(&self, paused_now: i64) -> i64 {
+        paused_now.saturating_sub(self.paused_mark).max(0)
+    }
+
+    /// The committee members in use.
+    pub fn committee(&self) -> &[Pubkey] {
+        &self.committee[..usize::from(self.committee_len).min(self.committee.len())]
+    }
+
+    /// Whether `keeper` (a keeper account) is on this lease's committee.
+    pub fn in_committee(&self, keeper: &Pubkey) -> bool {
+        self.committee().contains(keeper)
+    }
+
+    /// What the user has paid out of escrow for this lease: provider payments and fees.
+    pub fn paid_by_user(&self) -> Result<u64> {
+        safe_add(
+            safe_add(self.paid_provider, self.paid_protocol)?,
+            self.paid_keeper,
+        )
     }
 
     /// The escrow vault must hold at least what the books say is left (gifts tolerated).
@@ -134,6 +229,22 @@ impl Lease {
     /// Rules that hold after every instruction that writes a lease.
     pub fn invariant(&self) -> Result<()> {
         require!(self.gpus > 0, GpunetError::InvariantViolated);
+        require!(
+            usize::from(self.committee_len) <= self.committee.len()
+                && (self.status == LeaseStatus::Pending) == (self.committee_len == 0)
+                && (self.status == LeaseStatus::Pending) == (self.keeper == Pubkey::default()),
+            GpunetError::InvariantViolated
+        );
+        if self.status != LeaseStatus::Pending {
+            require!(
+                self.in_committee(&self.keeper),
+                GpunetError::InvariantViolated
+            );
+        }
+        require!(
+            self.compensation <= self.paid_by_user()?,
+            GpunetError::InvariantViolated
+        );
         // funded = paid + fees + refunded + escrow: escrow_due fails if out > funded.
         self.escrow_due()?;
         require!(

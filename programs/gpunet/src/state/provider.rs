@@ -10,8 +10,10 @@
 //!              locked (⊆ staked)
 //! ```
 //!
-//! Status: `Active` ⇄ `Unbonding` (while anything is unbonding) and `Jailed` (set by a slash).
-//! Only an `Active` provider at or above its minimum stake may take new leases.
+//! Status: `Active` ⇄ `Unbonding` (while anything is unbonding) and `Jailed` (set by a slash;
+//! `provider_stake` after `jailed_until` lifts it). Only an `Active` provider at or above its
+//! minimum stake may take new leases. A slash takes only stake that leases lock, which can never
+//! be unbonding: unbonding stake is not slashable, and the unbonding period is only a delay.
 
 use anchor_lang::prelude::*;
 
@@ -33,7 +35,7 @@ pub enum ProviderStatus {
     Active,
     /// Some stake is unbonding; takes no new leases until it is withdrawn.
     Unbonding,
-    /// Slashed; takes no new leases.
+    /// Slashed; takes no new leases until `jailed_until`, then restaking lifts it.
     Jailed,
 }
 
@@ -63,7 +65,7 @@ pub struct Provider {
     pub staked: u64,
     /// Part of `staked` that active leases lock; cannot be unbonded.
     pub locked: u64,
-    /// Tokens on their way out, base units; still slashable until withdrawn.
+    /// Tokens on their way out, base units (not slashable: a slash takes locked stake only).
     pub unbonding: u64,
     /// Unix time after which `unbonding` may be withdrawn; 0 when nothing is unbonding.
     pub unbonding_ends_at: i64,
@@ -81,8 +83,10 @@ pub struct Provider {
     pub bump: u8,
     /// PDA bump of the stake vault.
     pub vault_bump: u8,
+    /// Unix time from which `provider_stake` lifts the jail; 0 when never jailed.
+    pub jailed_until: i64,
     /// Reserved for growth.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 56],
     /// gRPC endpoint of the provider's worker gateway, ASCII.
     #[max_len(MAX_ENDPOINT_LEN)]
     pub endpoint: String,

@@ -14,3 +14,5 @@ pub const PROVIDER_VAULT_SEED: &[u8] = b"provider_vault";
 pub const LEASE_SEED: &[u8] = b"lease";
 /// `[LEASE_VAULT_SEED, lease]` → the lease's escrow vault (authority = lease PDA).
 pub const LEASE_VAULT_SEED: &[u8] = b"lease_vault";
+/// `[TREASURY_SEED]` → the treasury vault (SPL token account, authority = config PDA).
+pub const TREASURY_SEED: &[u8] = b"treasury";
