@@ -208,6 +208,40 @@ struct Running {
     last_us: u64,
 }
 
+/// How the exchange with the worker ended (see `Prover::exchange`).
+struct Exchange {
+    outcome: Outcome,
+    stage: pb::ProofStage,
+    rounds_received: u32,
+    last_us: u64,
+}
+
+/// The proof task for a challenge: hard affinity to the worker, no retries, and all the
+/// worker's GPUs (on a CPU-only worker all its CPUs: the CPU prover uses every core), so the
+/// proof never shares the machine with the user's tasks.
+fn proof_task(worker: &Arc<str>, w: &pb::WorkerInfo, challenge: Bytes) -> pb::TaskSpec {
+    pb::TaskSpec {
+        name: format!("benchmark proof of {worker}"),
+        executor: Some(pb::task_spec::Executor::Proof(pb::ProofTask { challenge })),
+        resources: Some(pb::Resources {
+            milli_cpus: if w.cpu_only { w.milli_cpus } else { 1000 },
+            gpus: w.gpus.len() as u32,
+            memory_bytes: 0,
+            gpu_model: String::new(),
+        }),
+        strategy: Some(pb::SchedulingStrategy {
+            kind: Some(pb::scheduling_strategy::Kind::NodeAffinity(
+                pb::NodeAffinity {
+                    worker_id: worker.to_string(),
+                    soft: false,
+                },
+            )),
+        }),
+        max_retries: Some(0),
+        ..Default::default()
+    }
+}
+
 impl Prover {
     /// A prover that signs challenges with the keeper's key.
     pub fn new(
@@ -251,6 +285,105 @@ impl Prover {
                 "worker {worker} is not in the cluster of lease {lease}"
             )));
         };
+        let (challenge, class, params) = self.issue_challenge(w, worker, opts)?;
+        let encoded: Bytes = challenge.encode().into();
+        let worker: Arc<str> = worker.into();
+        let (_guard, mut events) = self.core.proofs.expect(encoded.clone(), worker.clone());
+        let spec = proof_task(&worker, w, encoded);
+        let (ids, ack) = self.core.submit_nowait(lease, vec![spec], false)?;
+        if let Some(ack) = ack {
+            Core::durable(ack).await?;
+        }
+        let task_id = ids[0];
+        info!(task = task_id, n = params.n, rounds = params.rounds, class = ?class, "proof challenge issued");
+
+        let Exchange {
+            outcome,
+            stage,
+            rounds_received,
+            last_us,
+        } = self
+            .exchange(lease, task_id, &challenge, params, &mut events)
+            .await?;
+        if outcome.verdict != pb::ProofOutcome::Ok {
+            // Stop the worker's side (harmless if the task is already over).
+            let _ = self.core.cancel(lease, &[task_id]);
+        }
+
+        let ops = params.ops_per_round();
+        let measured_tops = match &outcome.transcript {
+            Some(t) => gpunet_proof::verify::measured_tops(t),
+            None if last_us > 0 => {
+                ops * f64::from(rounds_received) / (last_us as f64 * 1e-6) / 1e12
+            }
+            None => 0.0,
+        };
+        let (digest, transcript) = match &outcome.transcript {
+            Some(t) => (Bytes::copy_from_slice(&t.digest()), Bytes::from(t.encode())),
+            None => (Bytes::new(), Bytes::new()),
+        };
+        let required_tops = if outcome.required_tops > 0.0 {
+            outcome.required_tops
+        } else {
+            let slack = gpunet_proof::TimingPolicy::default().slack_percent.min(100);
+            class.expected_tops() * f64::from(100 - slack) / 100.0
+        };
+        let verdict = pb::ProofVerdict {
+            verdict: outcome.verdict as i32,
+            stage: stage as i32,
+            ok: outcome.verdict == pb::ProofOutcome::Ok,
+            rejection: outcome.rejection.clone(),
+            reason: outcome.reason.clone(),
+            digest: digest.clone(),
+            transcript: transcript.clone(),
+            measured_tops,
+            required_tops,
+            gpu_class: format!("{class:?}"),
+            worker_id: worker.to_string(),
+            lease_id: lease.to_string(),
+            task_id,
+            n: params.n,
+            rounds: params.rounds,
+            rounds_received,
+            tiles_checked: outcome.tiles_checked,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        if verdict.ok {
+            info!(task = task_id, tops = measured_tops, "proof verified");
+        } else {
+            warn!(task = task_id, verdict = ?verdict.verdict(), stage = ?verdict.stage(), rejection = %verdict.rejection, reason = %verdict.reason, "proof not verified");
+        }
+        let ack = self.core.record_evidence(Evidence {
+            worker: worker.to_string(),
+            provider: cluster.provider.clone(),
+            lease: lease.to_string(),
+            reason: if verdict.ok {
+                "benchmark proof verified".into()
+            } else {
+                verdict.reason.clone()
+            },
+            at_unix_ms: now_ms(),
+            tasks: vec![task_id],
+            kind: EvidenceKind::Proof as i32,
+            verdict: verdict.verdict,
+            stage: verdict.stage,
+            rejection: verdict.rejection.clone(),
+            digest,
+            transcript,
+            measured_tops,
+        });
+        Core::durable(ack).await?;
+        Ok(verdict)
+    }
+
+    /// A fresh challenge for `worker` (`w` in the cluster's view): its class from the model it
+    /// registered, the parameters for its kind, signed with the keeper's key.
+    fn issue_challenge(
+        &self,
+        w: &pb::WorkerInfo,
+        worker: &str,
+        opts: ProveOptions,
+    ) -> Result<(SignedChallenge, GpuClass, ChallengeParams), KeeperError> {
         let worker_key: [u8; 32] = bs58::decode(worker)
             .into_vec()
             .ok()
@@ -276,40 +409,20 @@ impl Prover {
             },
         )
         .map_err(|e| KeeperError::Proof(e.to_string()))?;
-        let encoded: Bytes = challenge.encode().into();
-        let worker: Arc<str> = worker.into();
-        let (_guard, mut events) = self.core.proofs.expect(encoded.clone(), worker.clone());
-        // All the worker's GPUs (and, on a CPU-only worker, all its CPUs: the CPU prover
-        // uses every core), so the proof never shares the machine with the user's tasks.
-        let spec = pb::TaskSpec {
-            name: format!("benchmark proof of {worker}"),
-            executor: Some(pb::task_spec::Executor::Proof(pb::ProofTask {
-                challenge: encoded,
-            })),
-            resources: Some(pb::Resources {
-                milli_cpus: if w.cpu_only { w.milli_cpus } else { 1000 },
-                gpus: w.gpus.len() as u32,
-                memory_bytes: 0,
-                gpu_model: String::new(),
-            }),
-            strategy: Some(pb::SchedulingStrategy {
-                kind: Some(pb::scheduling_strategy::Kind::NodeAffinity(
-                    pb::NodeAffinity {
-                        worker_id: worker.to_string(),
-                        soft: false,
-                    },
-                )),
-            }),
-            max_retries: Some(0),
-            ..Default::default()
-        };
-        let (ids, ack) = self.core.submit_nowait(lease, vec![spec], false)?;
-        if let Some(ack) = ack {
-            Core::durable(ack).await?;
-        }
-        let task_id = ids[0];
-        info!(task = task_id, n = params.n, rounds = params.rounds, class = ?class, "proof challenge issued");
+        Ok((challenge, class, params))
+    }
 
+    /// The exchange with the worker, from the submitted proof task to an outcome: wait for
+    /// the assignment, take the round commits as they stream in, ask for an opening once all
+    /// are in, verify it. Every wait is bounded by the settings' timeout.
+    async fn exchange(
+        &self,
+        lease: &Arc<str>,
+        task_id: u64,
+        challenge: &SignedChallenge,
+        params: ChallengeParams,
+        events: &mut mpsc::UnboundedReceiver<ProofEvent>,
+    ) -> Result<Exchange, KeeperError> {
         let timeout = self.settings.timeout;
         let mut deadline = tokio::time::Instant::now() + timeout;
         let mut stage = pb::ProofStage::Assignment;
@@ -408,7 +521,7 @@ impl Prover {
                             Ok(t) => t,
                             Err(e) => break Outcome::other(pb::ProofOutcome::Failed, "internal", e.to_string()),
                         };
-                        break match gpunet_proof::verify(&t, &Expectations::for_issued(&challenge)) {
+                        break match gpunet_proof::verify(&t, &Expectations::for_issued(challenge)) {
                             Ok(rep) => Outcome {
                                 verdict: pb::ProofOutcome::Ok,
                                 rejection: String::new(),
@@ -456,75 +569,12 @@ impl Prover {
                 ),
             }
         };
-        if outcome.verdict != pb::ProofOutcome::Ok {
-            // Stop the worker's side (harmless if the task is already over).
-            let _ = self.core.cancel(lease, &[task_id]);
-        }
-
-        let ops = params.ops_per_round();
-        let measured_tops = match &outcome.transcript {
-            Some(t) => gpunet_proof::verify::measured_tops(t),
-            None if last_us > 0 => {
-                ops * f64::from(rounds_received) / (last_us as f64 * 1e-6) / 1e12
-            }
-            None => 0.0,
-        };
-        let (digest, transcript) = match &outcome.transcript {
-            Some(t) => (Bytes::copy_from_slice(&t.digest()), Bytes::from(t.encode())),
-            None => (Bytes::new(), Bytes::new()),
-        };
-        let required_tops = if outcome.required_tops > 0.0 {
-            outcome.required_tops
-        } else {
-            let slack = gpunet_proof::TimingPolicy::default().slack_percent.min(100);
-            class.expected_tops() * f64::from(100 - slack) / 100.0
-        };
-        let verdict = pb::ProofVerdict {
-            verdict: outcome.verdict as i32,
-            stage: stage as i32,
-            ok: outcome.verdict == pb::ProofOutcome::Ok,
-            rejection: outcome.rejection.clone(),
-            reason: outcome.reason.clone(),
-            digest: digest.clone(),
-            transcript: transcript.clone(),
-            measured_tops,
-            required_tops,
-            gpu_class: format!("{class:?}"),
-            worker_id: worker.to_string(),
-            lease_id: lease.to_string(),
-            task_id,
-            n: params.n,
-            rounds: params.rounds,
+        Ok(Exchange {
+            outcome,
+            stage,
             rounds_received,
-            tiles_checked: outcome.tiles_checked,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        };
-        if verdict.ok {
-            info!(task = task_id, tops = measured_tops, "proof verified");
-        } else {
-            warn!(task = task_id, verdict = ?verdict.verdict(), stage = ?verdict.stage(), rejection = %verdict.rejection, reason = %verdict.reason, "proof not verified");
-        }
-        let ack = self.core.record_evidence(Evidence {
-            worker: worker.to_string(),
-            provider: cluster.provider.clone(),
-            lease: lease.to_string(),
-            reason: if verdict.ok {
-                "benchmark proof verified".into()
-            } else {
-                verdict.reason.clone()
-            },
-            at_unix_ms: now_ms(),
-            tasks: vec![task_id],
-            kind: EvidenceKind::Proof as i32,
-            verdict: verdict.verdict,
-            stage: verdict.stage,
-            rejection: verdict.rejection.clone(),
-            digest,
-            transcript,
-            measured_tops,
-        });
-        Core::durable(ack).await?;
-        Ok(verdict)
+            last_us,
+        })
     }
 
     /// Proves every worker of every formed cluster each `every`, one proof per worker at a
