@@ -19,6 +19,13 @@
 //!   interval, slash shares); both sometimes signed by a stranger;
 //! - `Warp` the clock (seconds, or 15 days).
 //!
+//! Most steps are one operation; some are a whole exit — a provider unstaking all its free
+//! stake, withdrawing at the end of the unbonding period and closing, or a keeper deregistering
+//! and closing at the end of its unbonding — so that the ends of both life cycles are reached in
+//! a fair share of runs. Operations on a lease pick among the open ones (`Draw` mostly among the
+//! pending ones, `KeeperSlash` among those with a checkpoint); keeper life-cycle operations
+//! mostly pick a keeper in the state they start from.
+//!
 //! The model keeps each lease's terms (frozen at open), committee in draw order, assigned keeper,
 //! books and compensation; each provider's stake, locks, unbonding and jail; each keeper's
 //! status, bond, index in the active set and lease count; and the config's parameters and pause
@@ -65,6 +72,23 @@ const USER_TOKENS: u64 = 1_000_000;
 const PRICE: u64 = 10; // the price `provider_args` offers
 const LOCK_PER_GPU: u64 = 1_000 * TOKEN; // `default_params` minimum stake per H100
 
+/// A keeper wallet chosen for a keeper life-cycle operation.
+#[derive(Debug, Clone, Copy)]
+enum KeeperSel {
+    /// Any wallet.
+    Any(usize),
+    /// The n-th (cyclically) of the wallets in the state the operation starts from (no
+    /// account, active, active or draining, unbonding), or wallet n when none is.
+    Ready(usize),
+}
+
+fn keeper_sel(ready_weight: u32) -> impl Strategy<Value = KeeperSel> {
+    prop_oneof![
+        1 => (0..KEEPER_WALLETS).prop_map(KeeperSel::Any),
+        ready_weight => (0..KEEPER_WALLETS).prop_map(KeeperSel::Ready),
+    ]
+}
+
 /// A keeper chosen for an operation on a lease.
 #[derive(Debug, Clone, Copy)]
 enum Pick {
@@ -85,6 +109,8 @@ enum Op {
     },
     Draw {
         lease: usize,
+        /// Pick among the pending leases, if any.
+        pending: bool,
     },
     TopUp {
         lease: usize,
@@ -98,6 +124,8 @@ enum Op {
         seq_skew: i8,
         start_skew: i64,
         end_back: i64,
+        /// The period ends at what the escrow funds when that is before now.
+        clamp: bool,
         /// Signed by another keeper wallet (offset from the assigned one).
         wrong_keeper: Option<usize>,
     },
@@ -107,17 +135,21 @@ enum Op {
     },
     Slash {
         lease: usize,
-        signers: Vec<Pick>,
+        /// `None`: every member of the lease's committee.
+        signers: Option<Vec<Pick>>,
     },
     KeeperSlash {
         lease: usize,
         accused: Pick,
-        signers: Vec<Pick>,
+        /// `None`: every member of the lease's committee but the accused.
+        signers: Option<Vec<Pick>>,
         /// 0: sequence 0; 1: sequence 1; 2: the last sequence; 3: one past it.
         sequence: u8,
     },
     Reassign {
         lease: usize,
+        /// Seconds the clock moves first.
+        advance: i64,
         /// `None`: the successor the model computes; `Some`: this keeper wallet.
         to: Option<usize>,
     },
@@ -135,6 +167,8 @@ enum Op {
     },
     Withdraw {
         provider: usize,
+        /// Move the clock to the end of the unbonding period first.
+        wait: bool,
     },
     ProviderClose {
         provider: usize,
@@ -143,16 +177,18 @@ enum Op {
         provider: usize,
     },
     KeeperRegister {
-        keeper: usize,
+        keeper: KeeperSel,
     },
     KeeperDrain {
-        keeper: usize,
+        keeper: KeeperSel,
     },
     KeeperDeregister {
-        keeper: usize,
+        keeper: KeeperSel,
     },
     KeeperClose {
-        keeper: usize,
+        keeper: KeeperSel,
+        /// Move the clock to the end of the unbonding period first.
+        wait: bool,
     },
     Pause {
         paused: bool,
@@ -189,13 +225,13 @@ fn op() -> impl Strategy<Value = Op> {
     let lease = || 0..16usize;
     let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (
-            4,
+            3,
             (
                 0..USERS,
                 0..PROVIDERS,
                 1..=3u16,
                 30..2_000i64,
-                prop::bool::weighted(0.85),
+                prop::bool::weighted(0.75),
             )
                 .prop_map(|(user, provider, gpus, duration, draw)| Op::Open {
                     user,
@@ -206,7 +242,12 @@ fn op() -> impl Strategy<Value = Op> {
                 })
                 .boxed(),
         ),
-        (1, lease().prop_map(|lease| Op::Draw { lease }).boxed()),
+        (
+            1,
+            (lease(), prop::bool::weighted(0.85))
+                .prop_map(|(lease, pending)| Op::Draw { lease, pending })
+                .boxed(),
+        ),
         (
             1,
             (lease(), 0..=USERS, 1..20_000u64)
@@ -226,10 +267,20 @@ fn op() -> impl Strategy<Value = Op> {
                 prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)],
                 prop_oneof![8 => Just(0i64), 1 => -5..0i64, 1 => 1..5i64],
                 prop_oneof![3 => Just(0i64), 1 => 0..400i64],
+                prop::bool::weighted(0.8),
                 prop::option::weighted(0.1, 0..KEEPER_WALLETS - 1),
             )
                 .prop_map(
-                    |(lease, advance, pass, seq_skew, start_skew, end_back, wrong_keeper)| {
+                    |(
+                        lease,
+                        advance,
+                        pass,
+                        seq_skew,
+                        start_skew,
+                        end_back,
+                        clamp,
+                        wrong_keeper,
+                    )| {
                         Op::Checkpoint {
                             lease,
                             advance,
@@ -237,6 +288,7 @@ fn op() -> impl Strategy<Value = Op> {
                             seq_skew,
                             start_skew,
                             end_back,
+                            clamp,
                             wrong_keeper,
                         }
                     },
@@ -244,14 +296,17 @@ fn op() -> impl Strategy<Value = Op> {
                 .boxed(),
         ),
         (
-            1,
+            3,
             (lease(), prop::bool::weighted(0.6))
                 .prop_map(|(lease, by_user)| Op::Close { lease, by_user })
                 .boxed(),
         ),
         (
             1,
-            (lease(), prop::collection::vec(pick(), 1..=3))
+            (
+                lease(),
+                prop::option::weighted(0.5, prop::collection::vec(pick(), 1..=3)),
+            )
                 .prop_map(|(lease, signers)| Op::Slash { lease, signers })
                 .boxed(),
         ),
@@ -260,7 +315,7 @@ fn op() -> impl Strategy<Value = Op> {
             (
                 lease(),
                 pick(),
-                prop::collection::vec(pick(), 1..=3),
+                prop::option::weighted(0.5, prop::collection::vec(pick(), 1..=3)),
                 prop_oneof![1 => Just(0u8), 2 => Just(1u8), 6 => Just(2u8), 1 => Just(3u8)],
             )
                 .prop_map(|(lease, accused, signers, sequence)| Op::KeeperSlash {
@@ -273,13 +328,17 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (
             2,
-            (lease(), prop::option::weighted(0.25, 0..KEEPER_WALLETS))
-                .prop_map(|(lease, to)| Op::Reassign { lease, to })
+            (
+                lease(),
+                prop_oneof![1 => Just(0i64), 1 => 3_000..6_000i64],
+                prop::option::weighted(0.25, 0..KEEPER_WALLETS),
+            )
+                .prop_map(|(lease, advance, to)| Op::Reassign { lease, advance, to })
                 .boxed(),
         ),
         (
             3,
-            prop_oneof![9 => 0..5_000i64, 1 => Just(15 * 24 * 3_600i64)]
+            prop_oneof![3 => 0..5_000i64, 1 => Just(15 * 24 * 3_600i64)]
                 .prop_map(|secs| Op::Warp { secs })
                 .boxed(),
         ),
@@ -293,19 +352,19 @@ fn op() -> impl Strategy<Value = Op> {
             1,
             (
                 0..PROVIDERS,
-                prop_oneof![3 => (0..2_500 * TOKEN).prop_map(Some), 1 => Just(None)],
+                prop_oneof![1 => (0..2_500 * TOKEN).prop_map(Some), 1 => Just(None)],
             )
                 .prop_map(|(provider, amount)| Op::Unstake { provider, amount })
                 .boxed(),
         ),
         (
-            1,
-            (0..PROVIDERS)
-                .prop_map(|provider| Op::Withdraw { provider })
+            2,
+            (0..PROVIDERS, prop::bool::weighted(0.3))
+                .prop_map(|(provider, wait)| Op::Withdraw { provider, wait })
                 .boxed(),
         ),
         (
-            1,
+            2,
             (0..PROVIDERS)
                 .prop_map(|provider| Op::ProviderClose { provider })
                 .boxed(),
@@ -318,31 +377,31 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (
             1,
-            (0..KEEPER_WALLETS)
+            keeper_sel(3)
                 .prop_map(|keeper| Op::KeeperRegister { keeper })
                 .boxed(),
         ),
         (
             1,
-            (0..KEEPER_WALLETS)
+            keeper_sel(1)
                 .prop_map(|keeper| Op::KeeperDrain { keeper })
                 .boxed(),
         ),
         (
             1,
-            (0..KEEPER_WALLETS)
+            keeper_sel(1)
                 .prop_map(|keeper| Op::KeeperDeregister { keeper })
                 .boxed(),
         ),
         (
             1,
-            (0..KEEPER_WALLETS)
-                .prop_map(|keeper| Op::KeeperClose { keeper })
+            (keeper_sel(3), prop::bool::weighted(0.3))
+                .prop_map(|(keeper, wait)| Op::KeeperClose { keeper, wait })
                 .boxed(),
         ),
         (
             1,
-            (prop::bool::weighted(0.4), prop::bool::weighted(0.9))
+            (prop::bool::weighted(0.3), prop::bool::weighted(0.9))
                 .prop_map(|(paused, by_admin)| Op::Pause { paused, by_admin })
                 .boxed(),
         ),
@@ -386,6 +445,29 @@ fn op() -> impl Strategy<Value = Op> {
         ),
     ];
     Union::new_weighted(arms)
+}
+
+/// One step: usually one operation; sometimes a whole exit (a provider unstaking everything,
+/// waiting and closing; a keeper deregistering, waiting and closing), so that the ends of
+/// those life cycles are reached in a fair share of runs.
+fn step_ops() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        40 => op().prop_map(|op| vec![op]),
+        1 => (0..PROVIDERS).prop_map(|provider| vec![
+            Op::Unstake { provider, amount: None },
+            Op::Withdraw { provider, wait: true },
+            Op::ProviderClose { provider },
+        ]),
+        1 => (0..KEEPER_WALLETS).prop_map(|n| vec![
+            Op::KeeperDeregister { keeper: KeeperSel::Ready(n) },
+            Op::KeeperClose { keeper: KeeperSel::Ready(n), wait: true },
+        ]),
+    ]
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(step_ops(), 20..40)
+        .prop_map(|steps| steps.into_iter().flatten().collect())
 }
 
 /// The model's view of the config.
@@ -639,6 +721,24 @@ impl Sim {
         self.cfg.active.swap_remove(pos);
     }
 
+    /// The keeper wallet `sel` names; `ready` says which wallets are in the state the
+    /// operation starts from.
+    fn select_keeper(&self, sel: KeeperSel, ready: impl Fn(&KeeperModel) -> bool) -> usize {
+        match sel {
+            KeeperSel::Any(k) => k,
+            KeeperSel::Ready(n) => {
+                let ready: Vec<usize> = (0..KEEPER_WALLETS)
+                    .filter(|&k| ready(&self.kmodel[k]))
+                    .collect();
+                if ready.is_empty() {
+                    n
+                } else {
+                    ready[n % ready.len()]
+                }
+            }
+        }
+    }
+
     fn resolve(&self, l: &LeaseModel, p: Pick) -> usize {
         match p {
             Pick::Member(i) if !l.committee.is_empty() => l.committee[i % l.committee.len()],
@@ -839,8 +939,17 @@ impl Sim {
                 }
                 Some((ok, done))
             }
-            Op::Draw { lease } => {
-                let i = self.pick_lease(lease)?;
+            Op::Draw { lease, pending } => {
+                let pending_leases: Vec<usize> = (0..self.leases.len())
+                    .filter(|&i| {
+                        self.leases[i].open && self.leases[i].status == LeaseStatus::Pending
+                    })
+                    .collect();
+                let i = if pending && !pending_leases.is_empty() {
+                    pending_leases[lease % pending_leases.len()]
+                } else {
+                    self.pick_lease(lease)?
+                };
                 Some(self.draw(i).await)
             }
             Op::TopUp {
@@ -871,6 +980,7 @@ impl Sim {
                 seq_skew,
                 start_skew,
                 end_back,
+                clamp,
                 wrong_keeper,
             } => {
                 let i = self.pick_lease(lease)?;
@@ -879,7 +989,11 @@ impl Sim {
                 let now = self.now().await;
                 let sequence = (l.last_sequence as i64 + 1 + i64::from(seq_skew)) as u64;
                 let start = l.paid_until + start_skew;
-                let end = now - end_back;
+                let end = if clamp {
+                    now.min(l.funded_until()) - end_back
+                } else {
+                    now - end_back
+                };
                 let keeper = match (l.keeper, wrong_keeper) {
                     (Some(k), None) => k,
                     (Some(k), Some(o)) => (k + 1 + o) % KEEPER_WALLETS,
@@ -992,7 +1106,10 @@ impl Sim {
             Op::Slash { lease, signers } => {
                 let i = self.pick_lease(lease)?;
                 let l = self.leases[i].clone();
-                let signers: Vec<usize> = signers.iter().map(|p| self.resolve(&l, *p)).collect();
+                let signers: Vec<usize> = match signers {
+                    Some(s) => s.iter().map(|p| self.resolve(&l, *p)).collect(),
+                    None => l.committee.clone(),
+                };
                 let mut distinct = signers.clone();
                 distinct.sort();
                 distinct.dedup();
@@ -1064,10 +1181,25 @@ impl Sim {
                 signers,
                 sequence,
             } => {
-                let i = self.pick_lease(lease)?;
+                let checkpointed: Vec<usize> = (0..self.leases.len())
+                    .filter(|&i| self.leases[i].open && self.leases[i].last_sequence > 0)
+                    .collect();
+                let i = if checkpointed.is_empty() {
+                    self.pick_lease(lease)?
+                } else {
+                    checkpointed[lease % checkpointed.len()]
+                };
                 let l = self.leases[i].clone();
                 let accused = self.resolve(&l, accused);
-                let signers: Vec<usize> = signers.iter().map(|p| self.resolve(&l, *p)).collect();
+                let signers: Vec<usize> = match signers {
+                    Some(s) => s.iter().map(|p| self.resolve(&l, *p)).collect(),
+                    None => l
+                        .committee
+                        .iter()
+                        .copied()
+                        .filter(|&k| k != accused)
+                        .collect(),
+                };
                 let mut distinct = signers.clone();
                 distinct.sort();
                 distinct.dedup();
@@ -1143,8 +1275,10 @@ impl Sim {
                 }
                 Some((ok, done))
             }
-            Op::Reassign { lease, to } => {
+            Op::Reassign { lease, advance, to } => {
                 let i = self.pick_lease(lease)?;
+                self.f.warp(advance).await;
+                let now = self.now().await;
                 let l = self.leases[i].clone();
                 let n = l.committee.len();
                 let old = l.keeper.unwrap_or(0);
@@ -1239,9 +1373,14 @@ impl Sim {
                 }
                 Some((ok, done))
             }
-            Op::Withdraw { provider } => {
+            Op::Withdraw { provider, wait } => {
                 let p = clone(&self.providers[provider]);
                 let pm = self.pmodel[provider].clone();
+                let mut now = now;
+                if wait && pm.unbonding > 0 && pm.unbonding_ends_at > now {
+                    self.f.warp(pm.unbonding_ends_at - now).await;
+                    now = self.now().await;
+                }
                 let ok = pm.exists && pm.unbonding > 0 && now >= pm.unbonding_ends_at;
                 let mint = self.f.mint;
                 let ix = ix::provider_withdraw(&p.pubkey(), &p.token, &mint);
@@ -1290,6 +1429,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::KeeperRegister { keeper } => {
+                let keeper = self.select_keeper(keeper, |k| k.status.is_none());
                 let k = clone(&self.keepers[keeper]);
                 let bond = self.cfg.params.keeper_bond;
                 let ok = !paused
@@ -1317,6 +1457,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::KeeperDrain { keeper } => {
+                let keeper = self.select_keeper(keeper, |k| k.status == Some(KeeperStatus::Active));
                 let k = clone(&self.keepers[keeper]);
                 let active = self.kmodel[keeper].status == Some(KeeperStatus::Active);
                 let last = if active {
@@ -1333,6 +1474,12 @@ impl Sim {
                 Some((active, done))
             }
             Op::KeeperDeregister { keeper } => {
+                let keeper = self.select_keeper(keeper, |k| {
+                    matches!(
+                        k.status,
+                        Some(KeeperStatus::Active | KeeperStatus::Draining)
+                    )
+                });
                 let k = clone(&self.keepers[keeper]);
                 let km = self.kmodel[keeper].clone();
                 let active = km.status == Some(KeeperStatus::Active);
@@ -1357,9 +1504,17 @@ impl Sim {
                 }
                 Some((ok, done))
             }
-            Op::KeeperClose { keeper } => {
+            Op::KeeperClose { keeper, wait } => {
+                let keeper =
+                    self.select_keeper(keeper, |k| k.status == Some(KeeperStatus::Unbonding));
                 let k = clone(&self.keepers[keeper]);
                 let km = self.kmodel[keeper].clone();
+                let mut now = now;
+                if wait && km.status == Some(KeeperStatus::Unbonding) && km.unbonding_ends_at > now
+                {
+                    self.f.warp(km.unbonding_ends_at - now).await;
+                    now = self.now().await;
+                }
                 let ok = km.status == Some(KeeperStatus::Unbonding) && now >= km.unbonding_ends_at;
                 let mint = self.f.mint;
                 let ix = ix::keeper_close(&k.pubkey(), &k.token, &mint);
@@ -1457,9 +1612,11 @@ impl Sim {
     async fn check(&mut self, step: usize, op: &Op) {
         let mut total = 0u64;
         let accounts: Vec<(Pubkey, u64)> = self.expected.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut balances = HashMap::new();
         for (account, want) in accounts {
             let got = self.f.balance(&account).await;
             assert_eq!(got, want, "step {step} {op:?}: balance of {account}");
+            balances.insert(account, got);
             total += got;
         }
         assert_eq!(
@@ -1470,7 +1627,7 @@ impl Sim {
 
         for l in self.leases.clone().iter().filter(|l| l.open) {
             let lease = self.f.lease(&l.lease).await;
-            let vault = self.f.balance(&pda::lease_vault(&l.lease)).await;
+            let vault = balances[&pda::lease_vault(&l.lease)];
             assert_eq!(
                 lease.funded,
                 lease.paid_provider
@@ -1646,7 +1803,10 @@ async fn run(ops: Vec<Op>) {
                 sim.last_err
             );
         }
-        sim.check(i + 1, op).await;
+        // A warp moves only the clock; the next step's check covers it.
+        if !matches!(op, Op::Warp { .. }) {
+            sim.check(i + 1, op).await;
+        }
     }
 }
 
@@ -1669,12 +1829,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn test_property_random_operations_first_half(ops in prop::collection::vec(op(), 20..40)) {
+    fn test_property_random_operations_first_half(ops in ops()) {
         runtime().block_on(run(ops));
     }
 
     #[test]
-    fn test_property_random_operations_second_half(ops in prop::collection::vec(op(), 20..40)) {
+    fn test_property_random_operations_second_half(ops in ops()) {
         runtime().block_on(run(ops));
     }
 }
