@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ed25519_dalek::SigningKey;
-use gpunet_keeper::client::{Client, task};
-use gpunet_proto::v1 as pb;
+use gpunet_sdk::task::{Client, SigningKey, pb, spec as task};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(600);

@@ -22,14 +22,15 @@
 //! - [`proofs`]: benchmark proofs over the task stream — challenge a worker, time its rounds,
 //!   request an opening, verify, record the verdict as evidence.
 //! - [`server`]: wires it all to tonic (+ health, reflection) and the Prometheus endpoint.
-//! - [`client`]: a Rust client for the client ↔ keeper API (used by the CLI, tests, benches).
+//!
+//! The Rust client of the client ↔ keeper API is not here: it is `gpunet-task-client`
+//! (`sdk/task-client`, re-exported as `gpunet_sdk::task`), so a dApp links no daemon code.
 //!
 //! `docs/dispatch.md` describes the protocol and the Ray semantics followed.
 
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod client;
 pub mod config;
 pub mod core;
 pub mod directory;
