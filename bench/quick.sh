@@ -9,8 +9,9 @@ BIN=${BIN:-target/bench/release/gpunet}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 PORT=${PORT:-47311}
-U=$($BIN key generate --out "$OUT/user.key")
-W=$($BIN key generate --out "$OUT/worker.key")
+U=$($BIN key generate --out "$OUT/user.json")
+W=$($BIN key generate --out "$OUT/worker.json")
+$BIN key generate --out "$OUT/keeper.json" >/dev/null
 cat > "$OUT/k.toml" <<TOML
 listen = "127.0.0.1:$PORT"
 metrics_listen = ""
@@ -25,11 +26,11 @@ user = "$U"
 provider = "p"
 gpus = 1
 TOML
-GPUNET_LOG=error $BIN keeper run --config "$OUT/k.toml" >/dev/null 2>&1 & KP=$!
+GPUNET_LOG=error $BIN keeper run --config "$OUT/k.toml" --keypair "$OUT/keeper.json" >/dev/null 2>&1 & KP=$!
 GPUNET_LOG=error $BIN worker run --keeper "http://127.0.0.1:$PORT" --provider p \
-  --key-file "$OUT/worker.key" --gpus 1 --cpus "${CPUS:-2}" --work-dir "$OUT/work" >/dev/null 2>&1 & WP=$!
+  --keypair "$OUT/worker.json" --gpus 1 --cpus "${CPUS:-2}" --work-dir "$OUT/work" >/dev/null 2>&1 & WP=$!
 sleep 1
-GPUNET_LOG=warn $BIN bench --keeper "http://127.0.0.1:$PORT" --lease l --key-file "$OUT/user.key" \
+GPUNET_LOG=warn $BIN bench --keeper "http://127.0.0.1:$PORT" --lease l --keypair "$OUT/user.json" \
   --scale "${SCALE:-0.5}" --clients 4 || true
 kill $WP $KP 2>/dev/null || true
 wait 2>/dev/null || true

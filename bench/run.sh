@@ -23,8 +23,9 @@ BIN=target/bench/release/gpunet
 
 OUT=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
-USER_PUB=$($BIN key generate --out "$OUT/user.key")
-WORKER_PUB=$($BIN key generate --out "$OUT/worker.key")
+USER_PUB=$($BIN key generate --out "$OUT/user.json")
+WORKER_PUB=$($BIN key generate --out "$OUT/worker.json")
+$BIN key generate --out "$OUT/keeper.json" >/dev/null
 PORT=$(bench/.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
 
@@ -44,11 +45,11 @@ user = "$USER_PUB"
 provider = "bench-provider"
 gpus = 1
 TOML
-  GPUNET_LOG=warn $BIN keeper run --config "$OUT/keeper.toml" & local kp=$!
-  GPUNET_LOG=warn $BIN worker run --keeper "$URL" --provider bench-provider --key-file "$OUT/worker.key" \
+  GPUNET_LOG=warn $BIN keeper run --config "$OUT/keeper.toml" --keypair "$OUT/keeper.json" & local kp=$!
+  GPUNET_LOG=warn $BIN worker run --keeper "$URL" --provider bench-provider --keypair "$OUT/worker.json" \
       --gpus 1 --cpus "$CPUS" --work-dir "$OUT/work" & local wp=$!
   sleep 1
-  GPUNET_LOG=warn $BIN bench --keeper "$URL" --lease bench-lease --key-file "$OUT/user.key" \
+  GPUNET_LOG=warn $BIN bench --keeper "$URL" --lease bench-lease --keypair "$OUT/user.json" \
       --scale "$SCALE" --clients "$CLIENTS" | sed "s/^{/{\"round\":$r,/" >> "$OUT/results.jsonl"
   kill -TERM $wp $kp; wait $wp $kp || true
 }

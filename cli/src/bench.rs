@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ed25519_dalek::SigningKey;
-use gpunet_keeper::client::{Client, task};
-use gpunet_proto::v1 as pb;
+use gpunet_sdk::task::{Client, SigningKey, pb, spec as task};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(600);
@@ -55,10 +53,18 @@ pub async fn run(
     let n = |x: f64| ((x * scale) as usize).max(10);
     // Warm up.
     c.submit_wait(vec![noop(); 100], WAIT).await?;
+    sync_noop(&c, n(2000.0)).await?;
+    async_one_client(&c, n(50_000.0)).await?;
+    async_clients(url, lease, key, clients, n(20_000.0)).await?;
+    result_1mib(&c, n(200.0)).await?;
+    chain_1000(&c).await?;
+    process_bin_true(&c, n(200.0)).await
+}
 
-    // 1. Synchronous round trips (submit-and-wait, one request per task).
+/// 1. Synchronous round trips (submit-and-wait, one request per task).
+async fn sync_noop(c: &Client, count: usize) -> Result<()> {
     let mut lat = Vec::new();
-    for _ in 0..n(2000.0) {
+    for _ in 0..count {
         let t = Instant::now();
         let r = c.submit_wait(vec![noop()], WAIT).await?;
         anyhow::ensure!(r.outcomes[0].complete, "task did not complete");
@@ -68,23 +74,33 @@ pub async fn run(
         "{}",
         json!({"system": "gpunet", "workload": "sync_noop", "n": lat.len(), "p50_us": pct(&mut lat, 0.5), "p99_us": pct(&mut lat, 0.99)})
     );
+    Ok(())
+}
 
-    // 2. One client, asynchronous.
-    let total = n(50_000.0);
+/// 2. One client, asynchronous.
+async fn async_one_client(c: &Client, total: usize) -> Result<()> {
     let t = Instant::now();
-    let done = async_throughput(&c, total, 1000, 4).await?;
+    let done = async_throughput(c, total, 1000, 4).await?;
     let s = t.elapsed().as_secs_f64();
     println!(
         "{}",
         json!({"system": "gpunet", "workload": "async_noop_1_client", "n": done, "tasks_per_s": done as f64 / s})
     );
+    Ok(())
+}
 
-    // 3. Several clients, asynchronous (separate sessions and connections).
+/// 3. Several clients, asynchronous (separate sessions and connections).
+async fn async_clients(
+    url: &str,
+    lease: &str,
+    key: &SigningKey,
+    clients: usize,
+    per: usize,
+) -> Result<()> {
     let mut cs = Vec::new();
     for _ in 0..clients {
         cs.push(Client::connect(url, lease, key).await?);
     }
-    let per = n(20_000.0);
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for cl in cs {
@@ -99,9 +115,11 @@ pub async fn run(
         "{}",
         json!({"system": "gpunet", "workload": format!("async_noop_{clients}_clients"), "n": done, "tasks_per_s": done as f64 / s})
     );
+    Ok(())
+}
 
-    // 4. Tasks returning 1 MiB, fetched by the client.
-    let m = n(200.0);
+/// 4. Tasks returning 1 MiB, fetched by the client.
+async fn result_1mib(c: &Client, m: usize) -> Result<()> {
     let t = Instant::now();
     let ids = c.submit(vec![task::builtin("fill", "1048576"); m]).await?;
     let mut bytes = 0;
@@ -114,8 +132,11 @@ pub async fn run(
         "{}",
         json!({"system": "gpunet", "workload": "result_1mib", "n": m, "tasks_per_s": m as f64 / s, "mib_per_s": bytes as f64 / s / 1048576.0})
     );
+    Ok(())
+}
 
-    // 5. A chain of 1,000 dependent tasks, submitted as one DAG.
+/// 5. A chain of 1,000 dependent tasks, submitted as one DAG.
+async fn chain_1000(c: &Client) -> Result<()> {
     let mut chain = vec![noop()];
     for i in 1..1000u32 {
         let mut t = noop();
@@ -131,9 +152,11 @@ pub async fn run(
         "{}",
         json!({"system": "gpunet", "workload": "chain_1000", "n": 1000, "seconds": s, "us_per_task": s * 1e6 / 1000.0})
     );
+    Ok(())
+}
 
-    // 6. /bin/true as a process task.
-    let p = n(200.0);
+/// 6. /bin/true as a process task.
+async fn process_bin_true(c: &Client, p: usize) -> Result<()> {
     let t = Instant::now();
     let r = c
         .submit_wait(vec![task::process(&["/bin/true"]); p], WAIT)

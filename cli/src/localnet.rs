@@ -3,18 +3,19 @@
 //! gpunet: the signer's keypair (created if missing) becomes admin and mint authority of a new
 //! stake/payment mint, and gets SOL and tokens to start with.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use gpunet_localnet::{Localnet, LocalnetConfig};
+use gpunet_sdk::task::keys;
 use gpunet_sdk::{GpunetClient, SdkError, setup};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
-use solana_sdk::signature::{Keypair, Signer, read_keypair_file, write_keypair_file};
+use serde_json::{Value, json};
+use solana_sdk::signature::{Keypair, Signer};
 
-use crate::chain::{ChainOpts, Output, default_keypair_path};
+use crate::Global;
+use crate::output::{Output, Spinner, plain};
 
 /// `gpunet localnet` options.
 #[derive(Args, Debug)]
@@ -23,10 +24,10 @@ pub struct LocalnetArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
     /// JSON-RPC port.
-    #[arg(long, default_value_t = gpunet_localnet::DEFAULT_RPC_PORT)]
+    #[arg(long, env = "GPUNET_LOCALNET_RPC_PORT", default_value_t = gpunet_localnet::DEFAULT_RPC_PORT)]
     pub rpc_port: u16,
     /// Websocket (pubsub) port.
-    #[arg(long, default_value_t = gpunet_localnet::DEFAULT_WS_PORT)]
+    #[arg(long, env = "GPUNET_LOCALNET_WS_PORT", default_value_t = gpunet_localnet::DEFAULT_WS_PORT)]
     pub ws_port: u16,
     /// Keep the chain in DIR across restarts (default: in memory).
     #[arg(long)]
@@ -41,33 +42,15 @@ const DECIMALS: u8 = 6;
 /// Tokens the admin gets on a fresh localnet (whole tokens).
 const ADMIN_TOKENS: u64 = 1_000_000;
 
-fn spinner(output: Output, msg: &str) -> Option<ProgressBar> {
-    (output == Output::Table).then(|| {
-        let pb = ProgressBar::new_spinner();
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.set_message(msg.to_string());
-        pb.enable_steady_tick(Duration::from_millis(100));
-        pb
-    })
-}
-
-fn admin_keypair(opts: &ChainOpts) -> Result<(Keypair, bool)> {
-    let path = opts.keypair.clone().unwrap_or_else(default_keypair_path);
+/// The signer's keypair; created (Solana JSON) if missing. Returns whether it was created.
+fn admin_keypair(g: &Global) -> Result<(Keypair, bool)> {
+    let path = g.keypair_path();
     if path.exists() {
-        let kp = read_keypair_file(&path)
-            .map_err(|e| anyhow!("cannot read keypair {}: {e}", path.display()))?;
-        return Ok((kp, false));
+        return Ok((crate::key::to_solana(&crate::key::load(&path)?), false));
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let kp = Keypair::new();
-    write_keypair_file(&kp, &path)
-        .map_err(|e| anyhow!("cannot write keypair {}: {e}", path.display()))?;
-    Ok((kp, true))
+    let key = keys::generate().map_err(|e| anyhow!("randomness: {e}"))?;
+    keys::write_keypair_file(&path, &key, false)?;
+    Ok((crate::key::to_solana(&key), true))
 }
 
 async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json::Value> {
@@ -80,22 +63,10 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
         Err(SdkError::NotFound { .. }) => {}
         Err(e) => return Err(anyhow!("reading the config: {e}")),
     }
-    let sig = client
-        .rpc()
-        .request_airdrop(&admin.pubkey(), 1_000 * 1_000_000_000)
+    client
+        .airdrop(&admin.pubkey(), 1_000 * 1_000_000_000)
         .await
         .context("airdrop to the admin")?;
-    for _ in 0..100 {
-        if client
-            .rpc()
-            .confirm_transaction(&sig)
-            .await
-            .unwrap_or(false)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mint = setup::create_mint(client, admin, &admin.pubkey(), DECIMALS).await?;
     let treasury =
         setup::init_config(client, admin, &mint, setup::default_params(DECIMALS), false).await?;
@@ -123,7 +94,6 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
 /// Returns a handle on the real stdout.
 #[cfg(unix)]
 fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
-    use std::io::Write;
     use std::os::fd::FromRawFd;
     std::io::stdout().flush()?;
     // SAFETY: plain descriptor calls on the process's own stdout/stderr; the duplicated
@@ -140,9 +110,40 @@ fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
     Ok(Box::new(std::io::stdout()))
 }
 
+/// Initialises gpunet on a fresh chain (unless `--no-init`) and adds what it did to `summary`.
+async fn initialise_into(g: &Global, client: &GpunetClient, summary: &mut Value) -> Result<()> {
+    let (admin, created) = admin_keypair(g)?;
+    let sp = Spinner::start(g.output, "initialising gpunet (mint, config)");
+    let init = initialise(client, &admin).await?;
+    sp.stop();
+    if let (Some(s), Some(i)) = (summary.as_object_mut(), init.as_object()) {
+        s.extend(i.clone());
+        if created {
+            let path = g.keypair_path().display().to_string();
+            s.insert("keypair_created".into(), json!(path));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the summary: one JSON line, or a list for people.
+fn print_summary(out: &mut dyn Write, output: Output, summary: &Value) -> Result<()> {
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string(summary)?)?,
+        Output::Table => {
+            writeln!(out, "gpunet localnet is running — Ctrl-C stops it")?;
+            for (k, v) in summary.as_object().into_iter().flatten() {
+                if !v.is_null() {
+                    writeln!(out, "  {k:<16} {}", plain(v))?;
+                }
+            }
+        }
+    }
+    Ok(out.flush()?)
+}
+
 /// Runs the localnet until Ctrl-C or SIGTERM.
-pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
-    use std::io::Write;
+pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
     let mut out = program_logs_to_stderr()?;
     let config = LocalnetConfig {
         bind_host: args.bind.clone(),
@@ -151,18 +152,15 @@ pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
         ledger: args.ledger.clone(),
         ..LocalnetConfig::default()
     };
-    let pb = spinner(
-        opts.output,
+    let sp = Spinner::start(
+        g.output,
         "starting the localnet (surfpool, offline, gpunet loaded natively)",
     );
     let net = tokio::task::spawn_blocking(move || Localnet::start(config))
         .await
         .context("localnet start task")??;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    sp.stop();
     let client = GpunetClient::new(net.rpc_url());
-
     let mut summary = json!({
         "rpc_url": net.rpc_url(),
         "websocket_url": net.ws_url(),
@@ -170,92 +168,21 @@ pub async fn run(opts: &ChainOpts, args: LocalnetArgs) -> Result<()> {
         "ledger": args.ledger.as_ref().map(|p| p.display().to_string()),
     });
     if !args.no_init {
-        let (admin, created) = admin_keypair(opts)?;
-        let pb = spinner(opts.output, "initialising gpunet (mint, config)");
-        let init = initialise(&client, &admin).await;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        let init = match init {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = tokio::task::spawn_blocking(move || net.stop()).await;
-                return Err(e);
-            }
-        };
-        if let (Some(s), Some(i)) = (summary.as_object_mut(), init.as_object()) {
-            s.extend(i.clone());
-            if created {
-                s.insert(
-                    "keypair_created".into(),
-                    json!(
-                        opts.keypair
-                            .clone()
-                            .unwrap_or_else(default_keypair_path)
-                            .display()
-                            .to_string()
-                    ),
-                );
-            }
+        if let Err(e) = initialise_into(g, &client, &mut summary).await {
+            let _ = tokio::task::spawn_blocking(move || net.stop()).await;
+            return Err(e);
         }
     }
-    match opts.output {
-        Output::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&summary).unwrap_or_default()
-        )?,
-        Output::Table => {
-            writeln!(out, "gpunet localnet is running — Ctrl-C stops it")?;
-            if let Some(map) = summary.as_object() {
-                for (k, v) in map {
-                    if !v.is_null() {
-                        writeln!(
-                            out,
-                            "  {k:<16} {}",
-                            v.as_str()
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| v.to_string())
-                        )?;
-                    }
-                }
-            }
-        }
-    }
-    out.flush()?;
+    print_summary(&mut out, g.output, &summary)?;
 
-    wait_for_shutdown().await;
-    let pb = spinner(opts.output, "stopping (saving the ledger)");
+    crate::daemon::wait_for_signal().await;
+    let sp = Spinner::start(g.output, "stopping (saving the ledger)");
     tokio::task::spawn_blocking(move || net.stop())
         .await
         .context("localnet stop task")??;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
-    if opts.output == Output::Table {
+    sp.stop();
+    if g.output == Output::Table {
         writeln!(out, "localnet stopped")?;
     }
     Ok(())
-}
-
-async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

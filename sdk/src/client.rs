@@ -88,6 +88,9 @@ pub enum SdkError {
     /// The node could not be reached or answered with an RPC error.
     #[error("RPC: {0}")]
     Rpc(Box<ClientError>),
+    /// A transaction was sent but not seen confirmed in time.
+    #[error("transaction {0} not confirmed in time")]
+    NotConfirmed(Signature),
 }
 
 impl From<ClientError> for SdkError {
@@ -403,6 +406,19 @@ impl GpunetClient {
             address: *lease,
             reason: format!("no slot after the lease's open in 12 s: {last_error}"),
         })
+    }
+
+    /// Asks the node's faucet (`requestAirdrop`: localnet, devnet) for `lamports` to `to` and
+    /// waits until the airdrop is confirmed (at most 10 s).
+    pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<Signature, SdkError> {
+        let sig = self.rpc.request_airdrop(to, lamports).await?;
+        for _ in 0..200 {
+            if self.rpc.confirm_transaction(&sig).await.unwrap_or(false) {
+                return Ok(sig);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(SdkError::NotConfirmed(sig))
     }
 
     /// The gpunet events a confirmed transaction emitted, in order.

@@ -3,7 +3,9 @@
 //! What a client needs to talk to the gpunet program: PDAs derived from the program's own seed
 //! constants ([`pda`]), an instruction builder per instruction ([`ix`]) whose result any
 //! signer can sign, the program's errors by code ([`errors`]), its events ([`events`]) and a
-//! JSON-RPC client ([`client`]) with typed fetch, filtered listings and time travel.
+//! JSON-RPC client ([`client`]) with typed fetch, filtered listings and time travel; and, with
+//! the default cargo feature `task`, the task client ([`task`]: a signed session on a lease
+//! with its keeper, over gRPC) — the crate `gpunet-task-client`, which links no keeper daemon.
 
 pub mod client;
 pub mod committee;
@@ -13,6 +15,9 @@ pub mod ix;
 pub mod pda;
 pub mod setup;
 pub mod token;
+
+#[cfg(feature = "task")]
+pub use gpunet_task_client as task;
 
 pub use gpunet;
 pub use gpunet::state::{

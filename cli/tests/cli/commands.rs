@@ -12,7 +12,9 @@ fn gpunet(args: &[&str]) -> std::process::Output {
 }
 
 /// `gpunet key generate`, `keeper run`, `worker run`, `task submit --wait --output json`,
-/// `task list`, `task cluster` end to end with real processes.
+/// `task list`, `task cluster` end to end with real processes. The user's and the worker's
+/// keys are Solana JSON keypair files written by the CLI's own `key generate`, and `task
+/// submit` signs its session with the user's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cli_keeper_worker_and_task_commands() {
     let tmp = tempfile::tempdir().unwrap();
@@ -24,6 +26,10 @@ async fn test_cli_keeper_worker_and_task_commands() {
     let user_pub = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let out = gpunet(&["key", "generate", "--out", wkey.to_str().unwrap()]);
     let worker_pub = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // Solana's format: a JSON array of 64 bytes, secret ‖ public (the printed address).
+    let bytes: Vec<u8> = serde_json::from_slice(&std::fs::read(&ukey).unwrap()).unwrap();
+    assert_eq!(bytes.len(), 64);
+    assert_eq!(bs58::encode(&bytes[32..]).into_string(), user_pub);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let cfg = d.join("k.toml");
@@ -44,7 +50,7 @@ async fn test_cli_keeper_worker_and_task_commands() {
             &url,
             "--provider",
             "p",
-            "--key-file",
+            "--keypair",
             wkey.to_str().unwrap(),
             "--gpus",
             "2",
@@ -59,7 +65,7 @@ async fn test_cli_keeper_worker_and_task_commands() {
         url.as_str(),
         "--lease",
         "L",
-        "--key-file",
+        "--keypair",
         ukey.to_str().unwrap(),
     ];
     // Wait for the cluster to be ready.

@@ -2,6 +2,8 @@
 
 mod chain;
 mod commands;
+mod keys;
+mod readme;
 mod sigkill;
 
 use std::path::Path;
@@ -18,8 +20,9 @@ pub fn b58(k: &SigningKey) -> String {
     bs58::encode(k.verifying_key().as_bytes()).into_string()
 }
 
+/// Writes `k` as a Solana JSON keypair file.
 pub fn write_key(path: &Path, k: &SigningKey) {
-    std::fs::write(path, bs58::encode(k.to_bytes()).into_string()).unwrap();
+    gpunet_sdk::task::keys::write_keypair_file(path, k, true).unwrap();
 }
 
 pub fn free_port() -> u16 {
@@ -54,11 +57,18 @@ pub fn spawn_keeper(config: &Path) -> Child {
     spawn_keeper_env(config, &[])
 }
 
-/// `spawn_keeper` with extra environment (e.g. `GPUNET_KEEPER_DURABILITY`).
+/// `spawn_keeper` with extra environment (e.g. `GPUNET_KEEPER_DURABILITY`). The keeper signs
+/// with `keeper.json` beside the config (its wallet; written if missing).
 pub fn spawn_keeper_env(config: &Path, env: &[(&str, &str)]) -> Child {
+    let wallet = config.with_file_name("keeper.json");
+    if !wallet.exists() {
+        write_key(&wallet, &key(200));
+    }
     Command::new(env!("CARGO_BIN_EXE_gpunet"))
         .args(["keeper", "run", "--config"])
         .arg(config)
+        .arg("--keypair")
+        .arg(&wallet)
         .envs(env.iter().copied())
         .env("GPUNET_LOG", "warn")
         .stdout(Stdio::null())
@@ -67,9 +77,9 @@ pub fn spawn_keeper_env(config: &Path, env: &[(&str, &str)]) -> Child {
         .expect("spawn keeper")
 }
 
-pub async fn connect(url: &str, user: &SigningKey) -> gpunet_keeper::client::Client {
+pub async fn connect(url: &str, user: &SigningKey) -> gpunet_sdk::task::Client {
     for _ in 0..200 {
-        if let Ok(c) = gpunet_keeper::client::Client::connect(url, "lease-1", user).await {
+        if let Ok(c) = gpunet_sdk::task::Client::connect(url, "lease-1", user).await {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gpunet_keeper::client::task;
-use gpunet_proto::v1 as pb;
+use gpunet_sdk::task::pb;
+use gpunet_sdk::task::spec as task;
 
 use crate::*;
 

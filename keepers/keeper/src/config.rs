@@ -28,7 +28,9 @@
 //!                                   #   their class) are pipelined; long ones wait at the keeper
 //! max_message_bytes = 67108864      # largest gRPC message accepted
 //! session_ttl = "1h"                # idle client sessions expire
-//! # keeper_key = "keeper.key"       # base58 ed25519 secret; absent = fresh key per start
+//! # keeper_key = "keeper.json"      # the keeper's on-chain wallet, a Solana JSON keypair file
+//!                                   #   (`gpunet keeper run` sets it from --keypair, default
+//!                                   #   ~/.config/solana/id.json); absent = fresh key per start
 //! proof_interval_s = 0              # benchmark-prove every cluster member this often; 0 = off
 //! proof_n = 16384                   # challenge matrix side for GPU workers (CPU-only: ≤ 256)
 //! proof_rounds = 64                 # challenge rounds for GPU workers (CPU-only: ≤ 8)
@@ -135,7 +137,8 @@ pub struct KeeperConfig {
     /// Idle lifetime of a client session.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
-    /// Path of the keeper's ed25519 secret key (base58); absent = fresh per start.
+    /// Path of the keeper's wallet, a Solana JSON keypair file (the key its on-chain keeper
+    /// account is registered with); absent = a fresh key per start (in-process tests).
     pub keeper_key: Option<String>,
     /// Seconds between periodic benchmark proofs of every cluster member; 0 = off.
     pub proof_interval_s: u64,

@@ -31,7 +31,9 @@
 //!   worker's proof messages to it.
 //! - [`server`]: wires it all to tonic (+ health, reflection v1 and v1alpha) and the
 //!   Prometheus endpoint.
-//! - [`client`]: a Rust client for the client ↔ keeper API (used by the CLI, tests, benches).
+//!
+//! The Rust client of the client ↔ keeper API is not here: it is `gpunet-task-client`
+//! (`sdk/task-client`, re-exported as `gpunet_sdk::task`), so a dApp links no daemon code.
 //!
 //! No module imports one that imports it back (`docs/dispatch.md`, "Architecture").
 //! `docs/dispatch.md` describes the protocol and the Ray semantics followed.
@@ -40,7 +42,6 @@
 
 pub mod auth;
 pub mod chain;
-pub mod client;
 mod cluster;
 pub mod config;
 pub mod core;

@@ -67,22 +67,12 @@ impl KeeperHandle {
     }
 }
 
+/// The keeper's signing key: its on-chain keeper wallet (a Solana JSON keypair file, the
+/// `keeper_key` setting); without one (in-process tests), a fresh key per start.
 fn load_key(cfg: &KeeperConfig) -> Result<SigningKey, KeeperError> {
     match &cfg.keeper_key {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)?;
-            let bytes = bs58::decode(text.trim())
-                .into_vec()
-                .map_err(|e| KeeperError::Config(format!("keeper_key: {e}")))?;
-            let seed: [u8; 32] =
-                bytes
-                    .get(..32)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| {
-                        KeeperError::Config("keeper_key: need a 32-byte (or 64-byte) secret".into())
-                    })?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
+        Some(path) => gpunet_proto::keys::read_keypair_file(path)
+            .map_err(|e| KeeperError::Config(format!("keeper_key: {e}"))),
         None => Ok(SigningKey::from_bytes(&crate::auth::random_bytes::<32>()?)),
     }
 }

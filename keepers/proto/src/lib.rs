@@ -7,12 +7,14 @@
 //!
 //! Generated at build time from `proto/gpunet/v1/dispatch.proto` with `protox` (no `protoc`).
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. [`coalesce`] folds queued batch messages
-//! (assignments, results) into one frame on both ends of the worker stream. The signing-message helpers live here so the
-//! worker, the keeper and clients build byte-identical messages.
+//! (assignments, results) into one frame on both ends of the worker stream. The signing-message
+//! helpers live here so the worker, the keeper and clients build byte-identical messages;
+//! [`keys`] reads and writes the one key format every party uses (Solana JSON keypair files).
 
 #![warn(missing_docs)]
 
 pub mod coalesce;
+pub mod keys;
 
 /// Generated code for package `gpunet.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -1,6 +1,6 @@
 use ed25519_dalek::Signer;
-use gpunet_keeper::client::{Client, ClientError, task};
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::{Client, ClientError, spec as task};
 use tonic::Code;
 
 use crate::common::*;
@@ -30,7 +30,7 @@ async fn test_worker_with_forged_signature_is_refused() {
     let listed = key(5);
     env.registry
         .allow(PROVIDER, listed.verifying_key().to_bytes());
-    let ch = gpunet_keeper::client::channel(&env.keeper.url())
+    let ch = gpunet_task_client::channel(&env.keeper.url())
         .await
         .unwrap();
     let mut rpc = pb::worker_service_client::WorkerServiceClient::new(ch);
@@ -82,7 +82,7 @@ async fn test_user_cannot_submit_to_another_users_lease() {
         .expect("refused");
     assert!(matches!(err, ClientError::Status(s) if s.code() == Code::PermissionDenied));
     // A request without a session is refused.
-    let ch = gpunet_keeper::client::channel(&env.keeper.url())
+    let ch = gpunet_task_client::channel(&env.keeper.url())
         .await
         .unwrap();
     let mut rpc = pb::keeper_service_client::KeeperServiceClient::new(ch);
@@ -118,7 +118,7 @@ async fn test_replayed_request_is_refused() {
     assert_eq!(s.code(), Code::PermissionDenied);
     assert!(s.message().contains("replayed"));
     // A replayed OpenSession (same challenge) is refused too.
-    let ch = gpunet_keeper::client::channel(&env.keeper.url())
+    let ch = gpunet_task_client::channel(&env.keeper.url())
         .await
         .unwrap();
     let mut rpc = pb::keeper_service_client::KeeperServiceClient::new(ch);

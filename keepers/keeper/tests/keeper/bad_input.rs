@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
-use gpunet_keeper::client::task;
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::spec as task;
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -65,7 +65,7 @@ async fn test_garbage_huge_and_unknown_inputs_get_clear_statuses() {
     let mut env = Env::start(cfg, 4).await;
     env.add_worker(1, 2).await;
     let c = env.client().await;
-    let ch = gpunet_keeper::client::channel(&env.keeper.url())
+    let ch = gpunet_task_client::channel(&env.keeper.url())
         .await
         .unwrap();
     let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99, 0x01, 0x02]);
@@ -215,7 +215,7 @@ async fn test_health_reflection_and_metrics_are_served() {
     c.submit_wait(vec![task::builtin("noop", "")], Duration::from_secs(10))
         .await
         .unwrap();
-    let ch = gpunet_keeper::client::channel(&env.keeper.url())
+    let ch = gpunet_task_client::channel(&env.keeper.url())
         .await
         .unwrap();
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());

@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use gpunet_keeper::client::Client;
 use gpunet_keeper::{InMemoryLeases, InMemoryRegistry, KeeperConfig, KeeperHandle, LeaseInfo};
+use gpunet_task_client::Client;
 use gpunet_worker::{DeclaredGpus, WorkerConfig, WorkerHandle};
 use tokio_util::sync::CancellationToken;
 

@@ -1,14 +1,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use gpunet_keeper::client::task;
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::spec as task;
 
 use crate::common::*;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn running_on(c: &gpunet_keeper::client::Client, id: u64) -> String {
+async fn running_on(c: &gpunet_task_client::Client, id: u64) -> String {
     let deadline = tokio::time::Instant::now() + T;
     loop {
         let st = c.status(&[id]).await.unwrap().remove(0);

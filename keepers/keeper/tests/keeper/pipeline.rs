@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use gpunet_keeper::client::task;
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::spec as task;
 
 use crate::common::*;
 
@@ -105,7 +105,7 @@ async fn test_only_tasks_known_to_run_short_are_pipelined() {
     let mut env = Env::start(cfg, 4).await;
     env.add_worker(1, 1).await;
     let c = env.client().await;
-    async fn run_all(c: &gpunet_keeper::client::Client, tasks: Vec<pb::TaskSpec>) {
+    async fn run_all(c: &gpunet_task_client::Client, tasks: Vec<pb::TaskSpec>) {
         for id in c.submit(tasks).await.unwrap() {
             let st = c.get(id, 0, T).await.unwrap().status.unwrap();
             assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");

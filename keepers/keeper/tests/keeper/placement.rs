@@ -1,15 +1,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use gpunet_keeper::client::task;
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::spec as task;
 use pb::scheduling_strategy::Kind;
 
 use crate::common::*;
 
 const T: Duration = Duration::from_secs(20);
 
-async fn workers_of(c: &gpunet_keeper::client::Client, ids: &[u64]) -> Vec<String> {
+async fn workers_of(c: &gpunet_task_client::Client, ids: &[u64]) -> Vec<String> {
     let mut out = Vec::new();
     for &id in ids {
         let r = c.get(id, 0, T).await.unwrap();

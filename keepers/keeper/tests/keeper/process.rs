@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use gpunet_keeper::client::task;
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::spec as task;
 
 use crate::common::*;
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use gpunet_keeper::client::Client;
 use gpunet_keeper::store::{Evidence, EvidenceKind, read_evidence};
 use gpunet_keeper::{KeeperConfig, LeaseInfo};
 use gpunet_proof::merkle::{Hash, MerkleTree, leaf_hash};
@@ -15,6 +14,7 @@ use gpunet_proof::{
     Transcript, compute_tile, verify,
 };
 use gpunet_proto::v1 as pb;
+use gpunet_task_client::Client;
 use gpunet_worker::{ProofExecutor, ProofIo};
 use parking_lot::Mutex;
 use tonic::Code;

@@ -1,15 +1,49 @@
-//! A Rust client for `KeeperService`: opens a signed session on a lease and numbers every
-//! request with a fresh nonce.
+//! # gpunet-task-client
+//!
+//! A Rust client for a keeper's `KeeperService`: [`Client`] opens a signed session on a lease
+//! (the lease's user key signs a fresh keeper challenge once) and numbers every request of the
+//! session with a fresh nonce. [`spec`] builds task specs; [`pb`] re-exports the `gpunet.v1`
+//! types the client takes and returns; [`keys`] reads and writes Solana JSON keypair files, the
+//! one key format of gpunet.
+//!
+//! The crate depends on the generated gRPC code, tonic and ed25519 only — not on the keeper
+//! daemon (no redb, axum, prometheus-client or scheduler) nor on the on-chain program. The SDK
+//! re-exports it as `gpunet_sdk::task` (cargo feature `task`, on by default).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use gpunet_task_client::{Client, keys, spec};
+//! let user = keys::read_keypair_file(keys::default_keypair_path())?;
+//! let client = Client::connect("http://127.0.0.1:7400", "lease-1", &user).await?;
+//! let ids = client.submit(vec![spec::process(&["nvidia-smi"])]).await?;
+//! let out = client.get(ids[0], 0, std::time::Duration::from_secs(60)).await?;
+//! println!("{}", String::from_utf8_lossy(&out.data));
+//! # Ok(())
+//! # }
+//! ```
 
+#![warn(missing_docs)]
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ed25519_dalek::{Signer, SigningKey};
-use gpunet_proto::v1 as pb;
+use ed25519_dalek::Signer;
 use pb::keeper_service_client::KeeperServiceClient;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Status, Streaming};
+use tonic::transport::Endpoint;
+
+/// The ed25519 key a lease's user signs with (read one with [`keys::read_keypair_file`]).
+pub use ed25519_dalek::SigningKey;
+pub use gpunet_proto::keys;
+/// The `gpunet.v1` messages and services (generated), as the client takes and returns them.
+pub use gpunet_proto::v1 as pb;
+/// A gRPC status: what the keeper answers when it refuses a request.
+pub use tonic::Status;
+/// A stream of messages from the keeper (`watch`).
+pub use tonic::Streaming;
+/// A connection to a keeper; many sessions share one.
+pub use tonic::transport::Channel;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +62,7 @@ pub struct Client {
     rpc: KeeperServiceClient<Channel>,
     session: Bytes,
     lease: String,
-    nonce: std::sync::Arc<AtomicU64>,
+    nonce: Arc<AtomicU64>,
 }
 
 /// Connect a channel to a keeper URL (`http://127.0.0.1:7400`).
@@ -74,7 +108,7 @@ impl Client {
             rpc,
             session: s.session,
             lease: lease.to_string(),
-            nonce: std::sync::Arc::new(AtomicU64::new(0)),
+            nonce: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -263,7 +297,7 @@ impl Client {
 }
 
 /// Task-spec helpers.
-pub mod task {
+pub mod spec {
     use super::pb;
     use bytes::Bytes;
 
