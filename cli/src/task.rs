@@ -329,7 +329,8 @@ async fn get(c: &Client, out: Output, id: u64, index: u32, timeout: f64) -> Resu
 
 fn verdict_json(v: &pb::ProofVerdict) -> serde_json::Value {
     json!({
-        "verdict": v.verdict,
+        "verdict": v.verdict().label(),
+        "stage": v.stage().label(),
         "ok": v.ok,
         "rejection": v.rejection,
         "reason": v.reason,
@@ -368,7 +369,12 @@ async fn prove(
                     v.measured_tops, v.gpu_class, v.required_tops, v.n, v.rounds, v.tiles_checked
                 );
             } else {
-                println!("{} ({}): {}", v.verdict, v.rejection, v.reason);
+                let why = if v.rejection.is_empty() {
+                    v.stage().label()
+                } else {
+                    v.rejection.as_str()
+                };
+                println!("{} ({why}): {}", v.verdict().label(), v.reason);
             }
             if !v.digest.is_empty() {
                 println!("transcript digest {}", hex::encode(&v.digest));
@@ -399,7 +405,7 @@ async fn cluster(c: &Client, out: Output) -> Result<()> {
             println!(
                 "{}",
                 json!({
-                    "lease": cl.lease_id, "provider": cl.provider, "state": cl.state,
+                    "lease": cl.lease_id, "provider": cl.provider, "state": cl.state().label(),
                     "gpus_requested": cl.gpus_requested, "gpus_ready": cl.gpus_ready,
                     "workers": workers,
                 })
@@ -408,7 +414,11 @@ async fn cluster(c: &Client, out: Output) -> Result<()> {
         Output::Table => {
             println!(
                 "lease {} ({}): {} — {}/{} GPUs",
-                cl.lease_id, cl.provider, cl.state, cl.gpus_ready, cl.gpus_requested
+                cl.lease_id,
+                cl.provider,
+                cl.state().label(),
+                cl.gpus_ready,
+                cl.gpus_requested
             );
             for w in cl.workers {
                 let mode = if w.cpu_only {

@@ -50,9 +50,15 @@ async fn init(g: &Global, mint: Option<Pubkey>, decimals: u8) -> Result<()> {
         Ok(a) if a.data.len() > 44 => a.data[44],
         _ => bail!("no mint at {mint}"),
     };
-    let treasury = setup::init_config(&client, &admin, &mint, setup::default_params(decimals), false)
-        .await
-        .map_err(|e| explain(e, "config init"))?;
+    let treasury = setup::init_config(
+        &client,
+        &admin,
+        &mint,
+        setup::default_params(decimals),
+        false,
+    )
+    .await
+    .map_err(|e| explain(e, "config init"))?;
     let v = json!({"admin": admin.pubkey().to_string(), "mint": mint.to_string(), "treasury": treasury.to_string()});
     print(g.output, v.clone(), || {
         println!("gpunet initialised");

@@ -127,7 +127,10 @@ async fn leave(g: &Global, drain: bool) -> Result<()> {
     let (what, ix) = if drain {
         ("keeper drain", ix::keeper_drain(&w.pubkey(), last))
     } else {
-        ("keeper deregister", ix::keeper_deregister(&w.pubkey(), last))
+        (
+            "keeper deregister",
+            ix::keeper_deregister(&w.pubkey(), last),
+        )
     };
     let sig = send(&client, what, &[ix], &w, g.output).await?;
     let k = client

@@ -202,7 +202,10 @@ async fn draw_committee(
     payer: &Keypair,
     lease: &Pubkey,
 ) -> Result<Pubkey> {
-    let sp = Spinner::start(output, "drawing the lease's committee from the next slot hash");
+    let sp = Spinner::start(
+        output,
+        "drawing the lease's committee from the next slot hash",
+    );
     let res = client.draw_committee(payer, lease).await;
     sp.stop();
     res.map_err(|e| explain(e, "lease committee draw"))?;
@@ -218,7 +221,10 @@ async fn draw(g: &Global, lease: Pubkey) -> Result<()> {
     let client = g.client();
     let payer = g.signer()?;
     let keeper = draw_committee(&client, g.output, &payer, &lease).await?;
-    let l = client.lease(&lease).await.map_err(|e| explain(e, "lease"))?;
+    let l = client
+        .lease(&lease)
+        .await
+        .map_err(|e| explain(e, "lease"))?;
     let v = json!({
         "lease": lease.to_string(),
         "keeper": keeper.to_string(),
