@@ -17,7 +17,10 @@ pub fn check<'info>(
     lease: &Lease,
     accused: Option<&Pubkey>,
 ) -> Result<Vec<Pubkey>> {
-    require!(remaining.len() % 2 == 0, GpunetError::SlashSignerNotKeeper);
+    require!(
+        remaining.len().is_multiple_of(2),
+        GpunetError::SlashSignerNotKeeper
+    );
     let mut signers: Vec<Pubkey> = Vec::with_capacity(remaining.len() / 2);
     for pair in remaining.chunks_exact(2) {
         let (wallet, account) = (&pair[0], &pair[1]);
