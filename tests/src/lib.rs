@@ -93,6 +93,14 @@ impl Wallet {
     pub fn pubkey(&self) -> Pubkey {
         self.keypair.pubkey()
     }
+
+    /// A second handle on the same wallet (tests hold several while the fixture is borrowed).
+    pub fn insecure_clone(&self) -> Wallet {
+        Wallet {
+            keypair: self.keypair.insecure_clone(),
+            token: self.token,
+        }
+    }
 }
 
 /// One running program-test bank with the gpunet program, a mint and (usually) a config.

@@ -14,13 +14,6 @@ use solana_sdk::pubkey::Pubkey;
 const STAKE: u64 = 4_000 * TOKEN;
 const PRICE: u64 = 10;
 
-fn clone(w: &Wallet) -> Wallet {
-    Wallet {
-        keypair: w.keypair.insecure_clone(),
-        token: w.token,
-    }
-}
-
 fn args(nonce: u64, gpus: u16, duration: i64) -> LeaseOpenArgs {
     LeaseOpenArgs {
         nonce,
@@ -197,7 +190,7 @@ async fn test_slashed_lease_is_stranded_after_provider_closes() {
     slash(&mut f, &p, &user.token, &[&k0, &k1]).await.unwrap();
     // The provider takes out what is left and closes its account.
     let left = f.provider(&provider.pubkey()).await.staked;
-    let kp = clone(&provider);
+    let kp = Wallet::insecure_clone(&provider);
     f.send(
         &[ix::provider_unstake_request(&provider.pubkey(), left)],
         &[&kp.keypair],
@@ -237,9 +230,9 @@ async fn test_slashed_lease_is_stranded_after_keeper_closes() {
         .unwrap();
     slash(&mut f, &p, &user.token, &[&k0, &k1]).await.unwrap();
     let k = if pda::keeper(&k0.pubkey()) == p.keeper {
-        clone(&k0)
+        Wallet::insecure_clone(&k0)
     } else {
-        clone(&k1)
+        Wallet::insecure_clone(&k1)
     };
     let last = last_keeper(&mut f, &p.keeper).await;
     let mint = f.mint;
@@ -322,7 +315,7 @@ async fn test_keeper_slash_by_committee_quorum_takes_bond_and_compensates_user()
     let p = draw_where(&mut f, &lease, |_| true).await;
     let committee = f.lease(&lease).await.committee().to_vec();
     let by_key = |k: &Pubkey| {
-        clone(
+        Wallet::insecure_clone(
             keepers
                 .iter()
                 .find(|w| pda::keeper(&w.pubkey()) == *k)
@@ -331,7 +324,7 @@ async fn test_keeper_slash_by_committee_quorum_takes_bond_and_compensates_user()
     };
     let accused = by_key(&committee[0]);
     let (m1, m2) = (by_key(&committee[1]), by_key(&committee[2]));
-    let outsider = clone(
+    let outsider = Wallet::insecure_clone(
         keepers
             .iter()
             .find(|w| !committee.contains(&pda::keeper(&w.pubkey())))
@@ -466,7 +459,7 @@ async fn test_keeper_drains_and_leaves_once_its_leases_pass_to_successors() {
         .unwrap();
     let wallets = [&k0, &k1, &k2];
     let find = |k: &Pubkey| {
-        clone(
+        Wallet::insecure_clone(
             wallets
                 .iter()
                 .find(|w| pda::keeper(&w.pubkey()) == *k)
@@ -543,7 +536,7 @@ async fn test_lease_reassign_to_anyone_but_the_successor_fails() {
         .unwrap();
     let committee = f.lease(&p.lease).await.committee().to_vec();
     let find = |k: &Pubkey| {
-        clone(
+        Wallet::insecure_clone(
             keepers
                 .iter()
                 .find(|w| pda::keeper(&w.pubkey()) == *k)
@@ -592,7 +585,7 @@ async fn test_jailed_provider_returns_after_cooldown_by_restaking() {
         .unwrap();
     slash(&mut f, &p, &user.token, &[&k0, &k1]).await.unwrap();
     let mint = f.mint;
-    let kp = clone(&provider);
+    let kp = Wallet::insecure_clone(&provider);
     // Restaking during the jail adds stake but keeps the jail.
     f.send(
         &[ix::provider_stake(

@@ -26,13 +26,6 @@ fn args(nonce: u64, gpus: u16, duration: i64) -> LeaseOpenArgs {
     }
 }
 
-fn clone(w: &Wallet) -> Wallet {
-    Wallet {
-        keypair: w.keypair.insecure_clone(),
-        token: w.token,
-    }
-}
-
 /// Two keepers (both on every committee), a provider with 4 H100s and 2,000 spare tokens, a
 /// user, one active lease.
 struct World {
@@ -63,7 +56,7 @@ impl World {
     }
 
     fn keeper_of(&self, keeper: &Pubkey) -> Wallet {
-        clone(
+        Wallet::insecure_clone(
             self.keepers
                 .iter()
                 .find(|k| pda::keeper(&k.pubkey()) == *keeper)
@@ -122,7 +115,7 @@ async fn test_admin_changes_leave_open_leases_on_their_terms() {
     );
     assert_eq!(w.f.lease(&w.lease.lease).await.terms, agreed);
     // A lease opened now agrees to the new terms.
-    let user = clone(&w.user);
+    let user = Wallet::insecure_clone(&w.user);
     let provider = w.provider.pubkey();
     let q =
         w.f.open_lease(&user, &provider, args(2, 1, HOUR))
@@ -141,7 +134,7 @@ async fn test_admin_changes_leave_open_leases_on_their_terms() {
 async fn test_pause_gates_new_business_and_never_freezes_exits() {
     let mut w = World::new().await;
     let idle = w.f.keeper_wallet().await; // a keeper with no lease, to leave during the pause
-    let user = clone(&w.user);
+    let user = Wallet::insecure_clone(&w.user);
     let provider = w.provider.pubkey();
     let pending =
         w.f.open_pending_lease(&user, &provider, args(2, 1, HOUR))
@@ -164,7 +157,7 @@ async fn test_pause_gates_new_business_and_never_freezes_exits() {
     assert_gpunet_err(w.f.send(&[ix], &[&newcomer.keypair]).await, paused);
     let ix = ix::provider_register(&newcomer.pubkey(), &mint, provider_args(1));
     assert_gpunet_err(w.f.send(&[ix], &[&newcomer.keypair]).await, paused);
-    let pk = clone(&w.provider);
+    let pk = Wallet::insecure_clone(&w.provider);
     let ix = ix::provider_stake(&provider, &pk.token, &mint, TOKEN);
     assert_gpunet_err(w.f.send(&[ix], &[&pk.keypair]).await, paused);
     let ix = ix::provider_update(
@@ -187,11 +180,14 @@ async fn test_pause_gates_new_business_and_never_freezes_exits() {
         .keepers
         .iter()
         .find(|k| pda::keeper(&k.pubkey()) != w.lease.keeper)
-        .map(clone)
+        .map(Wallet::insecure_clone)
         .unwrap();
     let ix = ix::lease_reassign_keeper(&other.pubkey(), &w.lease.lease, &w.lease.keeper, &[]);
     assert_gpunet_err(w.f.send(&[ix], &[&other.keypair]).await, paused);
-    let (k0, k1) = (clone(&w.keepers[0]), clone(&w.keepers[1]));
+    let (k0, k1) = (
+        Wallet::insecure_clone(&w.keepers[0]),
+        Wallet::insecure_clone(&w.keepers[1]),
+    );
     let ix = ix::provider_slash(&w.lease, &user.token, &[k0.pubkey(), k1.pubkey()], [0; 32]);
     assert_gpunet_err(w.f.send(&[ix], &[&k0.keypair, &k1.keypair]).await, paused);
     let ix = ix::keeper_slash(
@@ -245,7 +241,7 @@ async fn test_pause_time_does_not_count_toward_grace_or_reassignment() {
         .keepers
         .iter()
         .find(|k| pda::keeper(&k.pubkey()) != w.lease.keeper)
-        .map(clone)
+        .map(Wallet::insecure_clone)
         .unwrap();
     let reassign = ix::lease_reassign_keeper(&other.pubkey(), &w.lease.lease, &w.lease.keeper, &[]);
     w.f.warp(100).await;

@@ -596,13 +596,6 @@ struct Sim {
     last_err: String,
 }
 
-fn clone(w: &Wallet) -> Wallet {
-    Wallet {
-        keypair: w.keypair.insecure_clone(),
-        token: w.token,
-    }
-}
-
 impl Sim {
     async fn new() -> Self {
         let mut f = Fixture::new().await;
@@ -683,9 +676,9 @@ impl Sim {
 
     fn funder(&self, i: usize) -> Wallet {
         if i < USERS {
-            clone(&self.users[i])
+            Wallet::insecure_clone(&self.users[i])
         } else {
-            clone(&self.stranger)
+            Wallet::insecure_clone(&self.stranger)
         }
     }
 
@@ -882,7 +875,7 @@ impl Sim {
                     && self.expected[&user_token] >= deposit;
                 let nonce = self.nonces[user];
                 self.nonces[user] += 1;
-                let u = clone(&self.users[user]);
+                let u = Wallet::insecure_clone(&self.users[user]);
                 let provider_wallet = self.providers[provider].pubkey();
                 let args = LeaseOpenArgs {
                     nonce,
@@ -1008,7 +1001,7 @@ impl Sim {
                     && end > start
                     && end <= now
                     && end <= l.funded_until();
-                let k = clone(&self.keepers[keeper]);
+                let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let provider_token = self.providers[l.provider].token;
                 let parties = self.parties(&l);
                 let ix = ix::lease_checkpoint(
@@ -1068,9 +1061,9 @@ impl Sim {
                 let i = self.pick_lease(lease)?;
                 let l = self.leases[i].clone();
                 let closer = if by_user {
-                    clone(&self.users[l.user])
+                    Wallet::insecure_clone(&self.users[l.user])
                 } else {
-                    clone(&self.stranger)
+                    Wallet::insecure_clone(&self.stranger)
                 };
                 let ok = by_user
                     || l.status == LeaseStatus::Ended
@@ -1315,7 +1308,7 @@ impl Sim {
                     && (!self.cfg.is_active(old) || now > deadline)
                     && l.committee.contains(&new)
                     && skipped.iter().all(|&k| !self.cfg.is_active(k));
-                let k = clone(&self.keepers[new]);
+                let k = Wallet::insecure_clone(&self.keepers[new]);
                 let old_account = self.keeper_account(old);
                 let skipped_accounts: Vec<Pubkey> =
                     skipped.iter().map(|&s| self.keeper_account(s)).collect();
@@ -1337,7 +1330,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::Stake { provider, amount } => {
-                let p = clone(&self.providers[provider]);
+                let p = Wallet::insecure_clone(&self.providers[provider]);
                 let pm = &self.pmodel[provider];
                 let ok = !paused && pm.exists && amount > 0 && self.expected[&p.token] >= amount;
                 let mint = self.f.mint;
@@ -1358,7 +1351,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::Unstake { provider, amount } => {
-                let p = clone(&self.providers[provider]);
+                let p = Wallet::insecure_clone(&self.providers[provider]);
                 let pm = &self.pmodel[provider];
                 let amount = amount.unwrap_or(pm.staked - pm.locked);
                 let ok = pm.exists && amount > 0 && amount <= pm.staked - pm.locked;
@@ -1374,7 +1367,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::Withdraw { provider, wait } => {
-                let p = clone(&self.providers[provider]);
+                let p = Wallet::insecure_clone(&self.providers[provider]);
                 let pm = self.pmodel[provider].clone();
                 let mut now = now;
                 if wait && pm.unbonding > 0 && pm.unbonding_ends_at > now {
@@ -1398,7 +1391,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::ProviderClose { provider } => {
-                let p = clone(&self.providers[provider]);
+                let p = Wallet::insecure_clone(&self.providers[provider]);
                 let pm = &self.pmodel[provider];
                 let ok = pm.exists && pm.staked == 0 && pm.unbonding == 0 && pm.active_leases == 0;
                 let mint = self.f.mint;
@@ -1413,7 +1406,7 @@ impl Sim {
                 Some((ok, done))
             }
             Op::ProviderRegister { provider } => {
-                let p = clone(&self.providers[provider]);
+                let p = Wallet::insecure_clone(&self.providers[provider]);
                 let ok = !paused && !self.pmodel[provider].exists;
                 let mint = self.f.mint;
                 let ix = ix::provider_register(&p.pubkey(), &mint, provider_args(GPUS));
@@ -1430,7 +1423,7 @@ impl Sim {
             }
             Op::KeeperRegister { keeper } => {
                 let keeper = self.select_keeper(keeper, |k| k.status.is_none());
-                let k = clone(&self.keepers[keeper]);
+                let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let bond = self.cfg.params.keeper_bond;
                 let ok = !paused
                     && self.kmodel[keeper].status.is_none()
@@ -1458,7 +1451,7 @@ impl Sim {
             }
             Op::KeeperDrain { keeper } => {
                 let keeper = self.select_keeper(keeper, |k| k.status == Some(KeeperStatus::Active));
-                let k = clone(&self.keepers[keeper]);
+                let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let active = self.kmodel[keeper].status == Some(KeeperStatus::Active);
                 let last = if active {
                     self.last_keeper_for(keeper)
@@ -1480,7 +1473,7 @@ impl Sim {
                         Some(KeeperStatus::Active | KeeperStatus::Draining)
                     )
                 });
-                let k = clone(&self.keepers[keeper]);
+                let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let km = self.kmodel[keeper].clone();
                 let active = km.status == Some(KeeperStatus::Active);
                 let ok = matches!(
@@ -1507,7 +1500,7 @@ impl Sim {
             Op::KeeperClose { keeper, wait } => {
                 let keeper =
                     self.select_keeper(keeper, |k| k.status == Some(KeeperStatus::Unbonding));
-                let k = clone(&self.keepers[keeper]);
+                let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let km = self.kmodel[keeper].clone();
                 let mut now = now;
                 if wait && km.status == Some(KeeperStatus::Unbonding) && km.unbonding_ends_at > now
