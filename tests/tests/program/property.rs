@@ -554,6 +554,8 @@ struct LeaseModel {
     start: i64,
     paid_until: i64,
     last_sequence: u64,
+    /// Highest checkpoint a keeper slash has judged; each is judged once.
+    judged_sequence: u64,
     last_checkpoint_at: i64,
     paused_mark: i64,
     stake_locked: u64,
@@ -910,6 +912,7 @@ impl Sim {
                             start: now,
                             paid_until: now,
                             last_sequence: 0,
+                            judged_sequence: 0,
                             last_checkpoint_at: now,
                             paused_mark: self.cfg.paused_seconds_at(now),
                             stake_locked: lock,
@@ -1207,6 +1210,7 @@ impl Sim {
                     && l.status != LeaseStatus::Pending
                     && sequence >= 1
                     && sequence <= l.last_sequence
+                    && sequence > l.judged_sequence
                     && l.committee.contains(&accused)
                     && accused_status.is_some()
                     && distinct.len() == signers.len()
@@ -1260,6 +1264,7 @@ impl Sim {
                     self.add(user_token, to_user);
                     self.add(self.f.treasury, slashed - to_user);
                     self.leases[i].compensation += to_user;
+                    self.leases[i].judged_sequence = sequence;
                     if accused_status == Some(KeeperStatus::Active) {
                         self.leave_active_set(accused);
                         self.kmodel[accused].status = Some(KeeperStatus::Draining);
@@ -1663,6 +1668,7 @@ impl Sim {
                     lease.start,
                     lease.paid_until,
                     lease.last_sequence,
+                    lease.judged_sequence,
                     lease.last_checkpoint_at,
                     lease.paused_mark,
                 ),
@@ -1670,6 +1676,7 @@ impl Sim {
                     l.start,
                     l.paid_until,
                     l.last_sequence,
+                    l.judged_sequence,
                     l.last_checkpoint_at,
                     l.paused_mark,
                 ),
