@@ -26,7 +26,7 @@ user = "$U"
 provider = "p"
 gpus = 1
 TOML
-GPUNET_LOG=error $BIN keeper run --config "$OUT/k.toml" --keypair "$OUT/keeper.json" >/dev/null 2>&1 & KP=$!
+GPUNET_LOG=error $BIN keeper run --offline --config "$OUT/k.toml" --keypair "$OUT/keeper.json" >/dev/null 2>&1 & KP=$!
 GPUNET_LOG=error $BIN worker run --keeper "http://127.0.0.1:$PORT" --provider p \
   --keypair "$OUT/worker.json" --gpus 1 --cpus "${CPUS:-2}" --work-dir "$OUT/work" >/dev/null 2>&1 & WP=$!
 sleep 1

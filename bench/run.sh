@@ -45,7 +45,7 @@ user = "$USER_PUB"
 provider = "bench-provider"
 gpus = 1
 TOML
-  GPUNET_LOG=warn $BIN keeper run --config "$OUT/keeper.toml" --keypair "$OUT/keeper.json" & local kp=$!
+  GPUNET_LOG=warn $BIN keeper run --offline --config "$OUT/keeper.toml" --keypair "$OUT/keeper.json" & local kp=$!
   GPUNET_LOG=warn $BIN worker run --keeper "$URL" --provider bench-provider --keypair "$OUT/worker.json" \
       --gpus 1 --cpus "$CPUS" --work-dir "$OUT/work" & local wp=$!
   sleep 1

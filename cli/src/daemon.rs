@@ -6,11 +6,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use gpunet_keeper::chain::{ChainDirectory, Checkpointer, WatchConfig, Watcher};
+use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signer::Signer;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Global, key};
+use crate::{Global, chain, key};
 
 /// `gpunet keeper run`
 #[derive(Args, Debug)]
@@ -18,6 +22,11 @@ pub struct KeeperRunArgs {
     /// TOML config (defaults apply without one; see `gpunet_keeper::config`).
     #[arg(long, env = "GPUNET_KEEPER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve the providers and leases of the config file instead of the chain's (tests and
+    /// benchmarks without a chain). Without it the keeper serves the leases whose account
+    /// names its keeper account, on the cluster at `--url`.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `gpunet worker …`
@@ -30,16 +39,14 @@ pub enum WorkerCmd {
 /// `gpunet worker run`
 #[derive(Args)]
 pub struct WorkerArgs {
-    /// Keeper URL.
-    #[arg(
-        long,
-        env = "GPUNET_KEEPER_URL",
-        default_value = "http://127.0.0.1:7400"
-    )]
-    keeper: String,
-    /// Provider this worker serves.
+    /// Keeper URL; default: the endpoint published by the keeper of an active lease on this
+    /// worker's provider (found on the cluster at `--url`; the worker waits for one).
+    #[arg(long, env = "GPUNET_KEEPER_URL")]
+    keeper: Option<String>,
+    /// Provider account this worker serves; default: the one provider account on the cluster
+    /// at `--url` that lists this worker's key.
     #[arg(long, env = "GPUNET_PROVIDER")]
-    provider: String,
+    provider: Option<String>,
     /// Declare this many GPUs instead of discovering them (CPU-only mode).
     #[arg(long)]
     gpus: Option<u32>,
@@ -65,28 +72,163 @@ pub struct WorkerArgs {
 }
 
 /// `gpunet keeper run`: the keeper signs with `--keypair` if given, else with the config's
-/// `keeper_key`, else with `~/.config/solana/id.json` — its on-chain keeper wallet.
+/// `keeper_key`, else with `~/.config/solana/id.json` — its on-chain keeper wallet. In chain
+/// mode (the default) it serves the leases whose account names its keeper account.
 pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
     let mut cfg = gpunet_keeper::KeeperConfig::load(args.config.as_deref())?;
     if g.keypair.is_some() || cfg.keeper_key.is_none() {
         cfg.keeper_key = Some(g.keypair_path().display().to_string());
     }
-    if let Some(path) = &cfg.keeper_key {
-        key::load(path.as_ref())?; // the CLI's sentences for a missing or old-format file
-    }
-    let (reg, leases) = cfg.directories()?;
+    let wallet = match &cfg.keeper_key {
+        Some(path) => key::load(path.as_ref())?, // the CLI's sentences for a missing or old file
+        None => bail!("the keeper needs a wallet (--keypair)"),
+    };
     let cancel = CancellationToken::new();
-    let h = gpunet_keeper::start(cfg, Arc::new(reg), Arc::new(leases), cancel.clone()).await?;
-    eprintln!("keeper {} listening on {}", h.keeper_id, h.addr);
+    if args.offline {
+        let (reg, leases) = cfg.directories()?;
+        let h = gpunet_keeper::start(cfg, Arc::new(reg), Arc::new(leases), cancel.clone()).await?;
+        eprintln!("keeper {} listening on {} (offline)", h.keeper_id, h.addr);
+        tokio::spawn(shutdown_signal(cancel));
+        h.wait().await?;
+        return Ok(());
+    }
+    if !cfg.providers.is_empty() || !cfg.leases.is_empty() {
+        bail!(
+            "the config lists [[providers]] or [[leases]]: those are for --offline; in chain mode \
+             they come from the chain"
+        );
+    }
+    let client = g.client();
+    let account = pda::keeper(&key::to_solana(&wallet).pubkey());
+    let keeper = client
+        .fetch::<gpunet_sdk::Keeper>("keeper", &account)
+        .await
+        .map_err(|e| match e {
+            SdkError::NotFound { .. } => anyhow!(
+                "no keeper account for wallet {}: run `gpunet keeper register` first",
+                key::to_solana(&wallet).pubkey()
+            ),
+            e => chain::explain(e, "keeper run"),
+        })?;
+    if keeper.status != gpunet_sdk::KeeperStatus::Active {
+        eprintln!(
+            "warning: keeper account {account} is {:?}: it is drawn into no new committee",
+            keeper.status
+        );
+    }
+    let dir = Arc::new(ChainDirectory::new(account));
+    let watch = WatchConfig {
+        rpc_url: chain::resolve_url(&g.url),
+        ws_url: (!cfg.ws_url.is_empty()).then(|| cfg.ws_url.clone()),
+        reconcile_every: cfg.reconcile_every,
+    };
+    let watcher = Watcher::new(&watch, dir.clone());
+    // One full read before serving, so workers and users are admitted from the start.
+    watcher
+        .reconcile()
+        .await
+        .map_err(|e| chain::explain(e, "keeper run: reading the chain"))?;
+    let every = cfg
+        .reconcile_every
+        .max(std::time::Duration::from_millis(100));
+    let h = gpunet_keeper::start(cfg, dir.clone(), dir.clone(), cancel.clone()).await?;
+    let served = dir.served_leases().len();
+    eprintln!(
+        "keeper {account} listening on {} (chain {}, endpoint on chain {}, {served} lease(s))",
+        h.addr, watch.rpc_url, keeper.endpoint
+    );
+    watcher.spawn(h.core().clone(), cancel.clone());
+    // Checkpoints: every due lease proved and posted (the chain's periods, not a local timer).
+    let checkpointer = Arc::new(Checkpointer::new(
+        &watch.rpc_url,
+        key::to_solana(&wallet),
+        dir.clone(),
+        h.prover().clone(),
+        h.core().clone(),
+    ));
+    tokio::spawn(checkpointer.run(every, cancel.clone()));
     tokio::spawn(shutdown_signal(cancel));
     h.wait().await?;
     Ok(())
 }
 
+/// The provider account a worker key serves: the one whose `workers` lists it.
+async fn provider_of(g: &Global, worker: &Pubkey) -> Result<String> {
+    let providers = g
+        .client()
+        .providers(&ProviderFilter::default())
+        .await
+        .map_err(|e| chain::explain(e, "worker run: finding its provider"))?;
+    let mine: Vec<Pubkey> = providers
+        .iter()
+        .filter(|(_, p)| p.workers.contains(worker))
+        .map(|(k, _)| *k)
+        .collect();
+    match mine.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => bail!(
+            "no provider account lists worker key {worker}: add it with `gpunet provider update \
+             --worker {worker}` (or pass --provider)"
+        ),
+        many => bail!(
+            "{} provider accounts list worker key {worker}; pick one with --provider",
+            many.len()
+        ),
+    }
+}
+
+/// The keeper a worker without `--keeper` joins: the one serving an active lease on its
+/// provider, by the endpoint its account publishes. Waits (polling) until there is one.
+async fn keeper_for_worker(g: &Global, provider: &Pubkey) -> Result<String> {
+    let client = g.client();
+    let mut said = false;
+    loop {
+        let leases = client
+            .leases(LeaseFilter::Provider(*provider))
+            .await
+            .map_err(|e| chain::explain(e, "worker run: finding a keeper"))?;
+        let serving = leases
+            .iter()
+            .map(|(_, l)| l)
+            .find(|l| l.status == LeaseStatus::Active && l.keeper != Pubkey::default());
+        if let Some(l) = serving {
+            let keeper = client
+                .fetch::<gpunet_sdk::Keeper>("keeper", &l.keeper)
+                .await
+                .map_err(|e| chain::explain(e, "worker run: finding a keeper"))?;
+            return Ok(keeper.endpoint);
+        }
+        if !said {
+            eprintln!(
+                "waiting for an active lease on provider {provider} (its keeper is the one to join)"
+            );
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 /// `gpunet worker run`
 pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     let WorkerCmd::Run(a) = cmd;
-    let mut c = gpunet_worker::WorkerConfig::new(&a.keeper, &a.provider, g.signing_key()?);
+    let key = g.signing_key()?;
+    let provider = match a.provider {
+        Some(p) => p,
+        None => provider_of(g, &key::to_solana(&key).pubkey()).await?,
+    };
+    let keeper = match a.keeper {
+        Some(k) => k,
+        None => {
+            let address = provider.parse::<Pubkey>().map_err(|_| {
+                anyhow!("--keeper is required: provider {provider:?} is not an account address")
+            })?;
+            tokio::select! {
+                k = keeper_for_worker(g, &address) => k?,
+                _ = wait_for_signal() => return Ok(()),
+            }
+        }
+    };
+    let mut c = gpunet_worker::WorkerConfig::new(&keeper, &provider, key);
     c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus {
         count: n,
         model: a.gpu_model.clone(),
@@ -100,7 +242,7 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     }
     c.lanes = !a.no_lanes;
     let h = gpunet_worker::spawn(c);
-    eprintln!("worker {}", h.id());
+    eprintln!("worker {} of provider {provider}", h.id());
     tokio::spawn(shutdown_signal(h.cancel.clone()));
     h.join().await?;
     Ok(())

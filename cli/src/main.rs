@@ -190,7 +190,8 @@ async fn run(cli: Cli) -> Result<()> {
             clients,
         } => {
             let key = g.signing_key()?;
-            bench::run(&conn.keeper, &conn.lease, &key, scale, clients).await
+            let keeper = task::keeper_of(g, &conn).await?;
+            bench::run(&keeper, &conn.lease, &key, scale, clients).await
         }
         Cmd::Key { cmd } => key::run(g, cmd),
     }

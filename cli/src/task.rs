@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use gpunet_sdk::task::{Client, pb, spec};
 use serde_json::json;
+use solana_sdk::pubkey::Pubkey;
 
 use crate::Global;
 use crate::output::{Output, Spinner};
@@ -16,17 +17,41 @@ use crate::output::{Output, Spinner};
 /// Which keeper and lease.
 #[derive(Args)]
 pub struct Conn {
-    /// Keeper URL.
-    #[arg(
-        long,
-        global = true,
-        env = "GPUNET_KEEPER_URL",
-        default_value = "http://127.0.0.1:7400"
-    )]
-    pub keeper: String,
-    /// Lease id.
+    /// Keeper URL; default: the endpoint the lease's keeper publishes on chain (`--url`).
+    #[arg(long, global = true, env = "GPUNET_KEEPER_URL")]
+    pub keeper: Option<String>,
+    /// Lease: its account address (or an offline keeper's lease id, with `--keeper`).
     #[arg(long, global = true, env = "GPUNET_LEASE", default_value = "")]
     pub lease: String,
+}
+
+/// The keeper serving `lease`: `--keeper`, else the endpoint its keeper account publishes.
+pub async fn keeper_of(g: &Global, conn: &Conn) -> Result<String> {
+    if let Some(k) = &conn.keeper {
+        return Ok(k.clone());
+    }
+    let Ok(address) = conn.lease.parse::<Pubkey>() else {
+        bail!(
+            "--keeper is required: {:?} is not a lease account address, so the chain cannot say \
+             which keeper serves it",
+            conn.lease
+        );
+    };
+    let client = g.client();
+    let lease = client
+        .lease(&address)
+        .await
+        .map_err(|e| crate::chain::explain(e, "finding the lease's keeper"))?;
+    if lease.keeper == Pubkey::default() {
+        bail!(
+            "lease {address} has no keeper yet: its committee is not drawn (`gpunet lease draw {address}`)"
+        );
+    }
+    let keeper = client
+        .fetch::<gpunet_sdk::Keeper>("keeper", &lease.keeper)
+        .await
+        .map_err(|e| crate::chain::explain(e, "finding the lease's keeper"))?;
+    Ok(keeper.endpoint)
 }
 
 /// `gpunet task …`
@@ -122,7 +147,15 @@ pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
         bail!("--lease (or GPUNET_LEASE) is required");
     }
     let key = g.signing_key()?;
-    let c = Client::connect(&conn.keeper, &conn.lease, &key).await?;
+    let keeper = keeper_of(g, &conn).await?;
+    let c = Client::connect(&keeper, &conn.lease, &key)
+        .await
+        .with_context(|| {
+            format!(
+                "opening a session on lease {} with keeper {keeper}",
+                conn.lease
+            )
+        })?;
     let out = g.output;
     match cmd {
         TaskCmd::Submit(a) => submit(&c, out, a).await,

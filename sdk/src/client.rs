@@ -85,6 +85,9 @@ pub enum SdkError {
         address: Pubkey,
         reason: String,
     },
+    /// The pubsub websocket failed or closed.
+    #[error("pubsub: {0}")]
+    Pubsub(String),
     /// The node could not be reached or answered with an RPC error.
     #[error("RPC: {0}")]
     Rpc(Box<ClientError>),
@@ -337,26 +340,24 @@ impl GpunetClient {
 
     /// Signs `instructions` with `payer` (fee payer) and `signers`, sends them and waits for
     /// confirmation. A refusal comes back as the program's (or token program's) named error.
+    /// Signers are `Sync` so that the future is `Send` (daemons send from spawned tasks).
     pub async fn send(
         &self,
         instructions: &[Instruction],
-        payer: &dyn Signer,
-        signers: &[&dyn Signer],
+        payer: &(dyn Signer + Sync),
+        signers: &[&(dyn Signer + Sync)],
     ) -> Result<Signature, SdkError> {
         let blockhash = self.rpc.get_latest_blockhash().await?;
-        let mut all: Vec<&dyn Signer> = vec![payer];
-        all.extend(
-            signers
-                .iter()
-                .copied()
-                .filter(|s| s.pubkey() != payer.pubkey()),
-        );
-        let tx = Transaction::new_signed_with_payer(
-            instructions,
-            Some(&payer.pubkey()),
-            &all,
-            blockhash,
-        );
+        let tx = {
+            let mut all: Vec<&dyn Signer> = vec![payer];
+            all.extend(
+                signers
+                    .iter()
+                    .map(|s| -> &dyn Signer { *s })
+                    .filter(|s| s.pubkey() != payer.pubkey()),
+            );
+            Transaction::new_signed_with_payer(instructions, Some(&payer.pubkey()), &all, blockhash)
+        };
         match self.rpc.send_and_confirm_transaction(&tx).await {
             Ok(sig) => Ok(sig),
             Err(e) => Err(map_error(e, instructions)),
@@ -367,7 +368,7 @@ impl GpunetClient {
     /// the slot after its open when needed; `payer` is any fee payer. Returns the signature.
     pub async fn draw_committee(
         &self,
-        payer: &dyn Signer,
+        payer: &(dyn Signer + Sync),
         lease: &Pubkey,
     ) -> Result<Signature, SdkError> {
         let mut last_error = String::new();

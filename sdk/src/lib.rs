@@ -15,6 +15,7 @@ pub mod ix;
 pub mod pda;
 pub mod setup;
 pub mod token;
+pub mod watch;
 
 #[cfg(feature = "task")]
 pub use gpunet_task_client as task;

@@ -20,7 +20,11 @@ pub enum KeeperCmd {
     /// Bond the configured amount, publish the keeper's endpoint and join the keeper set.
     Register {
         /// The keeper's public gRPC URL (users and workers find it on chain).
-        #[arg(long, default_value = "http://127.0.0.1:7400")]
+        #[arg(
+            long,
+            env = "GPUNET_KEEPER_ENDPOINT",
+            default_value = "http://127.0.0.1:7400"
+        )]
         endpoint: String,
     },
     /// Publish a new gRPC endpoint for the signer's keeper.

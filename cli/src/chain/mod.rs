@@ -74,7 +74,7 @@ async fn send(
 }
 
 /// A person-readable error.
-fn explain(e: SdkError, what: &str) -> anyhow::Error {
+pub(crate) fn explain(e: SdkError, what: &str) -> anyhow::Error {
     match e {
         SdkError::Program { error, .. } => {
             anyhow!("{what} refused: {} — {}", error.name, error.message)

@@ -65,7 +65,7 @@ pub fn spawn_keeper_env(config: &Path, env: &[(&str, &str)]) -> Child {
         write_key(&wallet, &key(200));
     }
     Command::new(env!("CARGO_BIN_EXE_gpunet"))
-        .args(["keeper", "run", "--config"])
+        .args(["keeper", "run", "--offline", "--config"])
         .arg(config)
         .arg("--keypair")
         .arg(&wallet)

@@ -106,6 +106,8 @@ pub(crate) struct Clusters {
     pub workers: HashMap<Arc<str>, WorkerConn>,
     /// Task → what it holds (present while it runs or waits in a lane).
     pub holds: HashMap<u64, Hold>,
+    /// Leases that ended while this keeper served them, and why (their clients are told).
+    pub ended: HashMap<Arc<str>, String>,
     pulls: HashMap<u64, (Arc<str>, oneshot::Sender<Option<Bytes>>)>,
     next_pull: u64,
     next_conn: u64,
@@ -118,6 +120,7 @@ impl Default for Clusters {
             clusters: HashMap::new(),
             workers: HashMap::new(),
             holds: HashMap::new(),
+            ended: HashMap::new(),
             pulls: HashMap::new(),
             next_pull: 1,
             next_conn: 1,
@@ -195,6 +198,26 @@ impl Clusters {
             })
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// A lease ended: its cluster is gone, its members are free again (their running tasks
+    /// no longer count on them), the tasks' holds are dropped. Returns the former members.
+    pub fn end(&mut self, lease: &Arc<str>, reason: &str) -> Vec<Arc<str>> {
+        self.ended.insert(lease.clone(), reason.to_string());
+        let Some(c) = self.clusters.remove(lease) else {
+            return Vec::new();
+        };
+        for m in &c.members {
+            if let Some(w) = self.workers.get_mut(m) {
+                for t in w.running.drain() {
+                    self.holds.remove(&t);
+                }
+                w.lease = None;
+                w.idx = None;
+            }
+        }
+        info!(lease = %lease, reason, workers = c.members.len(), "lease ended: cluster detached");
+        c.members
     }
 
     fn gpus_ready(&self, c: &Cluster) -> u32 {

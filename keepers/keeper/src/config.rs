@@ -35,12 +35,18 @@
 //! proof_n = 16384                   # challenge matrix side for GPU workers (CPU-only: ≤ 256)
 //! proof_rounds = 64                 # challenge rounds for GPU workers (CPU-only: ≤ 8)
 //! proof_timeout = "60s"             # bound on each proof wait (assignment, each round, opening)
+//! reconcile_every = "5s"            # chain mode: full read of providers and leases this often
+//!                                   #   (pubsub brings changes sooner; this catches what it missed)
+//! ws_url = ""                       # chain mode: pubsub websocket; "" = the RPC URL's host,
+//!                                   #   port + 1, as the Solana CLI derives it
 //!
-//! [[providers]]                     # in-memory WorkerRegistry (chain-backed later)
+//! # Offline mode only (`gpunet keeper run --offline`: tests and benchmarks without a chain);
+//! # in chain mode providers and leases come from their accounts.
+//! [[providers]]                     # in-memory WorkerRegistry
 //! id = "provider-1"
 //! worker_keys = ["<base58 ed25519 public key>"]
 //!
-//! [[leases]]                        # in-memory LeaseDirectory (chain-backed later)
+//! [[leases]]                        # in-memory LeaseDirectory
 //! id = "lease-1"
 //! user = "<base58 ed25519 public key>"
 //! provider = "provider-1"
@@ -53,7 +59,8 @@
 //! `GPUNET_KEEPER_HEARTBEAT_INTERVAL`,
 //! `GPUNET_KEEPER_DEAD_AFTER`, `GPUNET_KEEPER_INLINE_LIMIT`, `GPUNET_KEEPER_DEFAULT_MAX_RETRIES`,
 //! `GPUNET_KEEPER_KEEPER_KEY`, `GPUNET_KEEPER_PROOF_INTERVAL_S`, `GPUNET_KEEPER_PROOF_N`,
-//! `GPUNET_KEEPER_PROOF_ROUNDS`, `GPUNET_KEEPER_PROOF_TIMEOUT`.
+//! `GPUNET_KEEPER_PROOF_ROUNDS`, `GPUNET_KEEPER_PROOF_TIMEOUT`, `GPUNET_KEEPER_RECONCILE_EVERY`,
+//! `GPUNET_KEEPER_WS_URL`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -149,6 +156,11 @@ pub struct KeeperConfig {
     /// Bound on each wait of a proof: assignment, each round commit, the opening.
     #[serde(with = "humantime_serde")]
     pub proof_timeout: Duration,
+    /// Chain mode: interval between full reads of the chain.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_every: Duration,
+    /// Chain mode: the pubsub websocket URL; empty = derived from the RPC URL.
+    pub ws_url: String,
     /// Providers and their worker keys (in-memory registry).
     pub providers: Vec<ProviderEntry>,
     /// Leases (in-memory lease directory).
@@ -202,6 +214,8 @@ impl Default for KeeperConfig {
             proof_n: 16_384,
             proof_rounds: 64,
             proof_timeout: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(5),
+            ws_url: String::new(),
             providers: Vec::new(),
             leases: Vec::new(),
         }
@@ -299,6 +313,12 @@ impl KeeperConfig {
         }
         if let Some(v) = get("GPUNET_KEEPER_PROOF_TIMEOUT") {
             self.proof_timeout = parse_duration("proof_timeout", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_RECONCILE_EVERY") {
+            self.reconcile_every = parse_duration("reconcile_every", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_WS_URL") {
+            self.ws_url = v;
         }
         Ok(())
     }

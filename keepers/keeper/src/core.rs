@@ -243,6 +243,11 @@ impl Core {
         self.leases.lease(lease)
     }
 
+    /// Why a lease this keeper served has ended, if it has.
+    pub fn lease_ended(&self, lease: &str) -> Option<String> {
+        self.inner.lock().cl.ended.get(lease).cloned()
+    }
+
     /// Worker registry check.
     pub fn worker_allowed(&self, provider: &str, key: &[u8; 32]) -> bool {
         self.registry.is_allowed(provider, key)
@@ -254,11 +259,12 @@ impl Core {
     pub fn cluster(&self, lease: &Arc<str>) -> Result<pb::ClusterInfo, KeeperError> {
         self.op(|f| {
             if !f.ensure_cluster(lease) {
-                return None;
+                return Err(f.lease_error(lease));
             }
-            f.s.cl.info(lease)
+            f.s.cl
+                .info(lease)
+                .ok_or_else(|| KeeperError::NotFound(format!("lease {lease}")))
         })
-        .ok_or_else(|| KeeperError::NotFound(format!("lease {lease}")))
     }
 
     /// Create a placement group on a lease's cluster; it is persisted (and re-created with
@@ -276,7 +282,7 @@ impl Core {
         }
         let (id, info) = self.op(|f| {
             if !f.ensure_cluster(lease) {
-                return Err(KeeperError::NotFound(format!("lease {lease}")));
+                return Err(f.lease_error(lease));
             }
             f.s.cl.create_group(lease, bundles, strategy)
         })?;
@@ -357,7 +363,7 @@ impl Core {
         }
         self.with(&mut g, |f| {
             if !f.ensure_cluster(lease) {
-                return Err(KeeperError::NotFound(format!("lease {lease}")));
+                return Err(f.lease_error(lease));
             }
             f.s.tasks.check_refs(lease, &specs)?;
             let n = specs.len() as u64;
@@ -737,6 +743,19 @@ impl Core {
             f.ctx.batch.ack = Some(tx);
         });
         rx
+    }
+
+    /// The lease ended on chain (the chain side calls this; see `Flow::end_lease`): its
+    /// unfinished tasks fail with `LeaseEnded` and `reason`, its cluster is detached, its
+    /// objects dropped, and later calls on it are refused saying why. Returns how many tasks
+    /// were not done.
+    pub fn end_lease(&self, lease: &str, reason: &str) -> usize {
+        let lease: Arc<str> = lease.into();
+        let n = self.op(|f| f.end_lease(&lease, reason));
+        if n > 0 {
+            info!(lease = %lease, tasks = n, reason, "lease ended: unfinished tasks failed");
+        }
+        n
     }
 
     /// Stop: refuse new work, end worker streams, flush the store.

@@ -29,6 +29,9 @@ pub enum KeeperError {
     /// Unknown id.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The lease ended on chain (closed, expired, slashed, or moved to another keeper).
+    #[error("{0}")]
+    LeaseEnded(String),
     /// The keeper is shutting down.
     #[error("keeper is shutting down")]
     ShuttingDown,
@@ -47,6 +50,7 @@ impl From<KeeperError> for Status {
             KeeperError::Unauthenticated(m) => Status::unauthenticated(m),
             KeeperError::Denied(m) => Status::permission_denied(m),
             KeeperError::NotFound(m) => Status::not_found(m),
+            KeeperError::LeaseEnded(m) => Status::failed_precondition(m),
             KeeperError::ShuttingDown => Status::unavailable("keeper is shutting down"),
             KeeperError::Exhausted(m) => Status::resource_exhausted(m),
             other => Status::internal(other.to_string()),

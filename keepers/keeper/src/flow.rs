@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::cluster::{Clusters, LaneStep, Pipe};
 use crate::directory::LeaseDirectory;
+use crate::error::KeeperError;
 use crate::metrics::Metrics;
 use crate::proof_routes::ProofRoutes;
 use crate::sched::{Decision, Grant};
@@ -100,6 +101,7 @@ impl Flow<'_> {
         let Some(info) = self.env.leases.lease(lease) else {
             return false;
         };
+        self.s.cl.ended.remove(lease);
         self.s.cl.insert(lease, info);
         for k in self.s.cl.idle_workers(None) {
             self.try_attach(&k, lease);
@@ -486,6 +488,68 @@ impl Flow<'_> {
         }
     }
 
+    /// The error for a lease without a cluster: ended (and why), or never known.
+    pub fn lease_error(&self, lease: &Arc<str>) -> KeeperError {
+        match self.s.cl.ended.get(lease) {
+            Some(why) => KeeperError::LeaseEnded(format!("lease {lease} ended: {why}")),
+            None => KeeperError::NotFound(format!("lease {lease}")),
+        }
+    }
+
+    /// The lease ended on chain (closed, expired, its provider slashed, or moved to another
+    /// keeper): what its workers run is cancelled there, every task of it not done fails with
+    /// `LeaseEnded` and `reason` (dependents with it), the objects its tasks left on workers
+    /// are dropped, and its workers go back to their provider's pool, joining another lease
+    /// of it that lacks GPUs. Returns how many tasks were not done.
+    pub fn end_lease(&mut self, lease: &Arc<str>, reason: &str) -> usize {
+        let ids = self.s.tasks.unfinished_of(lease);
+        for &id in &ids {
+            if let Some(t) = self.s.tasks.tasks.get(&id)
+                && t.phase == Phase::Running
+                && let Some(w) = t.worker.clone()
+            {
+                let cancel = pb::CancelTask {
+                    task_id: id,
+                    attempt: t.attempts,
+                };
+                self.s.cl.send(&w, pb::keeper_message::Msg::Cancel(cancel));
+            }
+        }
+        let members = self.s.cl.end(lease, reason);
+        for &id in &ids {
+            let msg = format!("lease ended: {reason}");
+            self.finish_failed(id, ErrorKind::LeaseEnded, msg, None);
+        }
+        for (w, objects) in self.s.tasks.drop_objects_of(lease) {
+            self.s.cl.send(
+                &w,
+                pb::keeper_message::Msg::Drop(pb::DropObjects { objects }),
+            );
+        }
+        for key in members {
+            let provider = match self.s.cl.workers.get(&key) {
+                Some(w) => w.provider.clone(),
+                None => continue,
+            };
+            self.join_a_lease(&key, &provider);
+        }
+        ids.len()
+    }
+
+    /// A free worker joins the first lease of its provider whose cluster lacks GPUs.
+    fn join_a_lease(&mut self, key: &Arc<str>, provider: &str) {
+        for l in self.env.leases.leases_for_provider(provider) {
+            let lease: Arc<str> = l.lease_id.as_str().into();
+            self.ensure_cluster(&lease);
+            if self.s.cl.workers.get(key).is_none_or(|w| w.lease.is_some()) {
+                return;
+            }
+            if self.try_attach(key, &lease) {
+                return;
+            }
+        }
+    }
+
     // ------------------------------------------------------------ workers
 
     /// Admit a verified worker's connection (replacing an older one) and attach it to a
@@ -504,22 +568,7 @@ impl Flow<'_> {
         let conn_id = self.s.cl.connect(key, reg, tx, session);
         self.env.metrics.workers_connected.inc();
         info!(worker = %key, provider = %provider, "worker registered");
-        for l in self.env.leases.leases_for_provider(&provider) {
-            let lease: Arc<str> = l.lease_id.as_str().into();
-            self.ensure_cluster(&lease);
-            if self
-                .s
-                .cl
-                .workers
-                .get(key)
-                .is_some_and(|w| w.lease.is_some())
-            {
-                break;
-            }
-            if self.try_attach(key, &lease) {
-                break;
-            }
-        }
+        self.join_a_lease(key, &provider);
         conn_id
     }
 

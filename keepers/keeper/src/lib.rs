@@ -10,7 +10,7 @@
 //!   │  tasks, deps, retries, lineage,    workers, clusters: lease →       │   WAL + redb
 //!   │  object locations, retention       Scheduler (sched.rs), lanes      │
 //!   └─────────────────────────────────────────────────────────────────────┘
-//!        ▲ directory.rs traits (WorkerRegistry, LeaseDirectory) ◀── chain/ (next issue)
+//!        ▲ directory.rs traits (WorkerRegistry, LeaseDirectory) ◀── chain/ (accounts, pubsub)
 //!   proofs.rs (Prover) ── proof_routes.rs (commits/openings from the worker stream)
 //! ```
 //!
@@ -24,7 +24,8 @@
 //! - [`sched`]: Ray-style scheduler (resources, strategies, placement groups), pure and fast.
 //! - [`store`]: write-ahead log + redb persistence with a group-commit thread.
 //! - [`directory`]: the chain-facing traits ([`WorkerRegistry`], [`LeaseDirectory`]) with
-//!   in-memory implementations; [`chain`]: where their chain-backed implementations go.
+//!   in-memory implementations (offline mode, tests, benchmarks); [`chain`]: their
+//!   chain-backed implementation and the watcher that keeps it current and ends leases.
 //! - [`auth`]: challenges, signed sessions and nonce windows ([`auth::Gate`]).
 //! - [`proofs`]: benchmark proofs over the task stream — challenge a worker, time its rounds,
 //!   request an opening, verify, record the verdict as evidence; [`proof_routes`] routes the

@@ -31,6 +31,16 @@ pub struct Metrics {
     pub workers_refused: Counter,
     /// Requests refused for auth reasons (bad session, replayed nonce, bad signature).
     pub auth_refused: Counter,
+    /// Leases this keeper serves now (chain mode).
+    pub leases_served: Gauge,
+    /// Leases that stopped being served (closed, expired, slashed, reassigned away).
+    pub leases_ended: Counter,
+    /// Reads of the chain that failed (the next one retries).
+    pub chain_read_errors: Counter,
+    /// Checkpoints posted on chain.
+    pub checkpoints_posted: Counter,
+    /// Transactions the chain refused or that failed to send.
+    pub chain_tx_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -55,6 +65,11 @@ impl Metrics {
             workers_connected: Gauge::default(),
             workers_refused: Counter::default(),
             auth_refused: Counter::default(),
+            leases_served: Gauge::default(),
+            leases_ended: Counter::default(),
+            chain_read_errors: Counter::default(),
+            checkpoints_posted: Counter::default(),
+            chain_tx_failed: Counter::default(),
         };
         r.register(
             "tasks_submitted",
@@ -105,6 +120,31 @@ impl Metrics {
             "auth_refused",
             "Client requests refused by authentication",
             m.auth_refused.clone(),
+        );
+        r.register(
+            "leases_served",
+            "Leases this keeper serves (chain mode)",
+            m.leases_served.clone(),
+        );
+        r.register(
+            "leases_ended",
+            "Leases that stopped being served: closed, expired, slashed or reassigned away",
+            m.leases_ended.clone(),
+        );
+        r.register(
+            "chain_read_errors",
+            "Failed reads of the chain (retried at the next reconciliation)",
+            m.chain_read_errors.clone(),
+        );
+        r.register(
+            "checkpoints_posted",
+            "Checkpoints posted on chain",
+            m.checkpoints_posted.clone(),
+        );
+        r.register(
+            "chain_tx_failed",
+            "Transactions refused by the chain or not sent",
+            m.chain_tx_failed.clone(),
         );
         Metrics {
             registry: Arc::new(r),

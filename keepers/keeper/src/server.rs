@@ -33,14 +33,20 @@ pub struct KeeperHandle {
     /// Cancel to shut down gracefully.
     pub cancel: CancellationToken,
     core: Arc<Core>,
+    prover: Arc<Prover>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<Result<(), KeeperError>>,
 }
 
 impl KeeperHandle {
-    /// The core (for in-process inspection).
+    /// The core (for in-process inspection, and for the chain side).
     pub fn core(&self) -> &Arc<Core> {
         &self.core
+    }
+
+    /// The benchmark prover (the chain side's checkpointer proves through it).
+    pub fn prover(&self) -> &Arc<Prover> {
+        &self.prover
     }
 
     /// `http://addr` for clients and workers.
@@ -255,6 +261,7 @@ pub async fn start(
         keeper_id,
         cancel,
         core,
+        prover,
         tasks,
         server,
     })

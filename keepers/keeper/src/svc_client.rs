@@ -66,7 +66,14 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
             &self.core.metrics.auth_refused,
         )?;
         let lease = self.core.lease_info(&r.lease_id).ok_or_else(|| {
-            Status::permission_denied(format!("no lease {:?} for this key", r.lease_id))
+            match self.core.lease_ended(&r.lease_id) {
+                Some(why) => {
+                    Status::failed_precondition(format!("lease {} ended: {why}", r.lease_id))
+                }
+                None => {
+                    Status::permission_denied(format!("no lease {:?} for this key", r.lease_id))
+                }
+            }
         })?;
         if lease.user != key {
             self.core.metrics.auth_refused.inc();

@@ -38,6 +38,8 @@ pub use ed25519_dalek::SigningKey;
 pub use gpunet_proto::keys;
 /// The `gpunet.v1` messages and services (generated), as the client takes and returns them.
 pub use gpunet_proto::v1 as pb;
+/// The gRPC status codes a [`Status`] carries (e.g. `FailedPrecondition` for a lease that ended).
+pub use tonic::Code;
 /// A gRPC status: what the keeper answers when it refuses a request.
 pub use tonic::Status;
 /// A stream of messages from the keeper (`watch`).

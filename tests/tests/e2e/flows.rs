@@ -10,7 +10,7 @@ use solana_sdk::signature::{Keypair, Signer};
 
 use crate::harness::{Net, TOKEN};
 
-fn offer(class: GpuClass, count: u16, price: u64) -> GpuOffer {
+pub(crate) fn offer(class: GpuClass, count: u16, price: u64) -> GpuOffer {
     GpuOffer {
         class,
         count,
@@ -25,13 +25,24 @@ async fn register_provider(
     gpu: GpuOffer,
     stake: u64,
 ) -> (Keypair, solana_sdk::pubkey::Pubkey) {
+    register_provider_with_workers(n, region, gpu, stake, vec![Keypair::new().pubkey()]).await
+}
+
+/// A provider listing `workers`, staked with `stake`; returns its wallet and token account.
+pub(crate) async fn register_provider_with_workers(
+    n: &Net,
+    region: &str,
+    gpu: GpuOffer,
+    stake: u64,
+    workers: Vec<solana_sdk::pubkey::Pubkey>,
+) -> (Keypair, solana_sdk::pubkey::Pubkey) {
     let (w, ata) = n.wallet(stake).await;
     let args = ProviderRegisterArgs {
         region: region.into(),
         zone: "a".into(),
         endpoint: "grpc://127.0.0.1:7000".into(),
         gpu,
-        workers: vec![Keypair::new().pubkey()],
+        workers,
     };
     n.client
         .send(
@@ -55,16 +66,19 @@ async fn register_provider(
 }
 
 async fn register_keeper(n: &Net) -> (Keypair, solana_sdk::pubkey::Pubkey) {
+    register_keeper_at(n, "http://127.0.0.1:7400").await
+}
+
+/// A bonded keeper publishing `endpoint`; returns its wallet and token account.
+pub(crate) async fn register_keeper_at(
+    n: &Net,
+    endpoint: &str,
+) -> (Keypair, solana_sdk::pubkey::Pubkey) {
     let bond = n.client.config().await.unwrap().params.keeper_bond;
     let (w, ata) = n.wallet(bond).await;
     n.client
         .send(
-            &[ix::keeper_register(
-                &w.pubkey(),
-                &ata,
-                &n.mint,
-                "http://127.0.0.1:7400",
-            )],
+            &[ix::keeper_register(&w.pubkey(), &ata, &n.mint, endpoint)],
             &w,
             &[],
         )

@@ -1,15 +1,27 @@
-//! The keeper's chain side — the seam the next issue fills. Nothing lives here yet.
+//! The keeper's chain side.
 //!
-//! What goes here: a watcher that reads provider and lease accounts (and follows the program's
-//! CPI events) and implements the [`crate::directory`] traits — [`crate::WorkerRegistry`]
-//! (which worker keys a provider's on-chain account lists) and [`crate::LeaseDirectory`]
-//! (who owns which lease, its provider and GPUs) — from chain data instead of the in-memory
-//! maps; the transaction submitter that turns recorded [`crate::store::Evidence`] (worker
-//! deaths, benchmark-proof verdicts and their transcript digests) into `lease_checkpoint` and
-//! `provider_slash` transactions, recorded before they are sent and idempotent on retry; and
-//! committee co-signing.
+//! - [`directory`]: [`ChainDirectory`], the chain-backed [`crate::WorkerRegistry`] (which worker
+//!   keys a provider's account lists) and [`crate::LeaseDirectory`] (the leases whose account
+//!   names this keeper, while active and funded). Ids are account addresses.
+//! - [`watch`]: the [`Watcher`] that keeps it in step — program pubsub for speed, a full read
+//!   every few seconds for what pubsub missed and for expiry — and ends on the core the leases
+//!   that stop being served (closed, expired, slashed, reassigned away).
 //!
-//! The rule that keeps this a seam: the dispatch core ([`crate::core`], `flow`,
-//! `tasks`, `cluster`, [`crate::sched`]) imports nothing from this module.
-//! The chain side feeds the core only through the `directory.rs` traits, handed to
-//! [`crate::start`], and reads what the core produced from the store.
+//! - [`checkpoint`]: the [`Checkpointer`] that proves every worker of a due lease at once and
+//!   posts the verdict as `lease_checkpoint` (exactly once: the program's sequence rule).
+//!
+//! Still to come here: slashing from failed proofs and silent workers with committee
+//! co-signing, `keeper_slash` of a lying keeper, and reassignment of a silent keeper's leases.
+//!
+//! The rule that keeps this a seam: the dispatch core ([`crate::core`], `flow`, `tasks`,
+//! `cluster`, [`crate::sched`]) imports nothing from this module. The chain side feeds the
+//! core only through the `directory.rs` traits, handed to [`crate::start`], and
+//! [`crate::core::Core::end_lease`].
+
+pub mod checkpoint;
+pub mod directory;
+pub mod watch;
+
+pub use checkpoint::{Checkpointer, Posted};
+pub use directory::{ChainClock, ChainDirectory, Ended};
+pub use watch::{WatchConfig, Watcher};

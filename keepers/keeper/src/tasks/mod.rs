@@ -611,6 +611,42 @@ impl TaskTable {
             .collect()
     }
 
+    /// Ids of a lease's tasks that are not done (or are being re-made), in id order.
+    pub fn unfinished_of(&self, lease: &Arc<str>) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.lease == *lease && (t.phase != Phase::Done || t.reconstructing))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A lease ended: the outputs of its tasks that live on workers are lost to it (nobody
+    /// may read them any more). Returns what each worker should drop.
+    pub fn drop_objects_of(&mut self, lease: &Arc<str>) -> HashMap<Arc<str>, Vec<pb::ObjectRef>> {
+        let mut drops: HashMap<Arc<str>, Vec<pb::ObjectRef>> = HashMap::new();
+        for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.lease == *lease) {
+            for (i, o) in t.outputs.iter_mut().enumerate() {
+                if let Out::Remote { worker, .. } = o {
+                    drops
+                        .entry(worker.clone())
+                        .or_default()
+                        .push(pb::ObjectRef {
+                            task_id: *id,
+                            index: i as u32,
+                        });
+                    if let Some(set) = self.held_by.get_mut(worker) {
+                        set.remove(id);
+                    }
+                    *o = Out::Lost;
+                }
+            }
+        }
+        drops
+    }
+
     /// Tasks of a lease in id order after `after`, in `state` (Unspecified: any).
     pub fn list(
         &self,

@@ -1,0 +1,263 @@
+//! The checkpointer: turns benchmark proofs into `lease_checkpoint` transactions.
+//!
+//! Every `tick`, for each lease this keeper serves whose period is due on the chain's clock
+//! (`checkpoint_interval` since `paid_until`, or its escrow runs out), every worker of the
+//! lease's cluster is challenged at the same moment (one GPU cannot answer for eight). All pass:
+//! the period is posted `Pass` and the escrow pays the provider; any fails, or no worker
+//! serves the lease: it is posted `Fail` (unpaid; refunded at close). The digest posted is the
+//! proof transcript's, or, for several workers, SHA-256 over their digests in worker order;
+//! each transcript stays in the keeper's evidence table, where `GetTranscript` serves it.
+//!
+//! Exactly once without a local ledger: the program accepts only sequence `last + 1` starting
+//! at `paid_until`, so a checkpoint sent twice (a retry, a restart after SIGKILL) is refused
+//! the second time (`SequenceNotNext`) and a period can be neither paid twice nor skipped. The
+//! state to resume from is the lease account itself, read fresh before each attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpunet_proto::v1 as pb;
+use gpunet_sdk::gpunet::instructions::LeaseCheckpointArgs;
+use gpunet_sdk::ix::{self, LeaseParties};
+use gpunet_sdk::{GpunetClient, Lease, SdkError, Verdict, pda, token};
+use sha2::{Digest, Sha256};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::directory::ChainDirectory;
+use crate::core::Core;
+use crate::proofs::{ProveOptions, Prover};
+
+/// What one checkpoint attempt did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Not due yet.
+    NotDue,
+    /// Posted.
+    Posted {
+        /// The checkpoint's sequence.
+        sequence: u64,
+        /// Its verdict.
+        verdict: Verdict,
+    },
+    /// Someone (this keeper before a restart) already posted it.
+    AlreadyPosted,
+}
+
+/// Posts the checkpoints of the leases a [`ChainDirectory`] serves.
+pub struct Checkpointer {
+    client: GpunetClient,
+    wallet: Keypair,
+    dir: Arc<ChainDirectory>,
+    prover: Arc<Prover>,
+    core: Arc<Core>,
+}
+
+impl Checkpointer {
+    /// A checkpointer signing with the keeper's wallet `wallet` (the authority of the keeper
+    /// account `dir` serves for).
+    pub fn new(
+        rpc_url: &str,
+        wallet: Keypair,
+        dir: Arc<ChainDirectory>,
+        prover: Arc<Prover>,
+        core: Arc<Core>,
+    ) -> Self {
+        Checkpointer {
+            client: GpunetClient::new(rpc_url.to_string()),
+            wallet,
+            dir,
+            prover,
+            core,
+        }
+    }
+
+    /// Checkpoints `lease` if its period is due: proves every worker of its cluster and posts
+    /// the verdict.
+    pub async fn checkpoint(&self, address: &Pubkey) -> Result<Posted, SdkError> {
+        let lease = self.client.lease(address).await?;
+        let now = self.client.chain_time().await?;
+        let Some(period_end) = due(&lease, now) else {
+            return Ok(Posted::NotDue);
+        };
+        let (verdict, digest, score) = self.prove_all(address).await;
+        let sequence = lease.last_sequence + 1;
+        // Read again: a checkpoint posted while the proofs ran (by this keeper's previous
+        // life, or the lease moved) makes this one stale.
+        let fresh = self.client.lease(address).await?;
+        if fresh.last_sequence >= sequence || fresh.keeper != self.dir.keeper() {
+            return Ok(Posted::AlreadyPosted);
+        }
+        let config = self.client.config().await?;
+        let provider = self
+            .client
+            .fetch::<gpunet_sdk::Provider>("provider", &lease.provider)
+            .await?;
+        let parties = LeaseParties {
+            lease: *address,
+            provider: lease.provider,
+            keeper: self.dir.keeper(),
+            mint: config.mint,
+            treasury: pda::treasury(),
+        };
+        let args = LeaseCheckpointArgs {
+            sequence,
+            period_start: lease.paid_until,
+            period_end,
+            proof_digest: digest,
+            verdict,
+            score,
+        };
+        let ixn = ix::lease_checkpoint(
+            &self.wallet.pubkey(),
+            &parties,
+            &token::ata(&provider.authority, &config.mint),
+            &token::ata(&self.wallet.pubkey(), &config.mint),
+            args,
+        );
+        match self.client.send(&[ixn], &self.wallet, &[]).await {
+            Ok(sig) => {
+                self.core.metrics.checkpoints_posted.inc();
+                info!(lease = %address, sequence, ?verdict, period_end, %sig, "checkpoint posted");
+                Ok(Posted::Posted { sequence, verdict })
+            }
+            Err(SdkError::Program { error, .. }) if error.name == "SequenceNotNext" => {
+                Ok(Posted::AlreadyPosted)
+            }
+            Err(e) => {
+                self.core.metrics.chain_tx_failed.inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Proves every worker of the lease's cluster at once. Pass only if every one passes and
+    /// there is at least one; the digest covers all of them.
+    async fn prove_all(&self, lease: &Pubkey) -> (Verdict, [u8; 32], u64) {
+        let id: Arc<str> = lease.to_string().into();
+        let workers = match self.core.cluster(&id) {
+            Ok(c) => c.workers,
+            Err(_) => Vec::new(),
+        };
+        let proofs = futures::future::join_all(workers.iter().map(|w| {
+            self.prover
+                .prove(&id, &w.worker_id, ProveOptions::default())
+        }))
+        .await;
+        let mut verdicts: Vec<pb::ProofVerdict> = Vec::new();
+        let mut all_ok = !workers.is_empty();
+        for (w, p) in workers.iter().zip(proofs) {
+            match p {
+                Ok(v) => {
+                    all_ok &= v.ok;
+                    verdicts.push(v);
+                }
+                Err(e) => {
+                    warn!(lease = %lease, worker = %w.worker_id, error = %e, "proof not run");
+                    all_ok = false;
+                }
+            }
+        }
+        verdicts.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        let digest = combined_digest(&verdicts);
+        let score = verdicts
+            .iter()
+            .map(|v| (v.measured_tops * 1000.0) as u64)
+            .sum();
+        let verdict = if all_ok { Verdict::Pass } else { Verdict::Fail };
+        (verdict, digest, score)
+    }
+
+    /// Runs until `cancel`: every `every`, checkpoints each served lease that is due.
+    pub async fn run(self: Arc<Self>, every: Duration, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for lease in self.dir.served_leases() {
+                if let Err(e) = self.checkpoint(&lease).await {
+                    warn!(lease = %lease, error = %e, "checkpoint not posted; retrying next tick");
+                }
+            }
+        }
+    }
+}
+
+/// The end of the period to post at chain time `now`, if one is due: `checkpoint_interval`
+/// after `paid_until`, or the end of the escrow if that comes first (and has passed).
+pub fn due(lease: &Lease, now: i64) -> Option<i64> {
+    let funded_until = lease.funded_until().ok()?;
+    let interval_end = lease
+        .paid_until
+        .saturating_add(lease.terms.checkpoint_interval);
+    let end = now.min(funded_until);
+    let due = now >= interval_end || (now >= funded_until && funded_until > lease.paid_until);
+    (due && end > lease.paid_until).then_some(end)
+}
+
+/// The digest posted for a set of proofs (sorted by worker): the one transcript's digest, or
+/// SHA-256 over all of them in order; zero when there is none.
+pub fn combined_digest(verdicts: &[pb::ProofVerdict]) -> [u8; 32] {
+    match verdicts {
+        [] => [0; 32],
+        [one] => one.digest.as_ref().try_into().unwrap_or([0; 32]),
+        many => {
+            let mut h = Sha256::new();
+            for v in many {
+                h.update(&v.digest);
+            }
+            h.finalize().into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anchor_lang::{AnchorDeserialize, Space};
+
+    use super::*;
+
+    /// 2 GPUs at 10 per GPU-second from t=1,000, 12,000 deposited: funded until 1,600;
+    /// checkpoints every 300 s.
+    fn lease(paid_until: i64) -> Lease {
+        let mut l = Lease::deserialize(&mut &vec![0u8; Lease::INIT_SPACE][..]).unwrap();
+        l.gpus = 2;
+        l.price_per_gpu_second = 10;
+        l.funded = 12_000;
+        l.start = 1_000;
+        l.paid_until = paid_until;
+        l.terms.checkpoint_interval = 300;
+        l
+    }
+
+    #[test]
+    fn a_period_is_due_after_the_interval_or_at_the_end_of_the_escrow() {
+        assert_eq!(due(&lease(1_000), 1_299), None);
+        assert_eq!(due(&lease(1_000), 1_300), Some(1_300));
+        assert_eq!(due(&lease(1_300), 1_599), None);
+        // The escrow ends before the next interval: the rest is due once it has passed.
+        assert_eq!(due(&lease(1_300), 1_600), Some(1_600));
+        assert_eq!(due(&lease(1_000), 9_999), Some(1_600));
+        assert_eq!(due(&lease(1_600), 9_999), None);
+    }
+
+    #[test]
+    fn the_digest_covers_every_worker() {
+        let v = |worker: &str, d: u8| pb::ProofVerdict {
+            worker_id: worker.into(),
+            digest: vec![d; 32].into(),
+            ..Default::default()
+        };
+        assert_eq!(combined_digest(&[]), [0; 32]);
+        assert_eq!(combined_digest(&[v("a", 1)]), [1; 32]);
+        let two = combined_digest(&[v("a", 1), v("b", 2)]);
+        assert_ne!(two, [1; 32]);
+        assert_ne!(two, combined_digest(&[v("a", 1), v("b", 3)]));
+    }
+}

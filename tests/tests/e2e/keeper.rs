@@ -1,0 +1,266 @@
+//! The keeper in chain mode against the localnet: its directories come from the program's
+//! accounts (ids are account addresses), a real worker joins over gRPC on loopback, the lease's
+//! user runs a task, strangers are refused, a due period is proved and paid on chain exactly
+//! once, and closing the lease on chain ends its cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpunet::instructions::LeaseOpenArgs;
+use gpunet::state::{GpuClass, Verdict};
+use gpunet_keeper::KeeperConfig;
+use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Posted, WatchConfig, Watcher};
+use gpunet_sdk::ix::{self, LeaseParties};
+use gpunet_sdk::pda;
+use gpunet_sdk::task::{Client, Code, SigningKey, pb, spec};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use tokio_util::sync::CancellationToken;
+
+use crate::flows::{offer, register_keeper_at, register_provider_with_workers};
+use crate::harness::{Net, TOKEN};
+
+fn signing_key(k: &Keypair) -> SigningKey {
+    SigningKey::from_bytes(k.secret_bytes())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn worker(
+    url: &str,
+    provider: &Pubkey,
+    key: SigningKey,
+    dir: &std::path::Path,
+) -> gpunet_worker::WorkerHandle {
+    let mut c = gpunet_worker::WorkerConfig::new(url, &provider.to_string(), key);
+    c.declared_gpus = Some(gpunet_worker::DeclaredGpus {
+        count: 2,
+        model: "cpu-declared".into(),
+        memory_bytes: 80 << 30,
+    });
+    c.milli_cpus = 2000;
+    c.work_dir = dir.to_path_buf();
+    gpunet_worker::spawn(c)
+}
+
+async fn open_lease(n: &Net, user: &Keypair, user_ata: &Pubkey, provider: &Pubkey) -> Pubkey {
+    let args = LeaseOpenArgs {
+        nonce: 1,
+        gpus: 2,
+        duration: 600,
+        max_price_per_gpu_second: 10,
+    };
+    n.client
+        .send(
+            &[ix::lease_open(
+                &user.pubkey(),
+                &user.pubkey(),
+                user_ata,
+                provider,
+                &n.mint,
+                args,
+            )],
+            user,
+            &[],
+        )
+        .await
+        .expect("lease_open");
+    let lease = pda::lease(&user.pubkey(), 1);
+    n.client.draw_committee(user, &lease).await.expect("draw");
+    lease
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_at_close() {
+    let n = Net::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (kw, _) = register_keeper_at(&n, &url).await;
+    let wkey = Keypair::new();
+    let (pw, provider_ata) = register_provider_with_workers(
+        &n,
+        "eu-west",
+        offer(GpuClass::H100, 4, 10),
+        4_000 * TOKEN,
+        vec![wkey.pubkey()],
+    )
+    .await;
+    let provider = pda::provider(&pw.pubkey());
+    let (user, user_ata) = n.wallet(1_000_000).await;
+    let lease = open_lease(&n, &user, &user_ata, &provider).await;
+    let keeper_account = pda::keeper(&kw.pubkey());
+    assert_eq!(n.client.lease(&lease).await.unwrap().keeper, keeper_account);
+
+    // The keeper: directories from the chain, a watcher following it.
+    let dir = Arc::new(ChainDirectory::new(keeper_account));
+    let watcher = Watcher::new(
+        &WatchConfig {
+            rpc_url: n.net.rpc_url().to_string(),
+            ws_url: Some(n.net.ws_url().to_string()),
+            reconcile_every: Duration::from_millis(500),
+        },
+        dir.clone(),
+    );
+    assert!(watcher.reconcile().await.unwrap().is_empty());
+    assert_eq!(dir.served_leases(), vec![lease]);
+    let cfg = KeeperConfig {
+        listen: format!("127.0.0.1:{port}"),
+        metrics_listen: String::new(),
+        db_path: String::new(),
+        ..KeeperConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    let h = gpunet_keeper::start(cfg, dir.clone(), dir.clone(), cancel.clone())
+        .await
+        .expect("keeper starts");
+    watcher.spawn(h.core().clone(), cancel.clone());
+
+    // A worker key the provider's account does not list is refused for good.
+    let stranger = worker(&url, &provider, signing_key(&Keypair::new()), tmp.path());
+    let refused = tokio::time::timeout(Duration::from_secs(30), stranger.join())
+        .await
+        .expect("refused in time");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not listed")),
+        "{refused:?}"
+    );
+    // The listed worker joins the lease's cluster.
+    let w = worker(&url, &provider, signing_key(&wkey), tmp.path());
+
+    // Only the lease's user may open a session on it.
+    let other = Keypair::new();
+    let denied = Client::connect(&url, &lease.to_string(), &signing_key(&other)).await;
+    assert!(denied.is_err(), "a stranger opened a session on the lease");
+    let c = Client::connect(&url, &lease.to_string(), &signing_key(&user))
+        .await
+        .expect("the user opens a session");
+    let ids = c
+        .submit(vec![spec::process(&["sh", "-c", "printf %s hello"])])
+        .await
+        .unwrap();
+    let got = c.get(ids[0], 0, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(&got.data[..], b"hello");
+    let cluster = c.cluster().await.unwrap();
+    assert_eq!(cluster.provider, provider.to_string());
+    assert_eq!(cluster.gpus_requested, 2);
+
+    // A checkpoint period passes on the chain's clock: the worker is proved and the period
+    // paid — the provider gets exactly the verified time's price less the fees.
+    let checkpointer = Checkpointer::new(
+        n.net.rpc_url(),
+        kw.insecure_clone(),
+        dir.clone(),
+        h.prover().clone(),
+        h.core().clone(),
+    );
+    assert_eq!(
+        checkpointer.checkpoint(&lease).await.unwrap(),
+        Posted::NotDue
+    );
+    let before = n.balance(&provider_ata).await;
+    n.client.time_travel_by(301).await.unwrap();
+    let posted = checkpointer.checkpoint(&lease).await.unwrap();
+    assert_eq!(
+        posted,
+        Posted::Posted {
+            sequence: 1,
+            verdict: Verdict::Pass
+        }
+    );
+    let l = n.client.lease(&lease).await.unwrap();
+    assert!(
+        l.paid_until - l.start >= 301,
+        "{} .. {}",
+        l.start,
+        l.paid_until
+    );
+    let cost = (l.paid_until - l.start) as u64 * 20;
+    let paid = cost - cost * 500 / 10_000 - cost * 200 / 10_000;
+    assert_eq!(n.balance(&provider_ata).await - before, paid);
+    assert_eq!(l.paid_provider, paid);
+    assert_ne!(
+        l.last_digest, [0; 32],
+        "the transcript's digest is on chain"
+    );
+    // Asked again (a retry, a restart): the period is not paid twice.
+    assert_eq!(
+        checkpointer.checkpoint(&lease).await.unwrap(),
+        Posted::NotDue
+    );
+    assert_eq!(n.balance(&provider_ata).await - before, paid);
+
+    // A long task runs when the user closes the lease on chain.
+    let long = c
+        .submit(vec![spec::process(&["sleep", "120"])])
+        .await
+        .unwrap()[0];
+    for _ in 0..600 {
+        let st = c.status(&[long]).await.unwrap();
+        if st[0].state() == pb::TaskState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let parties = LeaseParties {
+        lease,
+        provider,
+        keeper: keeper_account,
+        mint: n.mint,
+        treasury: n.treasury,
+    };
+    n.client
+        .send(
+            &[ix::lease_close(
+                &user.pubkey(),
+                &parties,
+                &user_ata,
+                &user.pubkey(),
+            )],
+            &user,
+            &[],
+        )
+        .await
+        .expect("lease_close");
+    // The keeper learns it (pubsub or the next full read): the task fails saying why, and the
+    // user's session can still read that.
+    let mut ended = None;
+    for _ in 0..200 {
+        let st = c.status(&[long]).await.unwrap();
+        if st[0].state() == pb::TaskState::Failed {
+            ended = Some(st[0].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended = ended.expect("the lease ended within 10 s");
+    assert_eq!(ended.error_kind(), pb::ErrorKind::LeaseEnded);
+    assert!(ended.error.contains("closed on chain"), "{}", ended.error);
+    // New work on it is refused, saying why.
+    let refused = c.submit(vec![spec::process(&["true"])]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("closed on chain"), "{refused:?}");
+    assert!(dir.served_leases().is_empty());
+    let again = Client::connect(&url, &lease.to_string(), &signing_key(&user)).await;
+    let err = again
+        .err()
+        .expect("no session on a closed lease")
+        .to_string();
+    assert!(
+        err.contains("ended") && err.contains("closed on chain"),
+        "{err}"
+    );
+
+    cancel.cancel();
+    w.cancel.cancel();
+    let _ = w.join().await;
+    h.wait().await.unwrap();
+}
