@@ -5,8 +5,12 @@
 //! signer can sign, the program's errors by code ([`errors`]), its events ([`events`]) and a
 //! JSON-RPC client ([`client`]) with typed fetch, filtered listings and time travel; and, with
 //! the default cargo feature `task`, the task client ([`task`]: a signed session on a lease
-//! with its keeper, over gRPC) — the crate `gpunet-task-client`, which links no keeper daemon.
+//! with its keeper, over gRPC) — the crate `gpunet-task-client`, which links no keeper daemon;
+//! with the default feature `audit`, [`audit`]: any lease's payouts re-verified from the proof
+//! transcripts its keepers serve.
 
+#[cfg(feature = "audit")]
+pub mod audit;
 pub mod client;
 pub mod committee;
 pub mod errors;

@@ -1,4 +1,4 @@
-//! `gpunet lease open|top-up|close|show|list`.
+//! `gpunet lease open|top-up|close|draw|show|list|audit` (`audit` in `audit.rs`).
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -27,6 +27,8 @@ pub enum LeaseCmd {
     Draw { lease: Pubkey },
     /// Show a lease.
     Show { lease: Pubkey },
+    /// Re-verify every checkpoint of a lease from the proof transcripts its keepers serve.
+    Audit { lease: Pubkey },
     /// List leases (default: the signer's).
     List {
         #[arg(long, conflicts_with_all = ["provider", "keeper", "all"])]
@@ -68,6 +70,7 @@ pub async fn run(g: &Global, cmd: LeaseCmd) -> Result<()> {
         LeaseCmd::TopUp { lease, amount } => top_up(g, lease, amount).await,
         LeaseCmd::Close { lease } => close(g, lease).await,
         LeaseCmd::Draw { lease } => draw(g, lease).await,
+        LeaseCmd::Audit { lease } => super::audit::run(g, lease).await,
         LeaseCmd::Show { lease } => {
             let (l, _) = parties(&g.client(), &lease).await?;
             let v = lease_json(&lease, &l);

@@ -4,6 +4,7 @@
 //! errors name the program's error, or say what is missing ("insufficient funds: need X, have
 //! Y"). What the groups share is here: sending, error sentences, the config, GPU classes.
 
+pub mod audit;
 pub mod config;
 pub mod faucet;
 pub mod keeper;

@@ -23,6 +23,7 @@
 //! a client can never have seen them complete. A late result from an older attempt (a worker
 //! presumed dead, a retry already running) is ignored by attempt number.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -77,6 +78,9 @@ pub struct Core {
     events: broadcast::Sender<Arc<Event>>,
     /// Where proof messages from workers go (the keeper's running benchmark proofs).
     pub proofs: ProofRoutes,
+    /// Checkpoints the chain side recorded, by lease and sequence (served to auditors; the
+    /// store keeps them across restarts). Beside the state lock, not under it.
+    checkpoints: Mutex<BTreeMap<(String, u64), pb::CheckpointTranscript>>,
 }
 
 /// Result of a `get`.
@@ -100,12 +104,16 @@ impl Core {
     pub fn new(
         cfg: CoreConfig,
         store: Store,
-        loaded: Loaded,
+        mut loaded: Loaded,
         sink_slot: &Arc<Mutex<Option<CommitSink>>>,
         leases: Arc<dyn LeaseDirectory>,
         registry: Arc<dyn WorkerRegistry>,
     ) -> Arc<Core> {
         let (events, _) = broadcast::channel(1 << 16);
+        let checkpoints = std::mem::take(&mut loaded.checkpoints)
+            .into_iter()
+            .map(|c| ((c.lease_id.clone(), c.sequence), c))
+            .collect();
         let core = Arc::new(Core {
             inner: Mutex::new(Inner::default()),
             store,
@@ -115,6 +123,7 @@ impl Core {
             registry,
             events,
             proofs: ProofRoutes::default(),
+            checkpoints: Mutex::new(checkpoints),
         });
         let weak: Weak<Core> = Arc::downgrade(&core);
         *sink_slot.lock() = Some(Box::new(move |ids| {
@@ -756,6 +765,31 @@ impl Core {
             info!(lease = %lease, tasks = n, reason, "lease ended: unfinished tasks failed");
         }
         n
+    }
+
+    /// Records a checkpoint the chain side is about to send; completes once it is durable
+    /// (so what was posted can always be served, even after a crash right after sending).
+    pub async fn record_checkpoint(&self, c: pb::CheckpointTranscript) -> Result<(), KeeperError> {
+        self.checkpoints
+            .lock()
+            .insert((c.lease_id.clone(), c.sequence), c.clone());
+        let (tx, rx) = oneshot::channel();
+        let batch = Batch {
+            checkpoints: vec![c],
+            ack: Some(tx),
+            ..Default::default()
+        };
+        // A refused batch drops the sender: the caller sees "could not persist".
+        let _ = self.store.send(batch);
+        Self::durable(rx).await
+    }
+
+    /// A checkpoint this keeper recorded.
+    pub fn checkpoint(&self, lease: &str, sequence: u64) -> Option<pb::CheckpointTranscript> {
+        self.checkpoints
+            .lock()
+            .get(&(lease.to_string(), sequence))
+            .cloned()
     }
 
     /// Stop: refuse new work, end worker streams, flush the store.

@@ -295,4 +295,20 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
             self.prover.prove(&lease, &r.worker_id, opts).await?,
         ))
     }
+
+    async fn get_transcript(
+        &self,
+        req: Request<pb::TranscriptRequest>,
+    ) -> Result<Response<pb::CheckpointTranscript>, Status> {
+        let r = req.into_inner();
+        self.core
+            .checkpoint(&r.lease_id, r.sequence)
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "this keeper posted no checkpoint {} of lease {}",
+                    r.sequence, r.lease_id
+                ))
+            })
+    }
 }

@@ -177,3 +177,21 @@ impl KeeperSession {
         })
     }
 }
+
+/// The digest a checkpoint posts for the proofs of all the workers it covers, given in worker
+/// order: the one transcript's digest, or SHA-256 over every digest in order (so one GPU cannot
+/// answer for the others); all zero when no worker answered.
+pub fn checkpoint_digest(digests: &[Hash]) -> Hash {
+    use sha2::{Digest, Sha256};
+    match digests {
+        [] => [0; 32],
+        [one] => *one,
+        many => {
+            let mut h = Sha256::new();
+            for d in many {
+                h.update(d);
+            }
+            h.finalize().into()
+        }
+    }
+}

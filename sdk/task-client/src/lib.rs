@@ -75,6 +75,24 @@ pub async fn channel(url: &str) -> Result<Channel, ClientError> {
         .await?)
 }
 
+/// What a keeper posted for checkpoint `sequence` of `lease`, with the proofs behind it (no
+/// session: anyone may audit a payout).
+pub async fn transcript(
+    url: &str,
+    lease: &str,
+    sequence: u64,
+) -> Result<pb::CheckpointTranscript, ClientError> {
+    let mut rpc =
+        KeeperServiceClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
+    Ok(rpc
+        .get_transcript(pb::TranscriptRequest {
+            lease_id: lease.to_string(),
+            sequence,
+        })
+        .await?
+        .into_inner())
+}
+
 impl Client {
     /// Connect and open a session on `lease` with the user's key.
     pub async fn connect(url: &str, lease: &str, key: &SigningKey) -> Result<Self, ClientError> {

@@ -10,9 +10,10 @@ use gpunet::instructions::LeaseOpenArgs;
 use gpunet::state::{GpuClass, Verdict};
 use gpunet_keeper::KeeperConfig;
 use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Posted, WatchConfig, Watcher};
+use gpunet_sdk::audit::{AuditOutcome, audit_lease, check};
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::pda;
-use gpunet_sdk::task::{Client, Code, SigningKey, pb, spec};
+use gpunet_sdk::task::{Client, Code, SigningKey, keys, pb, spec};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use tokio_util::sync::CancellationToken;
@@ -110,10 +111,14 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     );
     assert!(watcher.reconcile().await.unwrap().is_empty());
     assert_eq!(dir.served_leases(), vec![lease]);
+    // The keeper signs its challenges with its on-chain wallet (what auditors check).
+    let wallet_file = tmp.path().join("keeper.json");
+    std::fs::write(&wallet_file, keys::keypair_to_json(&signing_key(&kw))).unwrap();
     let cfg = KeeperConfig {
         listen: format!("127.0.0.1:{port}"),
         metrics_listen: String::new(),
         db_path: String::new(),
+        keeper_key: Some(wallet_file.display().to_string()),
         ..KeeperConfig::default()
     };
     let cancel = CancellationToken::new();
@@ -191,6 +196,44 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         l.last_digest, [0; 32],
         "the transcript's digest is on chain"
     );
+    // Anyone can audit the payout: the keeper serves the transcript, which re-verifies and
+    // hashes to the digest on chain; a doctored transcript does not.
+    let audits = audit_lease(&n.client, &lease).await.unwrap();
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].posted.sequence, 1);
+    assert_eq!(audits[0].outcome, AuditOutcome::Verified { proofs: 1 });
+    let served = gpunet_sdk::task::transcript(&url, &lease.to_string(), 1)
+        .await
+        .unwrap();
+    assert_eq!(&served.digest[..], &l.last_digest[..]);
+    let wallet = kw.pubkey().to_bytes();
+    let mut flipped = served.clone();
+    flipped.pass = false;
+    let mut doctored = served.clone();
+    let mut bytes = doctored.proofs[0].transcript.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    doctored.proofs[0].transcript = bytes.into();
+    for bad in [&doctored, &flipped] {
+        assert!(
+            matches!(
+                check(&audits[0].posted, &wallet, bad),
+                AuditOutcome::Mismatch(_)
+            ),
+            "a doctored transcript passed the audit"
+        );
+    }
+    let mut posted_fail = audits[0].posted.clone();
+    posted_fail.verdict = Verdict::Fail;
+    assert!(matches!(
+        check(&posted_fail, &wallet, &served),
+        AuditOutcome::Mismatch(_)
+    ));
+    let other_keeper = Keypair::new().pubkey().to_bytes();
+    assert!(matches!(
+        check(&audits[0].posted, &other_keeper, &served),
+        AuditOutcome::Mismatch(_)
+    ));
     // Asked again (a retry, a restart): the period is not paid twice.
     assert_eq!(
         checkpointer.checkpoint(&lease).await.unwrap(),

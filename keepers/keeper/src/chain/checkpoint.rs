@@ -20,7 +20,6 @@ use gpunet_proto::v1 as pb;
 use gpunet_sdk::gpunet::instructions::LeaseCheckpointArgs;
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::{GpunetClient, Lease, SdkError, Verdict, pda, token};
-use sha2::{Digest, Sha256};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -30,6 +29,17 @@ use tracing::{info, warn};
 use super::directory::ChainDirectory;
 use crate::core::Core;
 use crate::proofs::{ProveOptions, Prover};
+
+/// Why a checkpoint was not posted (the next tick tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading the chain or sending the transaction failed.
+    #[error("chain: {0}")]
+    Chain(#[from] SdkError),
+    /// The record could not be made durable first.
+    #[error("keeper store: {0}")]
+    Store(#[from] crate::error::KeeperError),
+}
 
 /// What one checkpoint attempt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,13 +87,13 @@ impl Checkpointer {
 
     /// Checkpoints `lease` if its period is due: proves every worker of its cluster and posts
     /// the verdict.
-    pub async fn checkpoint(&self, address: &Pubkey) -> Result<Posted, SdkError> {
+    pub async fn checkpoint(&self, address: &Pubkey) -> Result<Posted, CheckpointError> {
         let lease = self.client.lease(address).await?;
         let now = self.client.chain_time().await?;
         let Some(period_end) = due(&lease, now) else {
             return Ok(Posted::NotDue);
         };
-        let (verdict, digest, score) = self.prove_all(address).await;
+        let (verdict, digest, score, proofs) = self.prove_all(address).await;
         let sequence = lease.last_sequence + 1;
         // Read again: a checkpoint posted while the proofs ran (by this keeper's previous
         // life, or the lease moved) makes this one stale.
@@ -111,6 +121,20 @@ impl Checkpointer {
             verdict,
             score,
         };
+        // Recorded before it is sent, so that whatever lands on chain can be served to
+        // auditors (a record whose transaction never lands is simply never asked for: the
+        // next attempt with the same sequence replaces it).
+        let record = pb::CheckpointTranscript {
+            lease_id: address.to_string(),
+            sequence,
+            period_start: lease.paid_until,
+            period_end,
+            pass: verdict == Verdict::Pass,
+            digest: digest.to_vec().into(),
+            score,
+            proofs,
+        };
+        self.core.record_checkpoint(record).await?;
         let ixn = ix::lease_checkpoint(
             &self.wallet.pubkey(),
             &parties,
@@ -129,14 +153,14 @@ impl Checkpointer {
             }
             Err(e) => {
                 self.core.metrics.chain_tx_failed.inc();
-                Err(e)
+                Err(e.into())
             }
         }
     }
 
     /// Proves every worker of the lease's cluster at once. Pass only if every one passes and
     /// there is at least one; the digest covers all of them.
-    async fn prove_all(&self, lease: &Pubkey) -> (Verdict, [u8; 32], u64) {
+    async fn prove_all(&self, lease: &Pubkey) -> (Verdict, [u8; 32], u64, Vec<pb::ProofVerdict>) {
         let id: Arc<str> = lease.to_string().into();
         let workers = match self.core.cluster(&id) {
             Ok(c) => c.workers,
@@ -156,8 +180,19 @@ impl Checkpointer {
                     verdicts.push(v);
                 }
                 Err(e) => {
+                    // Recorded as a failed proof without a transcript, so the record (and an
+                    // auditor) sees every worker the period covered.
                     warn!(lease = %lease, worker = %w.worker_id, error = %e, "proof not run");
                     all_ok = false;
+                    verdicts.push(pb::ProofVerdict {
+                        verdict: pb::ProofOutcome::Failed as i32,
+                        ok: false,
+                        rejection: "internal".into(),
+                        reason: e.to_string(),
+                        worker_id: w.worker_id.clone(),
+                        lease_id: lease.to_string(),
+                        ..Default::default()
+                    });
                 }
             }
         }
@@ -168,7 +203,7 @@ impl Checkpointer {
             .map(|v| (v.measured_tops * 1000.0) as u64)
             .sum();
         let verdict = if all_ok { Verdict::Pass } else { Verdict::Fail };
-        (verdict, digest, score)
+        (verdict, digest, score, verdicts)
     }
 
     /// Runs until `cancel`: every `every`, checkpoints each served lease that is due.
@@ -201,20 +236,14 @@ pub fn due(lease: &Lease, now: i64) -> Option<i64> {
     (due && end > lease.paid_until).then_some(end)
 }
 
-/// The digest posted for a set of proofs (sorted by worker): the one transcript's digest, or
-/// SHA-256 over all of them in order; zero when there is none.
+/// The digest posted for a set of proofs (sorted by worker): [`gpunet_proof::checkpoint_digest`]
+/// over their transcript digests (a proof without one counts as zero).
 pub fn combined_digest(verdicts: &[pb::ProofVerdict]) -> [u8; 32] {
-    match verdicts {
-        [] => [0; 32],
-        [one] => one.digest.as_ref().try_into().unwrap_or([0; 32]),
-        many => {
-            let mut h = Sha256::new();
-            for v in many {
-                h.update(&v.digest);
-            }
-            h.finalize().into()
-        }
-    }
+    let digests: Vec<[u8; 32]> = verdicts
+        .iter()
+        .map(|v| v.digest.as_ref().try_into().unwrap_or([0; 32]))
+        .collect();
+    gpunet_proof::checkpoint_digest(&digests)
 }
 
 #[cfg(test)]

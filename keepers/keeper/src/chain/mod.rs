@@ -22,6 +22,6 @@ pub mod checkpoint;
 pub mod directory;
 pub mod watch;
 
-pub use checkpoint::{Checkpointer, Posted};
+pub use checkpoint::{CheckpointError, Checkpointer, Posted};
 pub use directory::{ChainClock, ChainDirectory, Ended};
 pub use watch::{WatchConfig, Watcher};

@@ -33,7 +33,8 @@
 //! Tables: `tasks` (id → [`TaskRecord`], the task's spec, state and output locations — the
 //! object metadata), `evidence` (sequence → [`Evidence`]: worker deaths and proof verdicts for
 //! the chain side), `clusters` (lease → [`ClusterRecord`]), `groups` (lease/id →
-//! [`GroupRecord`], the placement groups).
+//! [`GroupRecord`], the placement groups), `checkpoints` (lease/sequence → [`CheckpointRecord`]:
+//! what the chain side posted, with the proofs' transcripts, served for audits).
 
 use std::fs::File;
 use std::io::Write;
@@ -54,7 +55,9 @@ use crate::error::KeeperError;
 mod records;
 mod wal;
 
-pub use records::{ClusterRecord, Evidence, EvidenceKind, GroupRecord, OutputRecord, TaskRecord};
+pub use records::{
+    CheckpointRecord, ClusterRecord, Evidence, EvidenceKind, GroupRecord, OutputRecord, TaskRecord,
+};
 use wal::{
     Row, Segment, WalBatch, create_segment, frame, read_segment, segment_path, segments, wal_dir,
 };
@@ -63,6 +66,7 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
 const CLUSTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("clusters");
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 
 /// Largest number of batches folded into one sync or one redb transaction.
 const MAX_GROUP: usize = 4096;
@@ -81,6 +85,8 @@ pub struct Batch {
     pub groups: Vec<GroupRecord>,
     /// Task records to delete (after the task records above).
     pub deleted: Vec<u64>,
+    /// Checkpoints to write (the chain side's, before it sends them).
+    pub checkpoints: Vec<CheckpointRecord>,
     /// Completed when the batch is durable (true) or failed (false).
     pub ack: Option<oneshot::Sender<bool>>,
     /// Task ids to make visible once durable (terminal states).
@@ -95,6 +101,7 @@ impl Batch {
             && self.clusters.is_empty()
             && self.groups.is_empty()
             && self.deleted.is_empty()
+            && self.checkpoints.is_empty()
             && self.ack.is_none()
             && self.visible.is_empty()
     }
@@ -123,6 +130,8 @@ pub struct Loaded {
     pub groups: Vec<GroupRecord>,
     /// Next evidence sequence number.
     pub next_evidence: u64,
+    /// Every checkpoint record, in lease and sequence order.
+    pub checkpoints: Vec<CheckpointRecord>,
 }
 
 /// Where and how to persist.
@@ -210,6 +219,7 @@ fn apply(
         let mut e = w.open_table(EVIDENCE)?;
         let mut c = w.open_table(CLUSTERS)?;
         let mut g = w.open_table(GROUPS)?;
+        let mut k = w.open_table(CHECKPOINTS)?;
         // Only the last write of each task counts (under load a task's acceptance and its
         // terminal record often land in the same group); write them in key order.
         let mut last: std::collections::BTreeMap<u64, Option<&[u8]>> = Default::default();
@@ -240,6 +250,9 @@ fn apply(
             }
             for r in &b.groups {
                 g.insert(r.key.as_str(), r.value.as_slice())?;
+            }
+            for r in &b.checkpoints {
+                k.insert(r.key.as_str(), r.value.as_slice())?;
             }
         }
     }
@@ -334,10 +347,20 @@ fn load(db: &Database) -> Result<Loaded, KeeperError> {
     groups.sort_by(|a, b| (&a.lease, a.id).cmp(&(&b.lease, b.id)));
     let e = r.open_table(EVIDENCE)?;
     let next_evidence = e.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
+    let k = r.open_table(CHECKPOINTS)?;
+    let mut checkpoints = Vec::new();
+    for row in k.iter()? {
+        let (_, v) = row?;
+        checkpoints.push(
+            <CheckpointRecord as prost::Message>::decode(v.value())
+                .map_err(|e| KeeperError::Db(format!("corrupt checkpoint record: {e}")))?,
+        );
+    }
     Ok(Loaded {
         tasks,
         groups,
         next_evidence,
+        checkpoints,
     })
 }
 
@@ -349,6 +372,7 @@ fn open_and_recover(path: &str) -> Result<(Database, Loaded), KeeperError> {
         w.open_table(EVIDENCE)?;
         w.open_table(CLUSTERS)?;
         w.open_table(GROUPS)?;
+        w.open_table(CHECKPOINTS)?;
     }
     w.commit()?;
     if !path.is_empty() {
@@ -433,7 +457,15 @@ impl Store {
             return Sent::Refused;
         }
         let seq = w.next_seq;
-        let body = match encode(b.tasks, b.evidence, b.clusters, b.groups, b.deleted, seq, w) {
+        let rows = Rows {
+            tasks: b.tasks,
+            evidence: b.evidence,
+            clusters: b.clusters,
+            groups: b.groups,
+            deleted: b.deleted,
+            checkpoints: b.checkpoints,
+        };
+        let body = match encode(rows, seq, w) {
             Ok(body) => body,
             Err(e) => {
                 error!(error = %e, "could not encode a batch");
@@ -527,15 +559,25 @@ impl Store {
     }
 }
 
-fn encode(
+/// The rows of one batch, to encode.
+struct Rows {
     tasks: Vec<TaskRecord>,
     evidence: Vec<Evidence>,
     clusters: Vec<(String, ClusterRecord)>,
     groups: Vec<GroupRecord>,
     deleted: Vec<u64>,
-    seq: u64,
-    w: &mut Writer,
-) -> Result<WalBatch, KeeperError> {
+    checkpoints: Vec<CheckpointRecord>,
+}
+
+fn encode(rows: Rows, seq: u64, w: &mut Writer) -> Result<WalBatch, KeeperError> {
+    let Rows {
+        tasks,
+        evidence,
+        clusters,
+        groups,
+        deleted,
+        checkpoints,
+    } = rows;
     let mut body = WalBatch {
         seq,
         deleted,
@@ -567,6 +609,13 @@ fn encode(
         body.groups.push(Row {
             num: rec.id,
             key: format!("{}/{:020}", rec.lease, rec.id),
+            value: prost::Message::encode_to_vec(rec),
+        });
+    }
+    for rec in &checkpoints {
+        body.checkpoints.push(Row {
+            num: rec.sequence,
+            key: format!("{}/{:020}", rec.lease_id, rec.sequence),
             value: prost::Message::encode_to_vec(rec),
         });
     }
@@ -852,6 +901,13 @@ mod tests {
                 }],
                 strategy: pb::PlacementStrategy::StrictSpread as i32,
             }],
+            checkpoints: vec![CheckpointRecord {
+                lease_id: "l".into(),
+                sequence: 2,
+                pass: true,
+                digest: vec![9; 32].into(),
+                ..Default::default()
+            }],
             ..Default::default()
         });
         snapshot(a.path(), b.path());
@@ -868,6 +924,15 @@ mod tests {
         assert_eq!(loaded.groups.len(), 1);
         assert_eq!(loaded.groups[0].id, 3);
         assert_eq!(loaded.groups[0].bundles[0].gpus, 1);
+        assert_eq!(loaded.checkpoints.len(), 1);
+        assert_eq!(
+            (
+                loaded.checkpoints[0].lease_id.as_str(),
+                loaded.checkpoints[0].sequence
+            ),
+            ("l", 2)
+        );
+        assert_eq!(&loaded.checkpoints[0].digest[..], &[9; 32]);
         // The replay was checkpointed and the old log deleted: only the fresh segment (and
         // perhaps its spare) is left.
         let segs = segments(&b.path().join("k.redb.wal")).unwrap();

@@ -149,3 +149,7 @@ pub struct GroupRecord {
     #[prost(int32, tag = "4")]
     pub strategy: i32,
 }
+
+/// A checkpoint the chain side posts, recorded before it is sent (the wire message served by
+/// `GetTranscript`, stored as is).
+pub type CheckpointRecord = pb::CheckpointTranscript;

@@ -39,6 +39,8 @@ pub(super) struct WalBatch {
     /// Task ids removed (retention).
     #[prost(uint64, repeated, tag = "6")]
     pub(super) deleted: Vec<u64>,
+    #[prost(message, repeated, tag = "7")]
+    pub(super) checkpoints: Vec<Row>,
 }
 
 impl WalBatch {
@@ -47,7 +49,8 @@ impl WalBatch {
             && self.evidence.is_empty()
             && self.clusters.is_empty()
             && self.groups.is_empty()
-            && self.deleted.is_empty())
+            && self.deleted.is_empty()
+            && self.checkpoints.is_empty())
     }
 }
 

@@ -1,0 +1,224 @@
+//! Auditing a lease's payouts, by anyone: every checkpoint the chain recorded (its
+//! `CheckpointPosted` event: which keeper posted it, the period, the digest, the verdict)
+//! against the transcript that keeper serves (`GetTranscript`). Each worker's proof is
+//! re-verified from its transcript (`gpunet_proof::verify`, as an auditing keeper: the
+//! challenge must be signed by the posting keeper's wallet), the digest is recomputed and
+//! compared with the chain's, and the verdict must follow from the proofs (`Pass` only if every
+//! proof verifies).
+
+use std::collections::{BTreeMap, HashMap};
+
+use gpunet::events::CheckpointPosted;
+use gpunet::state::{Keeper, Verdict};
+use gpunet_proof::{Expectations, TimingPolicy, checkpoint_digest, verify_bytes};
+use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signature;
+
+use crate::client::{GpunetClient, SdkError};
+use crate::events::GpunetEvent;
+
+/// What the audit found for one checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuditOutcome {
+    /// Every proof re-verified, the recomputed digest is the chain's, and the verdict follows.
+    Verified {
+        /// Workers whose proofs were checked.
+        proofs: usize,
+    },
+    /// The posting keeper could not be asked, or does not serve this checkpoint.
+    Unavailable(String),
+    /// What the keeper serves does not support what it posted.
+    Mismatch(String),
+}
+
+/// One checkpoint of a lease and its audit.
+#[derive(Clone, Debug)]
+pub struct CheckpointAudit {
+    /// The chain's record of it.
+    pub posted: CheckpointPosted,
+    /// What the audit found.
+    pub outcome: AuditOutcome,
+}
+
+/// Every `CheckpointPosted` event of `lease`, by sequence, read from the transactions that
+/// touched the lease account.
+pub async fn checkpoints_posted(
+    client: &GpunetClient,
+    lease: &Pubkey,
+) -> Result<Vec<CheckpointPosted>, SdkError> {
+    let mut before: Option<Signature> = None;
+    let mut found: BTreeMap<u64, CheckpointPosted> = BTreeMap::new();
+    loop {
+        let page = client
+            .rpc()
+            .get_signatures_for_address_with_config(
+                lease,
+                GetConfirmedSignaturesForAddress2Config {
+                    before,
+                    until: None,
+                    limit: Some(1000),
+                    commitment: Some(client.rpc().commitment()),
+                },
+            )
+            .await?;
+        let n = page.len();
+        for s in &page {
+            if s.err.is_some() {
+                continue;
+            }
+            let Ok(sig) = s.signature.parse::<Signature>() else {
+                continue;
+            };
+            for e in client.events(&sig).await? {
+                if let GpunetEvent::CheckpointPosted(c) = e
+                    && c.lease == *lease
+                {
+                    found.insert(c.sequence, c);
+                }
+            }
+        }
+        before = page.last().and_then(|s| s.signature.parse().ok());
+        if n < 1000 || before.is_none() {
+            break;
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// Audits every checkpoint of `lease` (see the module docs). Per-checkpoint problems are
+/// outcomes, not errors; an error means the chain itself could not be read.
+pub async fn audit_lease(
+    client: &GpunetClient,
+    lease: &Pubkey,
+) -> Result<Vec<CheckpointAudit>, SdkError> {
+    let posted = checkpoints_posted(client, lease).await?;
+    let mut keepers: HashMap<Pubkey, Keeper> = HashMap::new();
+    let mut out = Vec::with_capacity(posted.len());
+    for p in posted {
+        if let std::collections::hash_map::Entry::Vacant(v) = keepers.entry(p.keeper) {
+            match client.fetch::<Keeper>("keeper", &p.keeper).await {
+                Ok(k) => {
+                    v.insert(k);
+                }
+                Err(SdkError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let outcome = match keepers.get(&p.keeper) {
+            None => AuditOutcome::Unavailable(format!(
+                "keeper account {} is closed: nobody serves its transcripts",
+                p.keeper
+            )),
+            Some(k) => audit_one(&p, k, lease).await,
+        };
+        out.push(CheckpointAudit { posted: p, outcome });
+    }
+    Ok(out)
+}
+
+async fn audit_one(p: &CheckpointPosted, keeper: &Keeper, lease: &Pubkey) -> AuditOutcome {
+    let served = match gpunet_task_client::transcript(
+        &keeper.endpoint,
+        &lease.to_string(),
+        p.sequence,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return AuditOutcome::Unavailable(format!(
+                "keeper {} at {}: {e}",
+                p.keeper, keeper.endpoint
+            ));
+        }
+    };
+    check(p, &keeper.authority.to_bytes(), &served)
+}
+
+/// Checks a served transcript against the chain's record of the checkpoint. `keeper_wallet`
+/// is the posting keeper's wallet: the key its challenges must be signed with.
+pub fn check(
+    p: &CheckpointPosted,
+    keeper_wallet: &[u8; 32],
+    served: &gpunet_task_client::pb::CheckpointTranscript,
+) -> AuditOutcome {
+    let mismatch = |what: String| AuditOutcome::Mismatch(what);
+    if served.sequence != p.sequence
+        || served.period_start != p.period_start
+        || served.period_end != p.period_end
+    {
+        return mismatch(format!(
+            "served checkpoint {} ({}..{}) is not the posted one ({}..{})",
+            served.sequence, served.period_start, served.period_end, p.period_start, p.period_end
+        ));
+    }
+    if served.pass != (p.verdict == Verdict::Pass) {
+        return mismatch("the served verdict is not the posted one".into());
+    }
+    let mut digests = Vec::with_capacity(served.proofs.len());
+    let mut all_verified = !served.proofs.is_empty();
+    for proof in &served.proofs {
+        let Some(worker) = bs58::decode(&proof.worker_id)
+            .into_vec()
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        else {
+            return mismatch(format!("worker id {:?} is not a key", proof.worker_id));
+        };
+        let expect = Expectations {
+            keeper: *keeper_wallet,
+            worker,
+            // Keepers issue epoch 0 until challenges carry the chain's epoch.
+            epoch: 0,
+            nonce: None,
+            timing: TimingPolicy::default(),
+        };
+        let digest: [u8; 32] = proof.digest.as_ref().try_into().unwrap_or([0; 32]);
+        if proof.transcript.is_empty() {
+            // A proof that never reached its opening (a timeout, a dead worker): no transcript
+            // to check, and it can only have failed.
+            if proof.ok {
+                return mismatch(format!(
+                    "worker {}: ok without a transcript",
+                    proof.worker_id
+                ));
+            }
+            all_verified = false;
+            digests.push(digest);
+            continue;
+        }
+        match verify_bytes(&proof.transcript, &expect) {
+            Ok(report) => {
+                if report.digest != digest {
+                    return mismatch(format!(
+                        "worker {}: the transcript's digest is not the one served",
+                        proof.worker_id
+                    ));
+                }
+            }
+            Err(r) => {
+                if proof.ok {
+                    return mismatch(format!(
+                        "worker {}: served as passed, but it does not verify: {r}",
+                        proof.worker_id
+                    ));
+                }
+                all_verified = false;
+            }
+        }
+        digests.push(digest);
+    }
+    let recomputed = checkpoint_digest(&digests);
+    if recomputed != p.proof_digest {
+        return mismatch("the digest recomputed from the transcripts is not the chain's".into());
+    }
+    match (p.verdict, all_verified) {
+        (Verdict::Pass, true) | (Verdict::Fail, false) => AuditOutcome::Verified {
+            proofs: served.proofs.len(),
+        },
+        (Verdict::Pass, false) => mismatch("posted Pass, but not every proof verifies".into()),
+        (Verdict::Fail, true) => mismatch("posted Fail, but every proof verifies".into()),
+        (Verdict::None, _) => mismatch("posted with no verdict".into()),
+    }
+}
