@@ -137,6 +137,8 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
         "keeper {account} listening on {} (chain {}, endpoint on chain {}, {served} lease(s))",
         h.addr, watch.rpc_url, keeper.endpoint
     );
+    // Challenges bound to a recent slot, its hash and the epoch, as the watcher last read them.
+    h.prover().set_anchor(dir.clone());
     watcher.spawn(h.core().clone(), cancel.clone());
     // Checkpoints: every due lease proved and posted (the chain's periods, not a local timer).
     let checkpointer = Arc::new(Checkpointer::new(

@@ -2,16 +2,17 @@
 //! `CheckpointPosted` event: which keeper posted it, the period, the digest, the verdict)
 //! against the transcript that keeper serves (`GetTranscript`). Each worker's proof is
 //! re-verified from its transcript (`gpunet_proof::verify`, as an auditing keeper: the
-//! challenge must be signed by the posting keeper's wallet), the digest is recomputed and
-//! compared with the chain's, and the verdict must follow from the proofs (`Pass` only if every
-//! proof verifies).
+//! challenge must be signed by the posting keeper's wallet, and anchored at a slot before the
+//! checkpoint landed, in that slot's epoch), the digest is recomputed and compared with the
+//! chain's, and the verdict must follow from the proofs (`Pass` only if every proof verifies).
 
 use std::collections::{BTreeMap, HashMap};
 
 use gpunet::events::CheckpointPosted;
 use gpunet::state::{Keeper, Verdict};
-use gpunet_proof::{Expectations, TimingPolicy, checkpoint_digest, verify_bytes};
+use gpunet_proof::{Expectations, TimingPolicy, Transcript, checkpoint_digest, verify_bytes};
 use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
+use solana_sdk::epoch_schedule::EpochSchedule;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
 
@@ -37,18 +38,32 @@ pub enum AuditOutcome {
 pub struct CheckpointAudit {
     /// The chain's record of it.
     pub posted: CheckpointPosted,
+    /// The slot of the transaction that posted it.
+    pub slot: u64,
     /// What the audit found.
     pub outcome: AuditOutcome,
 }
 
-/// Every `CheckpointPosted` event of `lease`, by sequence, read from the transactions that
-/// touched the lease account.
+/// What the chain says about a checkpoint besides its event: who had to sign its challenges,
+/// and when it was posted.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The posting keeper's wallet: the key its challenges must be signed with.
+    pub keeper_wallet: [u8; 32],
+    /// The slot the checkpoint landed in: every challenge must be anchored before it.
+    pub posted_slot: u64,
+    /// The chain's epoch schedule: a challenge's epoch must be its slot's.
+    pub schedule: EpochSchedule,
+}
+
+/// Every `CheckpointPosted` event of `lease` with the slot of its transaction, by sequence,
+/// read from the transactions that touched the lease account.
 pub async fn checkpoints_posted(
     client: &GpunetClient,
     lease: &Pubkey,
-) -> Result<Vec<CheckpointPosted>, SdkError> {
+) -> Result<Vec<(CheckpointPosted, u64)>, SdkError> {
     let mut before: Option<Signature> = None;
-    let mut found: BTreeMap<u64, CheckpointPosted> = BTreeMap::new();
+    let mut found: BTreeMap<u64, (CheckpointPosted, u64)> = BTreeMap::new();
     loop {
         let page = client
             .rpc()
@@ -74,7 +89,7 @@ pub async fn checkpoints_posted(
                 if let GpunetEvent::CheckpointPosted(c) = e
                     && c.lease == *lease
                 {
-                    found.insert(c.sequence, c);
+                    found.insert(c.sequence, (c, s.slot));
                 }
             }
         }
@@ -93,9 +108,10 @@ pub async fn audit_lease(
     lease: &Pubkey,
 ) -> Result<Vec<CheckpointAudit>, SdkError> {
     let posted = checkpoints_posted(client, lease).await?;
+    let schedule = client.rpc().get_epoch_schedule().await?;
     let mut keepers: HashMap<Pubkey, Keeper> = HashMap::new();
     let mut out = Vec::with_capacity(posted.len());
-    for p in posted {
+    for (p, slot) in posted {
         if let std::collections::hash_map::Entry::Vacant(v) = keepers.entry(p.keeper) {
             match client.fetch::<Keeper>("keeper", &p.keeper).await {
                 Ok(k) => {
@@ -110,14 +126,30 @@ pub async fn audit_lease(
                 "keeper account {} is closed: nobody serves its transcripts",
                 p.keeper
             )),
-            Some(k) => audit_one(&p, k, lease).await,
+            Some(k) => {
+                let ctx = Context {
+                    keeper_wallet: k.authority.to_bytes(),
+                    posted_slot: slot,
+                    schedule: schedule.clone(),
+                };
+                audit_one(&p, k, &ctx, lease).await
+            }
         };
-        out.push(CheckpointAudit { posted: p, outcome });
+        out.push(CheckpointAudit {
+            posted: p,
+            slot,
+            outcome,
+        });
     }
     Ok(out)
 }
 
-async fn audit_one(p: &CheckpointPosted, keeper: &Keeper, lease: &Pubkey) -> AuditOutcome {
+async fn audit_one(
+    p: &CheckpointPosted,
+    keeper: &Keeper,
+    ctx: &Context,
+    lease: &Pubkey,
+) -> AuditOutcome {
     let served = match gpunet_task_client::transcript(
         &keeper.endpoint,
         &lease.to_string(),
@@ -133,14 +165,13 @@ async fn audit_one(p: &CheckpointPosted, keeper: &Keeper, lease: &Pubkey) -> Aud
             ));
         }
     };
-    check(p, &keeper.authority.to_bytes(), &served)
+    check(p, ctx, &served)
 }
 
-/// Checks a served transcript against the chain's record of the checkpoint. `keeper_wallet`
-/// is the posting keeper's wallet: the key its challenges must be signed with.
+/// Checks a served transcript against the chain's record of the checkpoint.
 pub fn check(
     p: &CheckpointPosted,
-    keeper_wallet: &[u8; 32],
+    ctx: &Context,
     served: &gpunet_task_client::pb::CheckpointTranscript,
 ) -> AuditOutcome {
     let mismatch = |what: String| AuditOutcome::Mismatch(what);
@@ -166,11 +197,26 @@ pub fn check(
         else {
             return mismatch(format!("worker id {:?} is not a key", proof.worker_id));
         };
+        // The challenge must be anchored on the chain before the checkpoint landed, in its
+        // slot's epoch; the epoch it names is then the one verified.
+        let epoch = match Transcript::decode(&proof.transcript) {
+            Ok(t) => {
+                let b = &t.challenge.body;
+                if b.slot > ctx.posted_slot || ctx.schedule.get_epoch(b.slot) != b.epoch {
+                    return mismatch(format!(
+                        "worker {}: challenge anchored at slot {} epoch {}, not on the chain \
+                         before the checkpoint (slot {})",
+                        proof.worker_id, b.slot, b.epoch, ctx.posted_slot
+                    ));
+                }
+                b.epoch
+            }
+            Err(_) => 0,
+        };
         let expect = Expectations {
-            keeper: *keeper_wallet,
+            keeper: ctx.keeper_wallet,
             worker,
-            // Keepers issue epoch 0 until challenges carry the chain's epoch.
-            epoch: 0,
+            epoch,
             nonce: None,
             timing: TimingPolicy::default(),
         };

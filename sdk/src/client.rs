@@ -479,6 +479,44 @@ impl GpunetClient {
         Ok(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])))
     }
 
+    /// The most recent entry of the SlotHashes sysvar (a slot and its bank hash) and the
+    /// current epoch (Clock sysvar): what a keeper binds a benchmark challenge to.
+    pub async fn recent_slot_hash(&self) -> Result<(u64, [u8; 32], u64), SdkError> {
+        let ids = [
+            gpunet::committee::SLOT_HASHES_ID,
+            solana_sdk::sysvar::clock::ID,
+        ];
+        let accounts = self
+            .rpc
+            .get_multiple_accounts_with_commitment(&ids, self.rpc.commitment())
+            .await?
+            .value;
+        let short = |address: Pubkey| SdkError::Decode {
+            kind: "sysvar",
+            address,
+            reason: "missing or short".into(),
+        };
+        let hashes = accounts[0]
+            .as_ref()
+            .map(|a| a.data.as_slice())
+            .unwrap_or(&[]);
+        let clock = accounts[1]
+            .as_ref()
+            .map(|a| a.data.as_slice())
+            .unwrap_or(&[]);
+        // SlotHashes: u64 count, then (slot u64, hash [u8; 32]) entries, newest first.
+        let (Some(slot), Some(hash), Some(epoch)) =
+            (hashes.get(8..16), hashes.get(16..48), clock.get(16..24))
+        else {
+            return Err(short(if hashes.len() < 48 { ids[0] } else { ids[1] }));
+        };
+        Ok((
+            u64::from_le_bytes(slot.try_into().unwrap_or([0; 8])),
+            hash.try_into().unwrap_or([0; 32]),
+            u64::from_le_bytes(epoch.try_into().unwrap_or([0; 8])),
+        ))
+    }
+
     /// Localnet only: moves the chain's clock to `unix_timestamp` (seconds) with surfpool's
     /// `surfnet_timeTravel` cheat code, so a 14-day unbonding can be tested in a second.
     pub async fn time_travel_to(&self, unix_timestamp: i64) -> Result<(), SdkError> {

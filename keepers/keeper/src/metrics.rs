@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -39,8 +40,20 @@ pub struct Metrics {
     pub chain_read_errors: Counter,
     /// Checkpoints posted on chain.
     pub checkpoints_posted: Counter,
-    /// Transactions the chain refused or that failed to send.
-    pub chain_tx_failed: Counter,
+    /// Transactions the chain refused or that failed to send, by error (the program's error
+    /// name, or the kind of failure).
+    pub chain_tx_failed: Family<Labels, Counter>,
+    /// Per served lease: seconds between the chain's clock and the end of the last settled
+    /// period (grows until the next checkpoint lands).
+    pub checkpoint_lag_seconds: Family<Labels, Gauge>,
+}
+
+/// Label pairs of a metric family.
+pub type Labels = Vec<(String, String)>;
+
+/// The label set `name=value`.
+pub fn label(name: &str, value: impl Into<String>) -> Labels {
+    vec![(name.to_string(), value.into())]
 }
 
 impl Default for Metrics {
@@ -69,7 +82,8 @@ impl Metrics {
             leases_ended: Counter::default(),
             chain_read_errors: Counter::default(),
             checkpoints_posted: Counter::default(),
-            chain_tx_failed: Counter::default(),
+            chain_tx_failed: Family::default(),
+            checkpoint_lag_seconds: Family::default(),
         };
         r.register(
             "tasks_submitted",
@@ -143,8 +157,13 @@ impl Metrics {
         );
         r.register(
             "chain_tx_failed",
-            "Transactions refused by the chain or not sent",
+            "Transactions refused by the chain or not sent, by error",
             m.chain_tx_failed.clone(),
+        );
+        r.register(
+            "checkpoint_lag_seconds",
+            "Seconds since the end of the lease's last settled period, on the chain's clock",
+            m.checkpoint_lag_seconds.clone(),
         );
         Metrics {
             registry: Arc::new(r),

@@ -163,6 +163,26 @@ pub struct Prover {
     key: SigningKey,
     settings: ProofSettings,
     cancel: CancellationToken,
+    anchor: parking_lot::RwLock<Option<Arc<dyn ChallengeAnchor>>>,
+}
+
+/// A recent point of the chain a challenge is bound to: its slot, that slot's hash and the
+/// epoch. A worker cannot have started on a challenge before that slot existed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anchor {
+    /// A recent slot.
+    pub slot: u64,
+    /// Its bank hash, from the SlotHashes sysvar.
+    pub slot_hash: [u8; 32],
+    /// The epoch of `slot`.
+    pub epoch: u64,
+}
+
+/// Where challenges get their [`Anchor`] (the chain side provides one; without it, or
+/// while it has none, the keeper's clock and fresh randomness stand in, epoch 0).
+pub trait ChallengeAnchor: Send + Sync + 'static {
+    /// The most recent anchor, if any.
+    fn anchor(&self) -> Option<Anchor>;
 }
 
 /// How one proof ended, before it becomes a verdict.
@@ -255,7 +275,13 @@ impl Prover {
             key,
             settings,
             cancel,
+            anchor: parking_lot::RwLock::new(None),
         }
+    }
+
+    /// Binds every later challenge to the chain points `anchor` gives.
+    pub fn set_anchor(&self, anchor: Arc<dyn ChallengeAnchor>) {
+        *self.anchor.write() = Some(anchor);
     }
 
     /// Challenges `worker` (a member of `lease`'s cluster), verifies its proof, records the
@@ -392,15 +418,24 @@ impl Prover {
         let model = w.gpus.first().map(|g| g.model.as_str()).unwrap_or("");
         let class = gpu_class(model, w.cpu_only);
         let params = challenge_params(&self.settings, opts, w.cpu_only)?;
+        let anchor = self.anchor.read().as_ref().and_then(|a| a.anchor());
+        let anchor = match anchor {
+            Some(a) => a,
+            // Offline: the keeper's clock and fresh randomness stand in for a recent slot and
+            // its hash; epoch 0.
+            None => Anchor {
+                slot: now_ms(),
+                slot_hash: crate::auth::random_bytes::<32>()?,
+                epoch: 0,
+            },
+        };
         let challenge = SignedChallenge::issue(
             &self.key,
             ChallengeBody {
                 version: PROTOCOL_VERSION,
-                // No chain access yet: the keeper's clock and fresh randomness stand in for
-                // a recent slot and its hash; epoch 0 until checkpoints carry one.
-                slot: now_ms(),
-                slot_hash: crate::auth::random_bytes::<32>()?,
-                epoch: 0,
+                slot: anchor.slot,
+                slot_hash: anchor.slot_hash,
+                epoch: anchor.epoch,
                 keeper: self.key.verifying_key().to_bytes(),
                 worker: worker_key,
                 gpu_class: class,

@@ -10,7 +10,8 @@ use gpunet::instructions::LeaseOpenArgs;
 use gpunet::state::{GpuClass, Verdict};
 use gpunet_keeper::KeeperConfig;
 use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Posted, WatchConfig, Watcher};
-use gpunet_sdk::audit::{AuditOutcome, audit_lease, check};
+use gpunet_proof::Transcript;
+use gpunet_sdk::audit::{AuditOutcome, Context, audit_lease, check};
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::pda;
 use gpunet_sdk::task::{Client, Code, SigningKey, keys, pb, spec};
@@ -125,6 +126,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     let h = gpunet_keeper::start(cfg, dir.clone(), dir.clone(), cancel.clone())
         .await
         .expect("keeper starts");
+    h.prover().set_anchor(dir.clone());
     watcher.spawn(h.core().clone(), cancel.clone());
 
     // A worker key the provider's account does not list is refused for good.
@@ -206,7 +208,30 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         .await
         .unwrap();
     assert_eq!(&served.digest[..], &l.last_digest[..]);
-    let wallet = kw.pubkey().to_bytes();
+    let ctx = Context {
+        keeper_wallet: kw.pubkey().to_bytes(),
+        posted_slot: audits[0].slot,
+        schedule: n.client.rpc().get_epoch_schedule().await.unwrap(),
+    };
+    // The challenge is anchored on the chain: a slot and that slot's hash from SlotHashes.
+    let t = Transcript::decode(&served.proofs[0].transcript).unwrap();
+    let hashes = n
+        .client
+        .rpc()
+        .get_account(&gpunet::committee::SLOT_HASHES_ID)
+        .await
+        .unwrap()
+        .data;
+    let anchored = hashes[8..]
+        .chunks_exact(40)
+        .find(|e| u64::from_le_bytes(e[..8].try_into().unwrap()) == t.challenge.body.slot)
+        .map(|e| &e[8..]);
+    assert_eq!(
+        anchored,
+        Some(&t.challenge.body.slot_hash[..]),
+        "slot hash of slot {}",
+        t.challenge.body.slot
+    );
     let mut flipped = served.clone();
     flipped.pass = false;
     let mut doctored = served.clone();
@@ -217,7 +242,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     for bad in [&doctored, &flipped] {
         assert!(
             matches!(
-                check(&audits[0].posted, &wallet, bad),
+                check(&audits[0].posted, &ctx, bad),
                 AuditOutcome::Mismatch(_)
             ),
             "a doctored transcript passed the audit"
@@ -226,12 +251,24 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     let mut posted_fail = audits[0].posted.clone();
     posted_fail.verdict = Verdict::Fail;
     assert!(matches!(
-        check(&posted_fail, &wallet, &served),
+        check(&posted_fail, &ctx, &served),
         AuditOutcome::Mismatch(_)
     ));
-    let other_keeper = Keypair::new().pubkey().to_bytes();
+    let other_keeper = Context {
+        keeper_wallet: Keypair::new().pubkey().to_bytes(),
+        ..ctx.clone()
+    };
     assert!(matches!(
         check(&audits[0].posted, &other_keeper, &served),
+        AuditOutcome::Mismatch(_)
+    ));
+    // A challenge anchored after the checkpoint landed cannot have been its evidence.
+    let too_early = Context {
+        posted_slot: t.challenge.body.slot - 1,
+        ..ctx.clone()
+    };
+    assert!(matches!(
+        check(&audits[0].posted, &too_early, &served),
         AuditOutcome::Mismatch(_)
     ));
     // Asked again (a retry, a restart): the period is not paid twice.

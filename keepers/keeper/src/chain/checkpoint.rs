@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 use super::directory::ChainDirectory;
 use crate::core::Core;
+use crate::metrics::label;
 use crate::proofs::{ProveOptions, Prover};
 
 /// Why a checkpoint was not posted (the next tick tries again).
@@ -90,6 +91,11 @@ impl Checkpointer {
     pub async fn checkpoint(&self, address: &Pubkey) -> Result<Posted, CheckpointError> {
         let lease = self.client.lease(address).await?;
         let now = self.client.chain_time().await?;
+        self.core
+            .metrics
+            .checkpoint_lag_seconds
+            .get_or_create(&label("lease", address.to_string()))
+            .set(now.saturating_sub(lease.paid_until));
         let Some(period_end) = due(&lease, now) else {
             return Ok(Posted::NotDue);
         };
@@ -152,7 +158,19 @@ impl Checkpointer {
                 Ok(Posted::AlreadyPosted)
             }
             Err(e) => {
-                self.core.metrics.chain_tx_failed.inc();
+                let kind = match &e {
+                    SdkError::Program { error, .. } => error.name.to_string(),
+                    SdkError::Anchor { name, .. } => name.to_string(),
+                    SdkError::Token { .. } => "token".into(),
+                    SdkError::Rpc(_) => "rpc".into(),
+                    _ => "other".into(),
+                };
+                warn!(lease = %address, sequence, error = %e, "checkpoint refused or not sent");
+                self.core
+                    .metrics
+                    .chain_tx_failed
+                    .get_or_create(&label("error", kind))
+                    .inc();
                 Err(e.into())
             }
         }

@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use solana_sdk::pubkey::Pubkey;
 
 use crate::directory::{LeaseDirectory, LeaseInfo, WorkerRegistry};
+use crate::proofs::{Anchor, ChallengeAnchor};
 
 /// Why a lease this keeper served is no longer served.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct ChainClock {
 
 #[derive(Default)]
 struct State {
+    /// The chain point challenges are bound to, from the last read.
+    anchor: Option<Anchor>,
     /// Provider account → worker keys it lists.
     workers: HashMap<Pubkey, HashSet<[u8; 32]>>,
     /// Lease account → lease, for the leases known to name this keeper.
@@ -179,6 +182,11 @@ impl ChainDirectory {
         }
     }
 
+    /// The chain point the next challenges are bound to (the watcher's last read).
+    pub fn set_anchor(&self, anchor: Anchor) {
+        self.state.write().anchor = Some(anchor);
+    }
+
     /// A provider account changed (`None`: closed).
     pub fn update_provider(&self, address: Pubkey, provider: Option<Provider>) {
         let mut s = self.state.write();
@@ -207,6 +215,12 @@ impl ChainDirectory {
             provider: l.provider.to_string(),
             gpus: u32::from(l.gpus),
         }
+    }
+}
+
+impl ChallengeAnchor for ChainDirectory {
+    fn anchor(&self) -> Option<Anchor> {
+        self.state.read().anchor
     }
 }
 

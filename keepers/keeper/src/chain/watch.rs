@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::directory::{ChainClock, ChainDirectory, Ended};
 use crate::core::Core;
+use crate::proofs::Anchor;
 
 /// Where and how often the watcher reads.
 #[derive(Clone, Debug)]
@@ -68,6 +69,12 @@ impl Watcher {
             .client
             .leases(LeaseFilter::Keeper(self.dir.keeper()))
             .await?;
+        let (slot, slot_hash, epoch) = self.client.recent_slot_hash().await?;
+        self.dir.set_anchor(Anchor {
+            slot,
+            slot_hash,
+            epoch,
+        });
         let (mut ended, unlisted) = self.dir.reconcile(providers, leases, clock);
         for address in unlisted {
             let lease = match self.client.lease(&address).await {
@@ -158,6 +165,9 @@ impl Watcher {
 
 fn end(core: &Core, lease: &Pubkey, why: &Ended) {
     core.metrics.leases_ended.inc();
+    core.metrics
+        .checkpoint_lag_seconds
+        .remove(&crate::metrics::label("lease", lease.to_string()));
     let failed = core.end_lease(&lease.to_string(), &why.to_string());
     info!(lease = %lease, reason = %why, tasks_failed = failed, "lease no longer served");
 }
