@@ -2,8 +2,8 @@
 //!
 //! On chain these come from the provider accounts (worker keys) and lease accounts (user,
 //! provider, GPUs). The dispatch core only sees these two traits; the in-memory implementations
-//! serve tests, benchmarks and the `gpunet keeper run` demo configuration, and an on-chain
-//! implementation replaces them later.
+//! serve tests, benchmarks and `gpunet keeper run --offline`; the chain-backed one is
+//! `crate::chain::ChainDirectory`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -80,6 +80,11 @@ impl InMemoryLeases {
     /// Add or replace a lease.
     pub fn insert(&self, lease: LeaseInfo) {
         self.leases.write().insert(lease.lease_id.clone(), lease);
+    }
+    /// Remove a lease (it ended); true if it was listed. The core is told separately
+    /// ([`crate::core::Core::end_lease`]), as the chain side does.
+    pub fn remove(&self, lease_id: &str) -> bool {
+        self.leases.write().remove(lease_id).is_some()
     }
 }
 

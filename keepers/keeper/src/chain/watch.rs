@@ -8,6 +8,7 @@
 //! and expiry, which is a matter of time, not of any account changing. A failed read is
 //! counted and retried at the next tick; the websocket reconnects with backoff.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ impl Watcher {
                         for (lease, why) in ended {
                             end(&core, &lease, &why);
                         }
+                        form_clusters(&this.dir, &core);
                     }
                     Err(e) => {
                         core.metrics.chain_read_errors.inc();
@@ -131,11 +133,10 @@ impl Watcher {
                 &self.ws_url,
                 commitment,
                 move |address, account| match account {
-                    ProgramAccount::Lease(l) => {
-                        if let Some(why) = dir.update_lease(address, Some(*l)) {
-                            end(&core2, &address, &why);
-                        }
-                    }
+                    ProgramAccount::Lease(l) => match dir.update_lease(address, Some(*l)) {
+                        Some(why) => end(&core2, &address, &why),
+                        None => form_clusters(&dir, &core2),
+                    },
                     ProgramAccount::Provider(p) => dir.update_provider(address, Some(*p)),
                     ProgramAccount::Closed => {
                         dir.update_provider(address, None);
@@ -159,6 +160,18 @@ impl Watcher {
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Forms the cluster of every served lease that has none with a member yet, so that idle
+/// workers of its provider join as soon as the lease is served, not at the user's first call.
+fn form_clusters(dir: &ChainDirectory, core: &Core) {
+    let formed: HashSet<Arc<str>> = core.cluster_leases().into_iter().collect();
+    for lease in dir.served_leases() {
+        let id: Arc<str> = lease.to_string().into();
+        if !formed.contains(&id) {
+            let _ = core.cluster(&id);
         }
     }
 }

@@ -252,3 +252,63 @@ async fn test_chaos_1000_tasks_tenth_of_workers_killed() {
     eprintln!("chaos: {retried} task(s) retried after 2 worker kills; {pipelined} pipelined");
     assert!(pipelined > 0, "no task was pipelined");
 }
+
+/// A lease that ends (on chain: closed, expired, slashed, reassigned away) ends its cluster:
+/// the task it runs fails `LEASE_ENDED` with the reason, new work on it is refused saying why,
+/// and the freed worker joins another lease of its provider, which then runs tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_ended_lease_fails_its_tasks_and_frees_its_worker_for_another_lease() {
+    let mut env = Env::start(test_config(), 1).await;
+    env.add_worker(1, 2).await;
+    let c = env.client().await;
+    let long = c
+        .submit(vec![task::process(&["sleep", "60"])])
+        .await
+        .unwrap()[0];
+    running_on(&c, long).await;
+    // A second lease of the same provider: its cluster waits for a worker.
+    let user2 = key(2);
+    env.leases.insert(gpunet_keeper::LeaseInfo {
+        lease_id: "lease-2".into(),
+        user: user2.verifying_key().to_bytes(),
+        provider: PROVIDER.into(),
+        gpus: 1,
+    });
+    let c2 = gpunet_task_client::Client::connect(&env.keeper.url(), "lease-2", &user2)
+        .await
+        .unwrap();
+    assert!(c2.cluster().await.unwrap().workers.is_empty());
+
+    assert!(env.leases.remove(LEASE));
+    assert_eq!(env.keeper.core().end_lease(LEASE, "closed on chain"), 1);
+    let st = c.status(&[long]).await.unwrap().remove(0);
+    assert_eq!(st.state(), pb::TaskState::Failed);
+    assert_eq!(st.error_kind(), pb::ErrorKind::LeaseEnded);
+    assert!(st.error.contains("closed on chain"), "{}", st.error);
+    let refused = c.submit(vec![task::process(&["true"])]).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("ended: closed on chain"),
+        "{refused:?}"
+    );
+
+    // The worker serves lease-2 now.
+    let deadline = tokio::time::Instant::now() + T;
+    while c2.cluster().await.unwrap().workers.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never joined lease-2"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = c2
+        .submit(vec![task::process(&["printf", "hi"])])
+        .await
+        .unwrap()[0];
+    let got = c2.get(id, 0, T).await.unwrap();
+    assert_eq!(&got.data[..], b"hi");
+}
