@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use gpunet_keeper::chain::{ChainDirectory, Checkpointer, WatchConfig, Watcher};
+use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Reassigner, WatchConfig, Watcher};
 use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signer::Signer;
@@ -149,6 +149,13 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
         h.core().clone(),
     ));
     tokio::spawn(checkpointer.run(every, cancel.clone()));
+    // Leases of a silent keeper this one is the successor of.
+    let reassigner = Arc::new(Reassigner::new(
+        &watch.rpc_url,
+        key::to_solana(&wallet),
+        h.core().clone(),
+    ));
+    tokio::spawn(reassigner.run(every, cancel.clone()));
     tokio::spawn(shutdown_signal(cancel));
     h.wait().await?;
     Ok(())

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub chain_read_errors: Counter,
     /// Checkpoints posted on chain.
     pub checkpoints_posted: Counter,
+    /// Leases this keeper took over from a silent or inactive keeper.
+    pub reassignments: Counter,
     /// Transactions the chain refused or that failed to send, by error (the program's error
     /// name, or the kind of failure).
     pub chain_tx_failed: Family<Labels, Counter>,
@@ -82,6 +84,7 @@ impl Metrics {
             leases_ended: Counter::default(),
             chain_read_errors: Counter::default(),
             checkpoints_posted: Counter::default(),
+            reassignments: Counter::default(),
             chain_tx_failed: Family::default(),
             checkpoint_lag_seconds: Family::default(),
         };
@@ -154,6 +157,11 @@ impl Metrics {
             "checkpoints_posted",
             "Checkpoints posted on chain",
             m.checkpoints_posted.clone(),
+        );
+        r.register(
+            "reassignments",
+            "Leases taken over from a silent or inactive keeper",
+            m.reassignments.clone(),
         );
         r.register(
             "chain_tx_failed",

@@ -9,7 +9,9 @@ use std::time::Duration;
 use gpunet::instructions::LeaseOpenArgs;
 use gpunet::state::{GpuClass, Verdict};
 use gpunet_keeper::KeeperConfig;
-use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Posted, WatchConfig, Watcher};
+use gpunet_keeper::chain::{
+    ChainDirectory, Checkpointer, Ended, Posted, Reassigner, WatchConfig, Watcher,
+};
 use gpunet_proof::Transcript;
 use gpunet_sdk::audit::{AuditOutcome, Context, audit_lease, check};
 use gpunet_sdk::ix::{self, LeaseParties};
@@ -338,6 +340,99 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         err.contains("ended") && err.contains("closed on chain"),
         "{err}"
     );
+
+    cancel.cancel();
+    w.cancel.cancel();
+    let _ = w.join().await;
+    h.wait().await.unwrap();
+}
+
+/// A keeper silent past interval + grace loses the lease to its successor, which serves the
+/// user's tasks from then on; the old keeper, reading the chain again, lets the lease go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
+    let n = Net::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (k1, _) = register_keeper_at(&n, &url).await;
+    let (k2, _) = register_keeper_at(&n, &url).await;
+    let wkey = Keypair::new();
+    let (pw, _) = register_provider_with_workers(
+        &n,
+        "eu-west",
+        offer(GpuClass::H100, 4, 10),
+        4_000 * TOKEN,
+        vec![wkey.pubkey()],
+    )
+    .await;
+    let provider = pda::provider(&pw.pubkey());
+    let (user, user_ata) = n.wallet(1_000_000).await;
+    let lease = open_lease(&n, &user, &user_ata, &provider).await;
+    // Both keepers are on the committee; the draw decides which serves first.
+    let l = n.client.lease(&lease).await.unwrap();
+    assert_eq!(l.committee().len(), 2);
+    let (old, new) = if l.keeper == pda::keeper(&k1.pubkey()) {
+        (k1, k2)
+    } else {
+        (k2, k1)
+    };
+    let (old_account, new_account) = (pda::keeper(&old.pubkey()), pda::keeper(&new.pubkey()));
+    assert_eq!(l.keeper, old_account);
+    let watch = WatchConfig {
+        rpc_url: n.net.rpc_url().to_string(),
+        ws_url: Some(n.net.ws_url().to_string()),
+        reconcile_every: Duration::from_millis(500),
+    };
+    let old_dir = Arc::new(ChainDirectory::new(old_account));
+    let old_watcher = Watcher::new(&watch, old_dir.clone());
+    old_watcher.reconcile().await.unwrap();
+    assert_eq!(old_dir.served_leases(), vec![lease]);
+
+    // The successor's keeper runs; the old one is silent (it never posts a checkpoint).
+    let new_dir = Arc::new(ChainDirectory::new(new_account));
+    let new_watcher = Watcher::new(&watch, new_dir.clone());
+    new_watcher.reconcile().await.unwrap();
+    assert!(new_dir.served_leases().is_empty());
+    let cfg = KeeperConfig {
+        listen: format!("127.0.0.1:{port}"),
+        metrics_listen: String::new(),
+        db_path: String::new(),
+        ..KeeperConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    let h = gpunet_keeper::start(cfg, new_dir.clone(), new_dir.clone(), cancel.clone())
+        .await
+        .unwrap();
+    let reassigner = Reassigner::new(n.net.rpc_url(), new.insecure_clone(), h.core().clone());
+    // Not late yet: nothing happens.
+    assert!(reassigner.tick().await.unwrap().is_empty());
+    let terms = l.terms;
+    n.client
+        .time_travel_by(terms.checkpoint_interval + terms.grace_period + 1)
+        .await
+        .unwrap();
+    assert_eq!(reassigner.tick().await.unwrap(), vec![lease]);
+    assert_eq!(n.client.lease(&lease).await.unwrap().keeper, new_account);
+    // The successor serves it: a worker joins, the user's task runs.
+    assert!(new_watcher.reconcile().await.unwrap().is_empty());
+    assert_eq!(new_dir.served_leases(), vec![lease]);
+    let w = worker(&url, &provider, signing_key(&wkey), tmp.path());
+    let c = Client::connect(&url, &lease.to_string(), &signing_key(&user))
+        .await
+        .unwrap();
+    let id = c
+        .submit(vec![spec::process(&["printf", "resumed"])])
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        &c.get(id, 0, Duration::from_secs(60)).await.unwrap().data[..],
+        b"resumed"
+    );
+    // The old keeper, back, reads that the lease is no longer its own.
+    let ended = old_watcher.reconcile().await.unwrap();
+    assert_eq!(ended, vec![(lease, Ended::Reassigned(new_account))]);
+    assert!(old_dir.served_leases().is_empty());
 
     cancel.cancel();
     w.cancel.cancel();

@@ -10,8 +10,11 @@
 //! - [`checkpoint`]: the [`Checkpointer`] that proves every worker of a due lease at once and
 //!   posts the verdict as `lease_checkpoint` (exactly once: the program's sequence rule).
 //!
+//! - [`reassign`]: the [`Reassigner`] that takes over a silent (or inactive) keeper's lease
+//!   when this keeper is its deterministic successor.
+//!
 //! Still to come here: slashing from failed proofs and silent workers with committee
-//! co-signing, `keeper_slash` of a lying keeper, and reassignment of a silent keeper's leases.
+//! co-signing, and `keeper_slash` of a lying keeper.
 //!
 //! The rule that keeps this a seam: the dispatch core ([`crate::core`], `flow`, `tasks`,
 //! `cluster`, [`crate::sched`]) imports nothing from this module. The chain side feeds the
@@ -20,8 +23,10 @@
 
 pub mod checkpoint;
 pub mod directory;
+pub mod reassign;
 pub mod watch;
 
 pub use checkpoint::{CheckpointError, Checkpointer, Posted};
 pub use directory::{ChainClock, ChainDirectory, Ended};
+pub use reassign::Reassigner;
 pub use watch::{WatchConfig, Watcher};

@@ -630,16 +630,7 @@ impl TaskTable {
         for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.lease == *lease) {
             for (i, o) in t.outputs.iter_mut().enumerate() {
                 if let Out::Remote { worker, .. } = o {
-                    drops
-                        .entry(worker.clone())
-                        .or_default()
-                        .push(pb::ObjectRef {
-                            task_id: *id,
-                            index: i as u32,
-                        });
-                    if let Some(set) = self.held_by.get_mut(worker) {
-                        set.remove(id);
-                    }
+                    drop_remote(&mut self.held_by, &mut drops, *id, i, worker);
                     *o = Out::Lost;
                 }
             }
@@ -793,19 +784,31 @@ impl TaskTable {
             };
             for (i, o) in t.outputs.iter().enumerate() {
                 if let Out::Remote { worker, .. } = o {
-                    drops
-                        .entry(worker.clone())
-                        .or_default()
-                        .push(pb::ObjectRef {
-                            task_id: *id,
-                            index: i as u32,
-                        });
-                    if let Some(set) = self.held_by.get_mut(worker) {
-                        set.remove(id);
-                    }
+                    drop_remote(&mut self.held_by, &mut drops, *id, i, worker);
                 }
             }
         }
         (old, drops)
+    }
+}
+
+/// Output `index` of task `id`, held by `worker`, is dropped there: it leaves the object
+/// directory and joins the worker's list of objects to drop.
+fn drop_remote(
+    held_by: &mut HashMap<Arc<str>, HashSet<u64>>,
+    drops: &mut HashMap<Arc<str>, Vec<pb::ObjectRef>>,
+    id: u64,
+    index: usize,
+    worker: &Arc<str>,
+) {
+    drops
+        .entry(worker.clone())
+        .or_default()
+        .push(pb::ObjectRef {
+            task_id: id,
+            index: index as u32,
+        });
+    if let Some(set) = held_by.get_mut(worker) {
+        set.remove(&id);
     }
 }
