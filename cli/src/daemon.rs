@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Reassigner, WatchConfig, Watcher};
 use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
 use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 use tokio_util::sync::CancellationToken;
 
@@ -79,34 +80,48 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
     if g.keypair.is_some() || cfg.keeper_key.is_none() {
         cfg.keeper_key = Some(g.keypair_path().display().to_string());
     }
+    // `key::load` says what is wrong with a missing or old-format file.
     let wallet = match &cfg.keeper_key {
-        Some(path) => key::load(path.as_ref())?, // the CLI's sentences for a missing or old file
+        Some(path) => key::to_solana(&key::load(path.as_ref())?),
         None => bail!("the keeper needs a wallet (--keypair)"),
     };
     let cancel = CancellationToken::new();
-    if args.offline {
+    let h = if args.offline {
         let (reg, leases) = cfg.directories()?;
         let h = gpunet_keeper::start(cfg, Arc::new(reg), Arc::new(leases), cancel.clone()).await?;
         eprintln!("keeper {} listening on {} (offline)", h.keeper_id, h.addr);
-        tokio::spawn(shutdown_signal(cancel));
-        h.wait().await?;
-        return Ok(());
-    }
+        h
+    } else {
+        start_on_chain(g, cfg, wallet, &cancel).await?
+    };
+    tokio::spawn(shutdown_signal(cancel));
+    h.wait().await?;
+    Ok(())
+}
+
+/// A keeper serving the leases whose account names its keeper account: the chain read once
+/// before serving, then the watcher, the checkpointer and the reassigner running beside it.
+async fn start_on_chain(
+    g: &Global,
+    cfg: gpunet_keeper::KeeperConfig,
+    wallet: Keypair,
+    cancel: &CancellationToken,
+) -> Result<gpunet_keeper::KeeperHandle> {
     if !cfg.providers.is_empty() || !cfg.leases.is_empty() {
         bail!(
             "the config lists [[providers]] or [[leases]]: those are for --offline; in chain mode \
              they come from the chain"
         );
     }
-    let client = g.client();
-    let account = pda::keeper(&key::to_solana(&wallet).pubkey());
-    let keeper = client
+    let account = pda::keeper(&wallet.pubkey());
+    let keeper = g
+        .client()
         .fetch::<gpunet_sdk::Keeper>("keeper", &account)
         .await
         .map_err(|e| match e {
             SdkError::NotFound { .. } => anyhow!(
                 "no keeper account for wallet {}: run `gpunet keeper register` first",
-                key::to_solana(&wallet).pubkey()
+                wallet.pubkey()
             ),
             e => chain::explain(e, "keeper run"),
         })?;
@@ -132,33 +147,25 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
         .reconcile_every
         .max(std::time::Duration::from_millis(100));
     let h = gpunet_keeper::start(cfg, dir.clone(), dir.clone(), cancel.clone()).await?;
-    let served = dir.served_leases().len();
     eprintln!(
-        "keeper {account} listening on {} (chain {}, endpoint on chain {}, {served} lease(s))",
-        h.addr, watch.rpc_url, keeper.endpoint
+        "keeper {account} listening on {} (chain {}, endpoint on chain {}, {} lease(s))",
+        h.addr,
+        watch.rpc_url,
+        keeper.endpoint,
+        dir.served_leases().len()
     );
     // Challenges bound to a recent slot, its hash and the epoch, as the watcher last read them.
     h.prover().set_anchor(dir.clone());
     watcher.spawn(h.core().clone(), cancel.clone());
     // Checkpoints: every due lease proved and posted (the chain's periods, not a local timer).
-    let checkpointer = Arc::new(Checkpointer::new(
-        &watch.rpc_url,
-        key::to_solana(&wallet),
-        dir.clone(),
-        h.prover().clone(),
-        h.core().clone(),
-    ));
-    tokio::spawn(checkpointer.run(every, cancel.clone()));
+    let rpc = &watch.rpc_url;
+    let (core, prover) = (h.core().clone(), h.prover().clone());
+    let checkpointer = Checkpointer::new(rpc, wallet.insecure_clone(), dir, prover, core.clone());
+    tokio::spawn(Arc::new(checkpointer).run(every, cancel.clone()));
     // Leases of a silent keeper this one is the successor of.
-    let reassigner = Arc::new(Reassigner::new(
-        &watch.rpc_url,
-        key::to_solana(&wallet),
-        h.core().clone(),
-    ));
-    tokio::spawn(reassigner.run(every, cancel.clone()));
-    tokio::spawn(shutdown_signal(cancel));
-    h.wait().await?;
-    Ok(())
+    let reassigner = Reassigner::new(rpc, wallet, core);
+    tokio::spawn(Arc::new(reassigner).run(every, cancel.clone()));
+    Ok(h)
 }
 
 /// The provider account a worker key serves: the one whose `workers` lists it.

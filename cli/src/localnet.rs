@@ -167,11 +167,11 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
         "program_id": gpunet_sdk::gpunet::ID.to_string(),
         "ledger": args.ledger.as_ref().map(|p| p.display().to_string()),
     });
-    if !args.no_init {
-        if let Err(e) = initialise_into(g, &client, &mut summary).await {
-            let _ = tokio::task::spawn_blocking(move || net.stop()).await;
-            return Err(e);
-        }
+    if !args.no_init
+        && let Err(e) = initialise_into(g, &client, &mut summary).await
+    {
+        let _ = tokio::task::spawn_blocking(move || net.stop()).await;
+        return Err(e);
     }
     print_summary(&mut out, g.output, &summary)?;
 

@@ -350,12 +350,11 @@ impl GpunetClient {
         let blockhash = self.rpc.get_latest_blockhash().await?;
         let tx = {
             let mut all: Vec<&dyn Signer> = vec![payer];
-            all.extend(
-                signers
-                    .iter()
-                    .map(|s| -> &dyn Signer { *s })
-                    .filter(|s| s.pubkey() != payer.pubkey()),
-            );
+            for s in signers {
+                if s.pubkey() != payer.pubkey() {
+                    all.push(*s);
+                }
+            }
             Transaction::new_signed_with_payer(instructions, Some(&payer.pubkey()), &all, blockhash)
         };
         match self.rpc.send_and_confirm_transaction(&tx).await {
