@@ -80,13 +80,30 @@ async fn open_lease(n: &Net, user: &Keypair, user_ata: &Pubkey, provider: &Pubke
     lease
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_at_close() {
+/// A localnet with `keepers` keepers publishing one free port as their endpoint, a provider
+/// listing one worker key, and a user's 2-GPU lease on it, opened and drawn.
+struct Scene {
+    n: Net,
+    tmp: tempfile::TempDir,
+    port: u16,
+    url: String,
+    keepers: Vec<Keypair>,
+    wkey: Keypair,
+    provider_ata: Pubkey,
+    provider: Pubkey,
+    user: Keypair,
+    user_ata: Pubkey,
+    lease: Pubkey,
+}
+
+async fn scene(keepers: usize) -> Scene {
     let n = Net::start().await;
-    let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let (kw, _) = register_keeper_at(&n, &url).await;
+    let mut wallets = Vec::new();
+    for _ in 0..keepers {
+        wallets.push(register_keeper_at(&n, &url).await.0);
+    }
     let wkey = Keypair::new();
     let (pw, provider_ata) = register_provider_with_workers(
         &n,
@@ -99,6 +116,37 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     let provider = pda::provider(&pw.pubkey());
     let (user, user_ata) = n.wallet(1_000_000).await;
     let lease = open_lease(&n, &user, &user_ata, &provider).await;
+    Scene {
+        n,
+        tmp: tempfile::tempdir().unwrap(),
+        port,
+        url,
+        keepers: wallets,
+        wkey,
+        provider_ata,
+        provider,
+        user,
+        user_ata,
+        lease,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_at_close() {
+    let Scene {
+        n,
+        tmp,
+        port,
+        url,
+        keepers,
+        wkey,
+        provider_ata,
+        provider,
+        user,
+        user_ata,
+        lease,
+    } = scene(1).await;
+    let kw = &keepers[0];
     let keeper_account = pda::keeper(&kw.pubkey());
     assert_eq!(n.client.lease(&lease).await.unwrap().keeper, keeper_account);
 
@@ -351,24 +399,19 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
 /// user's tasks from then on; the old keeper, reading the chain again, lets the lease go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
-    let n = Net::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let (k1, _) = register_keeper_at(&n, &url).await;
-    let (k2, _) = register_keeper_at(&n, &url).await;
-    let wkey = Keypair::new();
-    let (pw, _) = register_provider_with_workers(
-        &n,
-        "eu-west",
-        offer(GpuClass::H100, 4, 10),
-        4_000 * TOKEN,
-        vec![wkey.pubkey()],
-    )
-    .await;
-    let provider = pda::provider(&pw.pubkey());
-    let (user, user_ata) = n.wallet(1_000_000).await;
-    let lease = open_lease(&n, &user, &user_ata, &provider).await;
+    let Scene {
+        n,
+        tmp,
+        port,
+        url,
+        mut keepers,
+        wkey,
+        provider,
+        user,
+        lease,
+        ..
+    } = scene(2).await;
+    let (k2, k1) = (keepers.pop().unwrap(), keepers.pop().unwrap());
     // Both keepers are on the committee; the draw decides which serves first.
     let l = n.client.lease(&lease).await.unwrap();
     assert_eq!(l.committee().len(), 2);

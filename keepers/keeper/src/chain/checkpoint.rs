@@ -158,19 +158,8 @@ impl Checkpointer {
                 Ok(Posted::AlreadyPosted)
             }
             Err(e) => {
-                let kind = match &e {
-                    SdkError::Program { error, .. } => error.name.to_string(),
-                    SdkError::Anchor { name, .. } => name.to_string(),
-                    SdkError::Token { .. } => "token".into(),
-                    SdkError::Rpc(_) => "rpc".into(),
-                    _ => "other".into(),
-                };
                 warn!(lease = %address, sequence, error = %e, "checkpoint refused or not sent");
-                self.core
-                    .metrics
-                    .chain_tx_failed
-                    .get_or_create(&label("error", kind))
-                    .inc();
+                super::count_tx_failure(&self.core, &e);
                 Err(e.into())
             }
         }

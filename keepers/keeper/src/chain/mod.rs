@@ -30,3 +30,20 @@ pub use checkpoint::{CheckpointError, Checkpointer, Posted};
 pub use directory::{ChainClock, ChainDirectory, Ended};
 pub use reassign::Reassigner;
 pub use watch::{WatchConfig, Watcher};
+
+/// Counts a transaction the chain refused or that was not sent, by the program's error name
+/// (or the kind of failure), in `chain_tx_failed`.
+pub(crate) fn count_tx_failure(core: &crate::core::Core, e: &gpunet_sdk::SdkError) {
+    use gpunet_sdk::SdkError;
+    let kind = match e {
+        SdkError::Program { error, .. } => error.name.to_string(),
+        SdkError::Anchor { name, .. } => name.to_string(),
+        SdkError::Token { .. } => "token".into(),
+        SdkError::Rpc(_) => "rpc".into(),
+        _ => "other".into(),
+    };
+    core.metrics
+        .chain_tx_failed
+        .get_or_create(&crate::metrics::label("error", kind))
+        .inc();
+}

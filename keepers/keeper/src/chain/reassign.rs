@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::core::Core;
-use crate::metrics::label;
 
 /// The successor of `keeper` on a committee: the first member after it (cyclically) for which
 /// `active` holds, and the members skipped on the way. `None` when no other member is active
@@ -115,15 +114,7 @@ impl Reassigner {
                     taken.push(address);
                 }
                 Err(e) => {
-                    let kind = match &e {
-                        SdkError::Program { error, .. } => error.name.to_string(),
-                        _ => "other".into(),
-                    };
-                    self.core
-                        .metrics
-                        .chain_tx_failed
-                        .get_or_create(&label("error", kind))
-                        .inc();
+                    super::count_tx_failure(&self.core, &e);
                     warn!(lease = %address, error = %e, "reassignment not sent");
                 }
             }
