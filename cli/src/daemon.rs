@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use gpunet_keeper::chain::{ChainDirectory, Checkpointer, Reassigner, WatchConfig, Watcher};
+use gpunet_keeper::chain::{
+    Auditor, ChainDirectory, Checkpointer, Committee, PeerSvc, Reassigner, WatchConfig, Watcher,
+};
 use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
@@ -41,7 +43,8 @@ pub enum WorkerCmd {
 #[derive(Args)]
 pub struct WorkerArgs {
     /// Keeper URL; default: the endpoint published by the keeper of an active lease on this
-    /// worker's provider (found on the cluster at `--url`; the worker waits for one).
+    /// worker's provider (found on the cluster at `--url`; the worker waits for one, and
+    /// follows the lease to its new keeper if it is reassigned).
     #[arg(long, env = "GPUNET_KEEPER_URL")]
     keeper: Option<String>,
     /// Provider account this worker serves; default: the one provider account on the cluster
@@ -100,7 +103,9 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
 }
 
 /// A keeper serving the leases whose account names its keeper account: the chain read once
-/// before serving, then the watcher, the checkpointer and the reassigner running beside it.
+/// before serving, then the watcher, the checkpointer (slashing providers whose workers fail
+/// by their own doing), the auditor of other members' checkpoints and the reassigner running
+/// beside it; other members reach its co-signing service on the same address.
 async fn start_on_chain(
     g: &Global,
     cfg: gpunet_keeper::KeeperConfig,
@@ -146,7 +151,12 @@ async fn start_on_chain(
     let every = cfg
         .reconcile_every
         .max(std::time::Duration::from_millis(100));
-    let h = gpunet_keeper::start(cfg, dir.clone(), dir.clone(), cancel.clone()).await?;
+    let (audit_every, audit_sample, window) =
+        (cfg.audit_every, cfg.audit_sample, cfg.transcript_window);
+    // Other committee members ask this keeper to co-sign slashes on the same address.
+    let (peer, slot) = PeerSvc::new();
+    let h = gpunet_keeper::start_with(cfg, dir.clone(), dir.clone(), peer.routes(), cancel.clone())
+        .await?;
     eprintln!(
         "keeper {account} listening on {} (chain {}, endpoint on chain {}, {} lease(s))",
         h.addr,
@@ -160,8 +170,20 @@ async fn start_on_chain(
     // Checkpoints: every due lease proved and posted (the chain's periods, not a local timer).
     let rpc = &watch.rpc_url;
     let (core, prover) = (h.core().clone(), h.prover().clone());
-    let checkpointer = Checkpointer::new(rpc, wallet.insecure_clone(), dir, prover, core.clone());
+    let metrics = core.metrics.clone();
+    let committee = Arc::new(Committee::new(
+        rpc,
+        wallet.insecure_clone(),
+        window,
+        metrics.clone(),
+    ));
+    let _ = slot.set(committee.clone());
+    let checkpointer = Checkpointer::new(rpc, wallet.insecure_clone(), dir, prover, core.clone())
+        .with_committee(committee.clone());
     tokio::spawn(Arc::new(checkpointer).run(every, cancel.clone()));
+    // Other members' checkpoints re-verified; a false one slashed with the committee.
+    let auditor = Auditor::new(rpc, committee, audit_sample, metrics);
+    tokio::spawn(Arc::new(auditor).run(audit_every, cancel.clone()));
     // Leases of a silent keeper this one is the successor of.
     let reassigner = Reassigner::new(rpc, wallet, core);
     tokio::spawn(Arc::new(reassigner).run(every, cancel.clone()));
@@ -193,26 +215,37 @@ async fn provider_of(g: &Global, worker: &Pubkey) -> Result<String> {
     }
 }
 
-/// The keeper a worker without `--keeper` joins: the one serving an active lease on its
-/// provider, by the endpoint its account publishes. Waits (polling) until there is one.
-async fn keeper_for_worker(g: &Global, provider: &Pubkey) -> Result<String> {
+/// The endpoints of the keepers serving active leases on `provider` (sorted, deduplicated).
+async fn serving_keepers(g: &Global, provider: &Pubkey) -> Result<Vec<String>> {
     let client = g.client();
+    let explain = |e| chain::explain(e, "worker run: finding a keeper");
+    let leases = client
+        .leases(LeaseFilter::Provider(*provider))
+        .await
+        .map_err(explain)?;
+    let mut endpoints = Vec::new();
+    for (_, l) in leases {
+        if l.status != LeaseStatus::Active || l.keeper == Pubkey::default() {
+            continue;
+        }
+        let k = client
+            .fetch::<gpunet_sdk::Keeper>("keeper", &l.keeper)
+            .await
+            .map_err(explain)?;
+        endpoints.push(k.endpoint);
+    }
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    Ok(endpoints)
+}
+
+/// The keeper a worker without `--keeper` joins: one serving an active lease on its provider,
+/// by the endpoint its account publishes. Waits (polling) until there is one.
+async fn keeper_for_worker(g: &Global, provider: &Pubkey) -> Result<String> {
     let mut said = false;
     loop {
-        let leases = client
-            .leases(LeaseFilter::Provider(*provider))
-            .await
-            .map_err(|e| chain::explain(e, "worker run: finding a keeper"))?;
-        let serving = leases
-            .iter()
-            .map(|(_, l)| l)
-            .find(|l| l.status == LeaseStatus::Active && l.keeper != Pubkey::default());
-        if let Some(l) = serving {
-            let keeper = client
-                .fetch::<gpunet_sdk::Keeper>("keeper", &l.keeper)
-                .await
-                .map_err(|e| chain::explain(e, "worker run: finding a keeper"))?;
-            return Ok(keeper.endpoint);
+        if let Some(k) = serving_keepers(g, provider).await?.into_iter().next() {
+            return Ok(k);
         }
         if !said {
             eprintln!(
@@ -224,44 +257,81 @@ async fn keeper_for_worker(g: &Global, provider: &Pubkey) -> Result<String> {
     }
 }
 
+/// Returns the keeper to move to once `current` serves no lease of `provider` any more and
+/// another keeper does (a lease reassigned to its successor); polls the chain every 5 s.
+async fn keeper_moved(g: &Global, provider: &Pubkey, current: &str) -> String {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        match serving_keepers(g, provider).await {
+            Ok(s) if !s.is_empty() && !s.iter().any(|k| k == current) => {
+                return s.into_iter().next().unwrap_or_default();
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e:#} (retrying)"),
+        }
+    }
+}
+
 /// `gpunet worker run`
 pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     let WorkerCmd::Run(a) = cmd;
     let key = g.signing_key()?;
-    let provider = match a.provider {
+    let provider = match a.provider.clone() {
         Some(p) => p,
         None => provider_of(g, &key::to_solana(&key).pubkey()).await?,
     };
-    let keeper = match a.keeper {
-        Some(k) => k,
-        None => {
-            let address = provider.parse::<Pubkey>().map_err(|_| {
-                anyhow!("--keeper is required: provider {provider:?} is not an account address")
-            })?;
-            tokio::select! {
-                k = keeper_for_worker(g, &address) => k?,
-                _ = wait_for_signal() => return Ok(()),
+    let config = |keeper: &str| {
+        let mut c = gpunet_worker::WorkerConfig::new(keeper, &provider, key.clone());
+        c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus {
+            count: n,
+            model: a.gpu_model.clone(),
+            memory_bytes: 80 << 30,
+        });
+        c.milli_cpus = (a.cpus * 1000.0) as u32;
+        c.memory_bytes = a.memory_gib << 30;
+        c.zone = a.zone.clone();
+        if let Some(d) = &a.work_dir {
+            c.work_dir = d.clone();
+        }
+        c.lanes = !a.no_lanes;
+        c
+    };
+    // With --keeper: that keeper, for good.
+    if let Some(k) = &a.keeper {
+        let h = gpunet_worker::spawn(config(k));
+        eprintln!("worker {} of provider {provider}", h.id());
+        tokio::spawn(shutdown_signal(h.cancel.clone()));
+        h.join().await?;
+        return Ok(());
+    }
+    // Without: the keeper serving its provider's lease, followed when the lease moves.
+    let address = provider.parse::<Pubkey>().map_err(|_| {
+        anyhow!("--keeper is required: provider {provider:?} is not an account address")
+    })?;
+    let mut keeper = tokio::select! {
+        k = keeper_for_worker(g, &address) => k?,
+        _ = wait_for_signal() => return Ok(()),
+    };
+    loop {
+        let h = gpunet_worker::spawn(config(&keeper));
+        eprintln!("worker {} of provider {provider}, keeper {keeper}", h.id());
+        let cancel = h.cancel.clone();
+        let join = h.join();
+        tokio::pin!(join);
+        tokio::select! {
+            r = &mut join => return Ok(r?),
+            _ = wait_for_signal() => {
+                cancel.cancel();
+                return Ok(join.await?);
+            }
+            next = keeper_moved(g, &address, &keeper) => {
+                eprintln!("the provider's lease moved to keeper {next}: draining and rejoining there");
+                cancel.cancel();
+                let _ = join.await;
+                keeper = next;
             }
         }
-    };
-    let mut c = gpunet_worker::WorkerConfig::new(&keeper, &provider, key);
-    c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus {
-        count: n,
-        model: a.gpu_model.clone(),
-        memory_bytes: 80 << 30,
-    });
-    c.milli_cpus = (a.cpus * 1000.0) as u32;
-    c.memory_bytes = a.memory_gib << 30;
-    c.zone = a.zone;
-    if let Some(d) = a.work_dir {
-        c.work_dir = d;
     }
-    c.lanes = !a.no_lanes;
-    let h = gpunet_worker::spawn(c);
-    eprintln!("worker {} of provider {provider}", h.id());
-    tokio::spawn(shutdown_signal(h.cancel.clone()));
-    h.join().await?;
-    Ok(())
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

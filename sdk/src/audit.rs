@@ -2,8 +2,8 @@
 //! `CheckpointPosted` event: which keeper posted it, the period, the digest, the verdict)
 //! against the transcript that keeper serves (`GetTranscript`). Each worker's proof is
 //! re-verified from its transcript (`gpunet_proof::verify`, as an auditing keeper: the
-//! challenge must be signed by the posting keeper's wallet, and anchored at a slot before the
-//! checkpoint landed, in that slot's epoch), the digest is recomputed and compared with the
+//! challenge must be signed by the posting keeper's wallet, and anchored at a slot after the
+//! lease's previous checkpoint landed and before this one did, in that slot's epoch), the digest is recomputed and compared with the
 //! chain's, and the verdict must follow from the proofs (`Pass` only if every proof verifies).
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +52,9 @@ pub struct Context {
     pub keeper_wallet: [u8; 32],
     /// The slot the checkpoint landed in: every challenge must be anchored before it.
     pub posted_slot: u64,
+    /// The slot the lease's previous checkpoint landed in (0 for the first): every challenge
+    /// must be anchored after it, so one period's proofs cannot be replayed for the next.
+    pub previous_slot: u64,
     /// The chain's epoch schedule: a challenge's epoch must be its slot's.
     pub schedule: EpochSchedule,
 }
@@ -109,32 +112,16 @@ pub async fn audit_lease(
 ) -> Result<Vec<CheckpointAudit>, SdkError> {
     let posted = checkpoints_posted(client, lease).await?;
     let schedule = client.rpc().get_epoch_schedule().await?;
-    let mut keepers: HashMap<Pubkey, Keeper> = HashMap::new();
+    let mut keepers: HashMap<Pubkey, Option<Keeper>> = HashMap::new();
     let mut out = Vec::with_capacity(posted.len());
+    let mut previous_slot = 0;
     for (p, slot) in posted {
         if let std::collections::hash_map::Entry::Vacant(v) = keepers.entry(p.keeper) {
-            match client.fetch::<Keeper>("keeper", &p.keeper).await {
-                Ok(k) => {
-                    v.insert(k);
-                }
-                Err(SdkError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            v.insert(keeper_account(client, &p.keeper).await?);
         }
-        let outcome = match keepers.get(&p.keeper) {
-            None => AuditOutcome::Unavailable(format!(
-                "keeper account {} is closed: nobody serves its transcripts",
-                p.keeper
-            )),
-            Some(k) => {
-                let ctx = Context {
-                    keeper_wallet: k.authority.to_bytes(),
-                    posted_slot: slot,
-                    schedule: schedule.clone(),
-                };
-                audit_one(&p, k, &ctx, lease).await
-            }
-        };
+        let slots = (previous_slot, slot);
+        previous_slot = slot;
+        let outcome = audit_with(&p, slots, keepers[&p.keeper].as_ref(), &schedule, lease).await;
         out.push(CheckpointAudit {
             posted: p,
             slot,
@@ -142,6 +129,59 @@ pub async fn audit_lease(
         });
     }
     Ok(out)
+}
+
+/// Audits checkpoint `sequence` of `lease`, fetching its transcript from the keeper that
+/// posted it; `None` if the chain records no such checkpoint.
+pub async fn audit_checkpoint(
+    client: &GpunetClient,
+    lease: &Pubkey,
+    sequence: u64,
+) -> Result<Option<CheckpointAudit>, SdkError> {
+    let posted = checkpoints_posted(client, lease).await?;
+    let Some(i) = posted.iter().position(|(p, _)| p.sequence == sequence) else {
+        return Ok(None);
+    };
+    let previous_slot = i.checked_sub(1).map_or(0, |j| posted[j].1);
+    let (p, slot) = posted[i].clone();
+    let schedule = client.rpc().get_epoch_schedule().await?;
+    let keeper = keeper_account(client, &p.keeper).await?;
+    let outcome = audit_with(&p, (previous_slot, slot), keeper.as_ref(), &schedule, lease).await;
+    Ok(Some(CheckpointAudit {
+        posted: p,
+        slot,
+        outcome,
+    }))
+}
+
+async fn keeper_account(client: &GpunetClient, key: &Pubkey) -> Result<Option<Keeper>, SdkError> {
+    match client.fetch::<Keeper>("keeper", key).await {
+        Ok(k) => Ok(Some(k)),
+        Err(SdkError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn audit_with(
+    p: &CheckpointPosted,
+    (previous_slot, slot): (u64, u64),
+    keeper: Option<&Keeper>,
+    schedule: &EpochSchedule,
+    lease: &Pubkey,
+) -> AuditOutcome {
+    let Some(k) = keeper else {
+        return AuditOutcome::Unavailable(format!(
+            "keeper account {} is closed: nobody serves its transcripts",
+            p.keeper
+        ));
+    };
+    let ctx = Context {
+        keeper_wallet: k.authority.to_bytes(),
+        posted_slot: slot,
+        previous_slot,
+        schedule: schedule.clone(),
+    };
+    audit_one(p, k, &ctx, lease).await
 }
 
 async fn audit_one(
@@ -207,6 +247,13 @@ pub fn check(
                         "worker {}: challenge anchored at slot {} epoch {}, not on the chain \
                          before the checkpoint (slot {})",
                         proof.worker_id, b.slot, b.epoch, ctx.posted_slot
+                    ));
+                }
+                if ctx.previous_slot > 0 && b.slot <= ctx.previous_slot {
+                    return mismatch(format!(
+                        "worker {}: challenge anchored at slot {}, before the previous \
+                         checkpoint landed (slot {}): a proof replayed from an earlier period",
+                        proof.worker_id, b.slot, ctx.previous_slot
                     ));
                 }
                 b.epoch

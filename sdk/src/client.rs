@@ -94,6 +94,9 @@ pub enum SdkError {
     /// A transaction was sent but not seen confirmed in time.
     #[error("transaction {0} not confirmed in time")]
     NotConfirmed(Signature),
+    /// A co-signed transaction could not be assembled (`cosign`).
+    #[error("co-signed transaction: {0}")]
+    Cosign(String),
 }
 
 impl From<ClientError> for SdkError {
@@ -357,10 +360,20 @@ impl GpunetClient {
             }
             Transaction::new_signed_with_payer(instructions, Some(&payer.pubkey()), &all, blockhash)
         };
-        match self.rpc.send_and_confirm_transaction(&tx).await {
-            Ok(sig) => Ok(sig),
-            Err(e) => Err(map_error(e, instructions)),
-        }
+        self.send_transaction(&tx, instructions).await
+    }
+
+    /// Sends a signed transaction of `instructions` and waits for confirmation; a refusal
+    /// comes back as the program's (or token program's) named error.
+    pub async fn send_transaction(
+        &self,
+        tx: &Transaction,
+        instructions: &[Instruction],
+    ) -> Result<Signature, SdkError> {
+        self.rpc
+            .send_and_confirm_transaction(tx)
+            .await
+            .map_err(|e| map_error(e, instructions))
     }
 
     /// Draws a pending lease's verification committee (`lease_draw_committee`), waiting for

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod client;
 pub mod committee;
+pub mod cosign;
 pub mod errors;
 pub mod events;
 pub mod ix;

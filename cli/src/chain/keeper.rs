@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use gpunet_sdk::gpunet::state::Keeper;
-use gpunet_sdk::{KeeperStatus, ix, pda, token};
+use gpunet_sdk::{ix, pda, token};
 use serde_json::{Value, json};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
@@ -115,19 +115,14 @@ async fn leave(g: &Global, drain: bool) -> Result<()> {
     let client = g.client();
     let w = g.signer()?;
     let me = pda::keeper(&w.pubkey());
-    let k = client
+    client
         .keeper(&w.pubkey())
         .await
         .map_err(|e| explain(e, "keeper"))?;
-    let active = config(&client).await?.active_keepers;
     let last = client
-        .keepers()
+        .last_active_keeper(&me)
         .await
-        .map_err(|e| explain(e, "keepers"))?
-        .into_iter()
-        .find(|(a, o)| *a != me && o.status == KeeperStatus::Active && o.index + 1 == active)
-        .map(|(a, _)| a)
-        .filter(|_| k.status == KeeperStatus::Active);
+        .map_err(|e| explain(e, "keepers"))?;
     let (what, ix) = if drain {
         ("keeper drain", ix::keeper_drain(&w.pubkey(), last))
     } else {

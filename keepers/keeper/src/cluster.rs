@@ -68,12 +68,29 @@ pub(crate) struct Pipe {
     pub open: VecDeque<u64>,
 }
 
+/// A worker's share given to one lease's cluster: the lease gets exactly its GPU count, so
+/// one machine with 8 GPUs serves a 2-GPU and a 4-GPU lease side by side, each task pinned
+/// (`CUDA_VISIBLE_DEVICES`) to its own lease's GPUs.
+pub(crate) struct Slice {
+    pub lease: Arc<str>,
+    /// The worker's index in the lease's scheduler.
+    pub idx: WorkerIdx,
+    /// Positions in the worker's registered `gpus` pinned to the lease.
+    pub gpus: Vec<u32>,
+    /// The whole machine: a lease that names no GPU count (offline directories), or a worker
+    /// without GPUs. No other lease shares it.
+    pub whole: bool,
+    /// CPU and memory that go with the GPUs (the worker's, in proportion to its GPUs).
+    pub milli_cpus: u32,
+    pub memory: u64,
+}
+
 /// A connected worker.
 pub(crate) struct WorkerConn {
     pub conn_id: u64,
     pub provider: String,
-    pub lease: Option<Arc<str>>,
-    pub idx: Option<WorkerIdx>,
+    /// The leases it serves now, each with its share.
+    pub slices: Vec<Slice>,
     pub tx: mpsc::UnboundedSender<pb::KeeperMessage>,
     pub last_seen: Instant,
     pub reg: pb::Register,
@@ -83,9 +100,32 @@ pub(crate) struct WorkerConn {
     pub draining: bool,
 }
 
+impl WorkerConn {
+    /// Its share of `lease`, if it serves it.
+    pub fn slice(&self, lease: &str) -> Option<&Slice> {
+        self.slices.iter().find(|s| &*s.lease == lease)
+    }
+
+    /// Positions of its GPUs no lease holds.
+    fn free_gpus(&self) -> Vec<u32> {
+        (0..self.reg.gpus.len() as u32)
+            .filter(|g| !self.slices.iter().any(|s| s.gpus.contains(g)))
+            .collect()
+    }
+
+    /// Whether another lease could take a share of it.
+    pub fn has_room(&self) -> bool {
+        !self.draining
+            && !self.slices.iter().any(|s| s.whole)
+            && (self.slices.is_empty() || !self.free_gpus().is_empty())
+    }
+}
+
 /// What a running task holds on its worker.
-#[derive(Default)]
 pub(crate) struct Hold {
+    /// The lease it runs for, and the worker it runs on.
+    pub lease: Arc<str>,
+    pub worker: Arc<str>,
     /// Its resources (None while it waits in a lane behind the holder of the grant).
     pub grant: Option<Grant>,
     /// Lane it runs in or waits in (0: none).
@@ -189,15 +229,17 @@ impl Clusters {
         self.clusters.insert(lease.clone(), Cluster::new(info));
     }
 
-    /// Connected workers not in any cluster and not draining (of `provider`, if given).
-    pub fn idle_workers(&self, provider: Option<&str>) -> Vec<Arc<str>> {
-        self.workers
+    /// Connected workers with room for another lease (of `provider`, if given), not
+    /// draining.
+    pub fn with_room(&self, provider: Option<&str>) -> Vec<Arc<str>> {
+        let mut v: Vec<Arc<str>> = self
+            .workers
             .iter()
-            .filter(|(_, w)| {
-                w.lease.is_none() && !w.draining && provider.is_none_or(|p| w.provider == p)
-            })
+            .filter(|(_, w)| w.has_room() && provider.is_none_or(|p| w.provider == p))
             .map(|(k, _)| k.clone())
-            .collect()
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// A lease ended: its cluster is gone, its members are free again (their running tasks
@@ -207,29 +249,40 @@ impl Clusters {
         let Some(c) = self.clusters.remove(lease) else {
             return Vec::new();
         };
+        let gone: Vec<u64> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.lease == *lease)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in &gone {
+            if let Some(h) = self.holds.remove(t)
+                && let Some(w) = self.workers.get_mut(&h.worker)
+            {
+                w.running.remove(t);
+            }
+        }
         for m in &c.members {
             if let Some(w) = self.workers.get_mut(m) {
-                for t in w.running.drain() {
-                    self.holds.remove(&t);
-                }
-                w.lease = None;
-                w.idx = None;
+                w.slices.retain(|s| s.lease != *lease);
             }
         }
         info!(lease = %lease, reason, workers = c.members.len(), "lease ended: cluster detached");
         c.members
     }
 
-    fn gpus_ready(&self, c: &Cluster) -> u32 {
+    fn gpus_ready(&self, c: &Cluster, lease: &str) -> u32 {
         c.members
             .iter()
-            .filter_map(|m| self.workers.get(m))
-            .map(|w| w.reg.gpus.len() as u32)
+            .filter_map(|m| self.workers.get(m)?.slice(lease))
+            .map(|s| s.gpus.len() as u32)
             .sum()
     }
 
-    /// Adds worker `key` to `lease`'s cluster if it is the lease's provider's, is free, and
-    /// the cluster still lacks GPUs. True when it joined.
+    /// Worker `key` joins `lease`'s cluster with the share the lease still lacks: exactly the
+    /// GPUs missing from its count (as many as are free on the worker), or the whole worker
+    /// for a lease without a GPU count or a worker without GPUs. Only the lease's provider's
+    /// workers join. True when it joined.
     pub fn attach(&mut self, key: &Arc<str>, lease: &Arc<str>) -> bool {
         let Some(c) = self.clusters.get(lease) else {
             return false;
@@ -237,25 +290,50 @@ impl Clusters {
         let Some(w) = self.workers.get(key) else {
             return false;
         };
-        if w.provider != c.info.provider || w.lease.is_some() {
+        if w.provider != c.info.provider || !w.has_room() || w.slice(lease).is_some() {
             return false;
         }
-        let ready = self.gpus_ready(c);
+        let ready = self.gpus_ready(c, lease);
         if c.info.gpus > 0 && ready >= c.info.gpus {
             return false;
         }
-        let model = w
-            .reg
-            .gpus
+        let total = w.reg.gpus.len() as u32;
+        let whole = c.info.gpus == 0 || total == 0;
+        let gpus: Vec<u32> = if whole {
+            if !w.slices.is_empty() {
+                return false;
+            }
+            (0..total).collect()
+        } else {
+            let need = (c.info.gpus - ready) as usize;
+            w.free_gpus().into_iter().take(need).collect()
+        };
+        if !whole && gpus.is_empty() {
+            return false;
+        }
+        // CPU and memory go with the GPUs, in proportion.
+        let share = |x: u64| {
+            if whole {
+                x
+            } else {
+                x * gpus.len() as u64 / u64::from(total)
+            }
+        };
+        let (milli_cpus, memory) = (
+            share(u64::from(w.reg.milli_cpus)) as u32,
+            share(w.reg.memory_bytes),
+        );
+        let model = gpus
             .first()
+            .and_then(|g| w.reg.gpus.get(*g as usize))
             .map(|g| g.model.clone())
             .unwrap_or_default();
         let spec = WorkerSpec {
             key: key.clone(),
             res: Res {
-                milli_cpus: w.reg.milli_cpus,
-                gpus: w.reg.gpus.len() as u32,
-                memory: w.reg.memory_bytes,
+                milli_cpus,
+                gpus: gpus.len() as u32,
+                memory,
             },
             gpu_model: model,
         };
@@ -264,16 +342,40 @@ impl Clusters {
         };
         let idx = c.sched.add_worker(spec);
         c.members.push(key.clone());
+        let n = gpus.len();
         if let Some(w) = self.workers.get_mut(key) {
-            w.lease = Some(lease.clone());
-            w.idx = Some(idx);
+            w.slices.push(Slice {
+                lease: lease.clone(),
+                idx,
+                gpus,
+                whole,
+                milli_cpus,
+                memory,
+            });
         }
-        info!(lease = %lease, worker = %key, "worker joined cluster");
+        info!(lease = %lease, worker = %key, gpus = n, whole, "worker joined cluster");
         true
     }
 
-    fn state(&self, c: &Cluster) -> pb::ClusterState {
-        let ready = self.gpus_ready(c);
+    /// The worker's own GPU indices (`CUDA_VISIBLE_DEVICES`) for a grant's GPUs, which the
+    /// lease's scheduler numbers within the lease's share.
+    pub fn physical_gpus(&self, lease: &str, worker: &str, g: &Grant) -> Vec<u32> {
+        let Some(w) = self.workers.get(worker) else {
+            return Vec::new();
+        };
+        let Some(s) = w.slice(lease) else {
+            return Vec::new();
+        };
+        g.gpu_ids()
+            .into_iter()
+            .filter_map(|i| s.gpus.get(i as usize))
+            .filter_map(|p| w.reg.gpus.get(*p as usize))
+            .map(|gpu| gpu.index)
+            .collect()
+    }
+
+    fn state(&self, c: &Cluster, lease: &str) -> pb::ClusterState {
+        let ready = self.gpus_ready(c, lease);
         if ready >= c.info.gpus && !c.members.is_empty() {
             pb::ClusterState::Ready
         } else if c.was_ready {
@@ -286,7 +388,7 @@ impl Clusters {
     /// The cluster's state and members as persisted (remembers having been ready).
     pub fn changed(&mut self, lease: &Arc<str>) -> Option<ClusterRecord> {
         let c = self.clusters.get(lease)?;
-        let state = self.state(c);
+        let state = self.state(c, lease);
         let rec = ClusterRecord {
             state: state as i32,
             workers: c.members.iter().map(|m| m.to_string()).collect(),
@@ -305,16 +407,30 @@ impl Clusters {
         let workers = c
             .members
             .iter()
-            .filter_map(|m| self.workers.get(m).map(|w| (m, w)))
-            .map(|(m, w)| pb::WorkerInfo {
+            .filter_map(|m| {
+                self.workers
+                    .get(m)
+                    .and_then(|w| Some((m, w, w.slice(lease)?)))
+            })
+            .map(|(m, w, s)| pb::WorkerInfo {
                 worker_id: m.to_string(),
                 zone: w.reg.zone.clone(),
-                gpus: w.reg.gpus.clone(),
-                milli_cpus: w.reg.milli_cpus,
-                memory_bytes: w.reg.memory_bytes,
+                // The lease's share only: its GPUs, and the CPU and memory that go with them.
+                gpus: s
+                    .gpus
+                    .iter()
+                    .filter_map(|p| w.reg.gpus.get(*p as usize))
+                    .cloned()
+                    .collect(),
+                milli_cpus: s.milli_cpus,
+                memory_bytes: s.memory,
                 cpu_only: w.reg.cpu_only,
                 alive: true,
-                running_tasks: w.running.len() as u32,
+                running_tasks: w
+                    .running
+                    .iter()
+                    .filter(|t| self.holds.get(t).is_some_and(|h| h.lease == *lease))
+                    .count() as u32,
                 draining: w.draining,
             })
             .collect();
@@ -328,8 +444,8 @@ impl Clusters {
             lease_id: lease.to_string(),
             provider: c.info.provider.clone(),
             gpus_requested: c.info.gpus,
-            gpus_ready: self.gpus_ready(c),
-            state: self.state(c) as i32,
+            gpus_ready: self.gpus_ready(c, lease),
+            state: self.state(c, lease) as i32,
             workers,
             placement_groups: pgs,
         })
@@ -467,8 +583,23 @@ impl Clusters {
     }
 
     /// Task `id` runs on `worker` holding `grant` (None: waiting in lane `lane`).
-    pub fn hold(&mut self, id: u64, worker: &Arc<str>, grant: Option<Grant>, lane: u64) {
-        self.holds.insert(id, Hold { grant, lane });
+    pub fn hold(
+        &mut self,
+        lease: &Arc<str>,
+        id: u64,
+        worker: &Arc<str>,
+        grant: Option<Grant>,
+        lane: u64,
+    ) {
+        self.holds.insert(
+            id,
+            Hold {
+                lease: lease.clone(),
+                worker: worker.clone(),
+                grant,
+                lane,
+            },
+        );
         if let Some(w) = self.workers.get_mut(worker) {
             w.running.insert(id);
         }
@@ -498,12 +629,12 @@ impl Clusters {
         }
     }
 
-    /// GPU ids held by a running task's grant.
+    /// The worker's GPU indices a running task's grant holds.
     pub fn gpu_ids(&self, id: u64) -> Vec<u32> {
         self.holds
             .get(&id)
-            .and_then(|h| h.grant.as_ref())
-            .map(|g| g.gpu_ids())
+            .and_then(|h| Some((h, h.grant.as_ref()?)))
+            .map(|(h, g)| self.physical_gpus(&h.lease, &h.worker, g))
             .unwrap_or_default()
     }
 
@@ -651,11 +782,32 @@ impl Clusters {
     }
 
     /// `next`, already started behind the holder in lane `lane`, now holds the grant.
-    pub fn pass_grant(&mut self, next: u64, lane: u64, grant: Option<Grant>) {
-        self.holds
-            .entry(next)
-            .or_insert(Hold { grant: None, lane })
-            .grant = grant;
+    pub fn pass_grant(&mut self, lease: &Arc<str>, next: u64, lane: u64, grant: Option<Grant>) {
+        let worker = self
+            .clusters
+            .get(lease)
+            .and_then(|c| c.lanes.get(&lane))
+            .map(|l| l.worker.clone());
+        match (self.holds.get_mut(&next), worker) {
+            (Some(h), _) => h.grant = grant,
+            (None, Some(worker)) => {
+                self.holds.insert(
+                    next,
+                    Hold {
+                        lease: lease.clone(),
+                        worker,
+                        grant,
+                        lane,
+                    },
+                );
+            }
+            // No lane and no hold: nothing runs to hold the grant; give it back.
+            (None, None) => {
+                if let (Some(g), Some(c)) = (grant, self.clusters.get_mut(lease)) {
+                    c.sched.release(&g);
+                }
+            }
+        }
     }
 
     /// The lane a task runs or waits in (0: none).
@@ -680,8 +832,7 @@ impl Clusters {
             WorkerConn {
                 conn_id,
                 provider: reg.provider.clone(),
-                lease: None,
-                idx: None,
+                slices: Vec::new(),
                 tx,
                 last_seen: Instant::now(),
                 reg,
@@ -742,10 +893,10 @@ impl Clusters {
         let _ = w.tx.send(pb::KeeperMessage {
             msg: Some(pb::keeper_message::Msg::DrainAck(pb::DrainAck {})),
         });
-        if let (Some(l), Some(i)) = (w.lease.clone(), w.idx)
-            && let Some(c) = self.clusters.get_mut(&l)
-        {
-            c.sched.set_draining(i);
+        for s in &w.slices {
+            if let Some(c) = self.clusters.get_mut(&s.lease) {
+                c.sched.set_draining(s.idx);
+            }
         }
         true
     }

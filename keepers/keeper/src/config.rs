@@ -39,6 +39,11 @@
 //!                                   #   (pubsub brings changes sooner; this catches what it missed)
 //! ws_url = ""                       # chain mode: pubsub websocket; "" = the RPC URL's host,
 //!                                   #   port + 1, as the Solana CLI derives it
+//! audit_every = "30s"               # chain mode: re-verify other committee members' new
+//!                                   #   checkpoints this often
+//! audit_sample = 0.25               # chain mode: share of their checkpoints re-verified (0..1)
+//! transcript_window = "10m"         # chain mode: a checkpoint's transcript still unavailable
+//!                                   #   this long after its period's end is slashable
 //!
 //! # Offline mode only (`gpunet keeper run --offline`: tests and benchmarks without a chain);
 //! # in chain mode providers and leases come from their accounts.
@@ -161,6 +166,15 @@ pub struct KeeperConfig {
     pub reconcile_every: Duration,
     /// Chain mode: the pubsub websocket URL; empty = derived from the RPC URL.
     pub ws_url: String,
+    /// Chain mode: interval between audits of other committee members' checkpoints.
+    #[serde(with = "humantime_serde")]
+    pub audit_every: Duration,
+    /// Chain mode: share of other members' checkpoints re-verified (0..=1).
+    pub audit_sample: f64,
+    /// Chain mode: how long after a period's end its checkpoint's transcript may be missing
+    /// before the committee slashes the keeper that posted it.
+    #[serde(with = "humantime_serde")]
+    pub transcript_window: Duration,
     /// Providers and their worker keys (in-memory registry).
     pub providers: Vec<ProviderEntry>,
     /// Leases (in-memory lease directory).
@@ -216,6 +230,9 @@ impl Default for KeeperConfig {
             proof_timeout: Duration::from_secs(60),
             reconcile_every: Duration::from_secs(5),
             ws_url: String::new(),
+            audit_every: Duration::from_secs(30),
+            audit_sample: 0.25,
+            transcript_window: Duration::from_secs(600),
             providers: Vec::new(),
             leases: Vec::new(),
         }
@@ -239,7 +256,14 @@ pub fn decode_key(s: &str) -> Result<[u8; 32], KeeperError> {
 impl KeeperConfig {
     /// Parse TOML text (no environment overrides).
     pub fn from_toml(text: &str) -> Result<Self, KeeperError> {
-        toml::from_str(text).map_err(|e| KeeperError::Config(e.to_string()))
+        let cfg: Self = toml::from_str(text).map_err(|e| KeeperError::Config(e.to_string()))?;
+        if !(0.0..=1.0).contains(&cfg.audit_sample) {
+            return Err(KeeperError::Config(format!(
+                "audit_sample: {} is not in 0..=1",
+                cfg.audit_sample
+            )));
+        }
+        Ok(cfg)
     }
 
     /// Read a file (if given) and apply the environment overrides.
@@ -319,6 +343,21 @@ impl KeeperConfig {
         }
         if let Some(v) = get("GPUNET_KEEPER_WS_URL") {
             self.ws_url = v;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_AUDIT_EVERY") {
+            self.audit_every = parse_duration("audit_every", &v)?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_AUDIT_SAMPLE") {
+            self.audit_sample = v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| (0.0..=1.0).contains(x))
+                .ok_or_else(|| {
+                    KeeperError::Config(format!("audit_sample: {v:?} is not a number in 0..=1"))
+                })?;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_TRANSCRIPT_WINDOW") {
+            self.transcript_window = parse_duration("transcript_window", &v)?;
         }
         Ok(())
     }

@@ -103,7 +103,7 @@ impl Flow<'_> {
         };
         self.s.cl.ended.remove(lease);
         self.s.cl.insert(lease, info);
-        for k in self.s.cl.idle_workers(None) {
+        for k in self.s.cl.with_room(None) {
             self.try_attach(&k, lease);
         }
         true
@@ -205,10 +205,11 @@ impl Flow<'_> {
         let Some((key, lane)) = self.s.cl.place(&lease, &g, pipelining, is_proof) else {
             return;
         };
-        let assignment = self.s.tasks.assignment(id, g.gpu_ids(), lane);
+        let gpus = self.s.cl.physical_gpus(&lease, &key, &g);
+        let assignment = self.s.tasks.assignment(id, gpus, lane);
         self.s.tasks.begin_attempt(id, &key, true);
         let lane_grant = (lane != 0).then(|| g.clone());
-        self.s.cl.hold(id, &key, Some(g), lane);
+        self.s.cl.hold(&lease, id, &key, Some(g), lane);
         // A benchmark proof's clock starts as its assignment goes out (flushed before unlock).
         if let Some(pb::task_spec::Executor::Proof(p)) =
             assignment.spec.as_ref().and_then(|s| s.executor.as_ref())
@@ -291,7 +292,7 @@ impl Flow<'_> {
         let assignment = self.s.tasks.assignment(id, gpu_ids, lane);
         // It stays Queued for the client until the grant reaches it.
         self.s.tasks.begin_attempt(id, &worker, false);
-        self.s.cl.hold(id, &worker, None, lane);
+        self.s.cl.hold(lease, id, &worker, None, lane);
         self.env.metrics.tasks_pipelined.inc();
         debug!(task = id, lease = %lease, worker = %worker, lane, "pipelined");
         self.ctx.assigns.entry(worker).or_default().push(assignment);
@@ -320,7 +321,7 @@ impl Flow<'_> {
         };
         // The worker has started `next` already (or is about to): it inherits the grant.
         let grant = self.s.cl.take_grant(id, worker.as_ref());
-        self.s.cl.pass_grant(next, lane, grant);
+        self.s.cl.pass_grant(&lease, next, lane, grant);
         self.s.tasks.grant_reached(next);
         self.event(next);
         self.fill_lane(&lease, lane);
@@ -536,17 +537,16 @@ impl Flow<'_> {
         ids.len()
     }
 
-    /// A free worker joins the first lease of its provider whose cluster lacks GPUs.
+    /// A worker with room joins every lease of its provider whose cluster lacks GPUs, until
+    /// its GPUs are all given (a 2-GPU and a 4-GPU lease share an 8-GPU worker).
     fn join_a_lease(&mut self, key: &Arc<str>, provider: &str) {
         for l in self.env.leases.leases_for_provider(provider) {
             let lease: Arc<str> = l.lease_id.as_str().into();
             self.ensure_cluster(&lease);
-            if self.s.cl.workers.get(key).is_none_or(|w| w.lease.is_some()) {
+            if self.s.cl.workers.get(key).is_none_or(|w| !w.has_room()) {
                 return;
             }
-            if self.try_attach(key, &lease) {
-                return;
-            }
+            self.try_attach(key, &lease);
         }
     }
 
@@ -582,11 +582,12 @@ impl Flow<'_> {
         self.env.metrics.workers_dead.inc();
         let mut running: Vec<u64> = w.running.iter().copied().collect();
         running.sort_unstable();
-        warn!(worker = %key, lease = ?w.lease, running = running.len(), reason = %reason, "worker dead");
+        let leases: Vec<&str> = w.slices.iter().map(|s| &*s.lease).collect();
+        warn!(worker = %key, ?leases, running = running.len(), reason = %reason, "worker dead");
         self.ctx.batch.evidence.push(Evidence {
             worker: key.to_string(),
             provider: w.provider.clone(),
-            lease: w.lease.as_deref().unwrap_or("").to_string(),
+            lease: leases.join(","),
             reason: reason.clone(),
             at_unix_ms: now_ms(),
             tasks: running.clone(),
@@ -595,21 +596,33 @@ impl Flow<'_> {
         });
         // Objects it held are lost (re-made on demand).
         self.s.tasks.worker_gone(key);
-        let (Some(lease), Some(idx)) = (w.lease.clone(), w.idx) else {
-            return;
-        };
-        for (t, msg) in self.s.cl.leave(&lease, key, idx, &running) {
-            self.finish_failed(t, ErrorKind::Unschedulable, msg, None);
+        for s in &w.slices {
+            let mine: Vec<u64> = running
+                .iter()
+                .copied()
+                .filter(|t| {
+                    self.s
+                        .tasks
+                        .tasks
+                        .get(t)
+                        .is_some_and(|t| t.lease == s.lease)
+                })
+                .collect();
+            for (t, msg) in self.s.cl.leave(&s.lease, key, s.idx, &mine) {
+                self.finish_failed(t, ErrorKind::Unschedulable, msg, None);
+            }
         }
         for t in running {
             let msg = format!("worker {key} died: {reason}");
             self.retry_or_fail(t, ErrorKind::WorkerDied, msg);
         }
-        // Take an idle worker of the provider in its place, if any.
-        for k in self.s.cl.idle_workers(Some(&w.provider)) {
-            self.try_attach(&k, &lease);
+        // Workers of the provider with room take its place, if any.
+        for s in &w.slices {
+            for k in self.s.cl.with_room(Some(&w.provider)) {
+                self.try_attach(&k, &s.lease);
+            }
+            self.cluster_changed(&s.lease);
+            self.dispatch(&s.lease);
         }
-        self.cluster_changed(&lease);
-        self.dispatch(&lease);
     }
 }

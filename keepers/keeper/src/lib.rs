@@ -62,4 +62,4 @@ mod tasks;
 pub use config::KeeperConfig;
 pub use directory::{InMemoryLeases, InMemoryRegistry, LeaseDirectory, LeaseInfo, WorkerRegistry};
 pub use error::KeeperError;
-pub use server::{KeeperHandle, start};
+pub use server::{KeeperHandle, start, start_with};

@@ -45,6 +45,15 @@ pub struct Metrics {
     /// Transactions the chain refused or that failed to send, by error (the program's error
     /// name, or the kind of failure).
     pub chain_tx_failed: Family<Labels, Counter>,
+    /// Slashes this keeper sent with a quorum of its committee, by kind (`provider`, `keeper`).
+    pub slashes: Family<Labels, Counter>,
+    /// Slashes this keeper co-signed for another member, by kind.
+    pub slashes_cosigned: Family<Labels, Counter>,
+    /// Requests to co-sign a slash this keeper refused (the evidence did not hold for it).
+    pub cosign_refused: Counter,
+    /// Other keepers' checkpoints this keeper re-verified, by outcome (`verified`,
+    /// `mismatch`, `unavailable`).
+    pub checkpoints_audited: Family<Labels, Counter>,
     /// Per served lease: seconds between the chain's clock and the end of the last settled
     /// period (grows until the next checkpoint lands).
     pub checkpoint_lag_seconds: Family<Labels, Gauge>,
@@ -87,6 +96,10 @@ impl Metrics {
             reassignments: Counter::default(),
             chain_tx_failed: Family::default(),
             checkpoint_lag_seconds: Family::default(),
+            slashes: Family::default(),
+            slashes_cosigned: Family::default(),
+            cosign_refused: Counter::default(),
+            checkpoints_audited: Family::default(),
         };
         r.register(
             "tasks_submitted",
@@ -172,6 +185,26 @@ impl Metrics {
             "checkpoint_lag_seconds",
             "Seconds since the end of the lease's last settled period, on the chain's clock",
             m.checkpoint_lag_seconds.clone(),
+        );
+        r.register(
+            "slashes",
+            "Slashes sent with a quorum of the lease's committee, by kind",
+            m.slashes.clone(),
+        );
+        r.register(
+            "slashes_cosigned",
+            "Slashes co-signed for another committee member, by kind",
+            m.slashes_cosigned.clone(),
+        );
+        r.register(
+            "cosign_refused",
+            "Requests to co-sign a slash refused because the evidence did not hold",
+            m.cosign_refused.clone(),
+        );
+        r.register(
+            "checkpoints_audited",
+            "Other keepers' checkpoints re-verified from their transcripts, by outcome",
+            m.checkpoints_audited.clone(),
         );
         Metrics {
             registry: Arc::new(r),

@@ -90,6 +90,25 @@ pub async fn start(
     leases: Arc<dyn LeaseDirectory>,
     cancel: CancellationToken,
 ) -> Result<KeeperHandle, KeeperError> {
+    start_with(
+        cfg,
+        registry,
+        leases,
+        tonic::service::Routes::default(),
+        cancel,
+    )
+    .await
+}
+
+/// [`start`], also serving `extra` gRPC services on the same address (the chain side's
+/// keeper-to-keeper service: the dispatch core does not know it).
+pub async fn start_with(
+    cfg: KeeperConfig,
+    registry: Arc<dyn WorkerRegistry>,
+    leases: Arc<dyn LeaseDirectory>,
+    extra: tonic::service::Routes,
+    cancel: CancellationToken,
+) -> Result<KeeperHandle, KeeperError> {
     let key = load_key(&cfg)?;
     let keeper_id = bs58::encode(key.verifying_key().as_bytes()).into_string();
     let sink = Arc::new(parking_lot::Mutex::new(None));
@@ -161,12 +180,13 @@ pub async fn start(
     })
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
-    let router = tonic::transport::Server::builder()
+    let routes = extra
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(worker_svc)
         .add_service(client_svc);
+    let router = tonic::transport::Server::builder().add_routes(routes);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     let mut tasks = Vec::new();

@@ -59,4 +59,6 @@ pub use opening::{Opening, OpeningRequest, RoundCommit, TileOpening};
 pub use params::ChallengeParams;
 pub use prover::{ProverRun, RoundBackend, best_backend, prove};
 pub use transcript::{KeeperSession, ReceivedCommit, Transcript, checkpoint_digest};
-pub use verify::{Expectations, Rejection, TimingPolicy, VerifyReport, verify, verify_bytes};
+pub use verify::{
+    Expectations, Rejection, TimingPolicy, VerifyReport, verify, verify_bytes, worker_fault,
+};

@@ -250,3 +250,39 @@ pub fn verify(t: &Transcript, expect: &Expectations) -> Result<VerifyReport, Rej
         tiles_checked: t.opening.tiles.len() as u32,
     })
 }
+
+/// Whether a transcript proves that its *worker* failed — evidence a keeper's committee may
+/// slash the provider on. `Ok(rejection)` when it does; `Err(why not)` otherwise.
+///
+/// Only the worker's own signed words count: the worker signs the nonce, every round commit,
+/// the keeper's opening request and its tiles ([`crate::opening::opening_message`]), so a
+/// transcript whose opening signature verifies and which still fails on that content can
+/// only come from the worker. Receive times are the keeper's own measurement (a keeper could
+/// write any), so `TooSlow` and `TimestampsNotMonotonic` are never evidence against a
+/// worker; nor is anything about the keeper's own challenge (its signature, keeper, worker,
+/// epoch, parameters). A transcript that verifies is no evidence at all.
+pub fn worker_fault(t: &Transcript, expect: &Expectations) -> Result<Rejection, String> {
+    let nonce = t.challenge.nonce();
+    let commits = t.round_commits();
+    if !t
+        .opening
+        .verify_signature(&t.challenge.body.worker, &nonce, &commits, &t.request)
+    {
+        return Err("the worker's signature on the opening does not verify".into());
+    }
+    match verify(t, expect) {
+        Ok(_) => Err("the transcript verifies".into()),
+        Err(r) => match r {
+            Rejection::RoundCount { .. }
+            | Rejection::RoundOutOfOrder { .. }
+            | Rejection::SeedMismatch { .. }
+            | Rejection::RepeatedRoot { .. }
+            | Rejection::OpeningCount { .. }
+            | Rejection::UnrequestedTile { .. }
+            | Rejection::TileShape { .. }
+            | Rejection::MerklePathInvalid { .. }
+            | Rejection::TileMismatch { .. } => Ok(r),
+            other => Err(format!("not the worker's fault: {other}")),
+        },
+    }
+}

@@ -564,6 +564,53 @@ fn test_tampered_challenge_and_opening_signatures_refused() {
     assert_eq!(verify(&t, &wrong_keeper), Err(Rejection::WrongKeeper));
 }
 
+/// What a committee may slash a provider on: only failures in the worker's own signed words.
+#[test]
+fn test_worker_fault_only_from_the_workers_signed_words() {
+    let p = params(64, 2, 8, 2, 2);
+    // Zeroed tiles in round 1, signed by the worker: its fault.
+    let c = challenge(p, 60);
+    let mut b = Scripted::new(p, move |round, seed, tile| {
+        if round == 1 {
+            vec![0; 64]
+        } else {
+            compute_tile(&p, seed, tile)
+        }
+    });
+    let t = exchange(&c, &mut b, &worker(), [6; 32], 10);
+    assert!(matches!(
+        gpunet_proof::worker_fault(&t, &expect_for(&c)),
+        Ok(Rejection::TileMismatch { .. })
+    ));
+    // An honest transcript is no evidence.
+    let honest = honest_transcript(p, 61);
+    assert!(gpunet_proof::worker_fault(&honest, &expect_for(&honest.challenge)).is_err());
+    // A keeper doctoring an honest worker's commits gets a content rejection from the
+    // verifier (commits are checked before the opening), but the worker never signed them: no
+    // evidence. Doctored tiles fail on the signature directly.
+    let mut forged = honest.clone();
+    forged.commits[0].commit.seed[0] ^= 1;
+    assert!(matches!(
+        verify(&forged, &expect_for(&honest.challenge)),
+        Err(Rejection::SeedMismatch { round: 1 })
+    ));
+    let mut tiles = honest.clone();
+    tiles.opening.tiles[0].values[0] ^= 1;
+    assert!(gpunet_proof::worker_fault(&tiles, &expect_for(&honest.challenge)).is_err());
+    let why = gpunet_proof::worker_fault(&forged, &expect_for(&honest.challenge)).unwrap_err();
+    assert!(why.contains("signature"), "{why}");
+    // Slowness is measured by the keeper's clock: never evidence against the worker.
+    let slow_c = challenge_for(p, &worker(), GpuClass::H100, 62);
+    let mut cpu = CpuBackend::new(p).expect("backend");
+    let slow = exchange(&slow_c, &mut cpu, &worker(), [1; 32], 1000);
+    assert!(matches!(
+        verify(&slow, &expect_for(&slow_c)),
+        Err(Rejection::TooSlow { .. })
+    ));
+    let why = gpunet_proof::worker_fault(&slow, &expect_for(&slow_c)).unwrap_err();
+    assert!(why.contains("not the worker's fault"), "{why}");
+}
+
 #[test]
 fn test_timing_check_refuses_slow_prover_for_its_class() {
     let p = params(64, 3, 8, 2, 2);

@@ -4,8 +4,10 @@
 //!   (registration by signed challenge, one long-lived task stream `Join`, object fetch).
 //! - [`v1::keeper_service_server`] / [`v1::keeper_service_client`]: client ↔ keeper
 //!   (signed sessions, submit / status / cancel / get / list / watch, cluster view).
+//! - [`v1::peer_service_server`] / [`v1::peer_service_client`]: keeper ↔ keeper (committee
+//!   members co-signing a slash, each after re-verifying the evidence itself).
 //!
-//! Generated at build time from `proto/gpunet/v1/dispatch.proto` with `protox` (no `protoc`).
+//! Generated at build time from `proto/gpunet/v1/{dispatch,peer}.proto` with `protox` (no `protoc`).
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. [`coalesce`] folds queued batch messages
 //! (assignments, results) into one frame on both ends of the worker stream. The signing-message
 //! helpers live here so the worker, the keeper and clients build byte-identical messages;

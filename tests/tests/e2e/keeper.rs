@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::flows::{offer, register_keeper_at, register_provider_with_workers};
 use crate::harness::{Net, TOKEN};
 
-fn signing_key(k: &Keypair) -> SigningKey {
+pub(crate) fn signing_key(k: &Keypair) -> SigningKey {
     SigningKey::from_bytes(k.secret_bytes())
 }
 
@@ -36,13 +36,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn worker(
+/// A worker of `provider` declaring 2 GPUs (run on the CPU prover), keeper at `url`.
+pub(crate) fn worker_config(
     url: &str,
     provider: &Pubkey,
-    key: SigningKey,
+    key: &Keypair,
     dir: &std::path::Path,
-) -> gpunet_worker::WorkerHandle {
-    let mut c = gpunet_worker::WorkerConfig::new(url, &provider.to_string(), key);
+) -> gpunet_worker::WorkerConfig {
+    let mut c = gpunet_worker::WorkerConfig::new(url, &provider.to_string(), signing_key(key));
     c.declared_gpus = Some(gpunet_worker::DeclaredGpus {
         count: 2,
         model: "cpu-declared".into(),
@@ -50,7 +51,16 @@ fn worker(
     });
     c.milli_cpus = 2000;
     c.work_dir = dir.to_path_buf();
-    gpunet_worker::spawn(c)
+    c
+}
+
+fn worker(
+    url: &str,
+    provider: &Pubkey,
+    key: &Keypair,
+    dir: &std::path::Path,
+) -> gpunet_worker::WorkerHandle {
+    gpunet_worker::spawn(worker_config(url, provider, key, dir))
 }
 
 async fn open_lease(n: &Net, user: &Keypair, user_ata: &Pubkey, provider: &Pubkey) -> Pubkey {
@@ -80,29 +90,35 @@ async fn open_lease(n: &Net, user: &Keypair, user_ata: &Pubkey, provider: &Pubke
     lease
 }
 
-/// A localnet with `keepers` keepers publishing one free port as their endpoint, a provider
-/// listing one worker key, and a user's 2-GPU lease on it, opened and drawn.
-struct Scene {
-    n: Net,
-    tmp: tempfile::TempDir,
-    port: u16,
-    url: String,
-    keepers: Vec<Keypair>,
-    wkey: Keypair,
-    provider_ata: Pubkey,
-    provider: Pubkey,
-    user: Keypair,
-    user_ata: Pubkey,
-    lease: Pubkey,
+/// A localnet with `keepers` keepers each publishing its own free loopback port as its
+/// endpoint, a provider listing one worker key, and a user's 2-GPU lease on it, opened and
+/// drawn. `port`/`url` are the first keeper's.
+pub(crate) struct Scene {
+    pub n: Net,
+    pub tmp: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+    pub ports: Vec<u16>,
+    pub urls: Vec<String>,
+    pub keepers: Vec<Keypair>,
+    pub wkey: Keypair,
+    pub provider_ata: Pubkey,
+    pub provider: Pubkey,
+    pub user: Keypair,
+    pub user_ata: Pubkey,
+    pub lease: Pubkey,
 }
 
-async fn scene(keepers: usize) -> Scene {
+pub(crate) async fn scene(keepers: usize) -> Scene {
     let n = Net::start().await;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
+    let ports: Vec<u16> = (0..keepers).map(|_| free_port()).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     let mut wallets = Vec::new();
-    for _ in 0..keepers {
-        wallets.push(register_keeper_at(&n, &url).await.0);
+    for url in &urls {
+        wallets.push(register_keeper_at(&n, url).await.0);
     }
     let wkey = Keypair::new();
     let (pw, provider_ata) = register_provider_with_workers(
@@ -119,8 +135,10 @@ async fn scene(keepers: usize) -> Scene {
     Scene {
         n,
         tmp: tempfile::tempdir().unwrap(),
-        port,
-        url,
+        port: ports[0],
+        url: urls[0].clone(),
+        ports,
+        urls,
         keepers: wallets,
         wkey,
         provider_ata,
@@ -145,6 +163,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         user,
         user_ata,
         lease,
+        ..
     } = scene(1).await;
     let kw = &keepers[0];
     let keeper_account = pda::keeper(&kw.pubkey());
@@ -180,7 +199,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     watcher.spawn(h.core().clone(), cancel.clone());
 
     // A worker key the provider's account does not list is refused for good.
-    let stranger = worker(&url, &provider, signing_key(&Keypair::new()), tmp.path());
+    let stranger = worker(&url, &provider, &Keypair::new(), tmp.path());
     let refused = tokio::time::timeout(Duration::from_secs(30), stranger.join())
         .await
         .expect("refused in time");
@@ -191,7 +210,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         "{refused:?}"
     );
     // The listed worker joins the lease's cluster.
-    let w = worker(&url, &provider, signing_key(&wkey), tmp.path());
+    let w = worker(&url, &provider, &wkey, tmp.path());
 
     // Only the lease's user may open a session on it.
     let other = Keypair::new();
@@ -261,6 +280,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     let ctx = Context {
         keeper_wallet: kw.pubkey().to_bytes(),
         posted_slot: audits[0].slot,
+        previous_slot: 0,
         schedule: n.client.rpc().get_epoch_schedule().await.unwrap(),
     };
     // The challenge is anchored on the chain: a slot and that slot's hash from SlotHashes.
@@ -402,8 +422,8 @@ async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
     let Scene {
         n,
         tmp,
-        port,
-        url,
+        ports,
+        urls,
         mut keepers,
         wkey,
         provider,
@@ -412,13 +432,14 @@ async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
         ..
     } = scene(2).await;
     let (k2, k1) = (keepers.pop().unwrap(), keepers.pop().unwrap());
-    // Both keepers are on the committee; the draw decides which serves first.
+    // Both keepers are on the committee; the draw decides which serves first. The successor
+    // runs at the endpoint its account publishes.
     let l = n.client.lease(&lease).await.unwrap();
     assert_eq!(l.committee().len(), 2);
-    let (old, new) = if l.keeper == pda::keeper(&k1.pubkey()) {
-        (k1, k2)
+    let (old, new, port, url) = if l.keeper == pda::keeper(&k1.pubkey()) {
+        (k1, k2, ports[1], urls[1].clone())
     } else {
-        (k2, k1)
+        (k2, k1, ports[0], urls[0].clone())
     };
     let (old_account, new_account) = (pda::keeper(&old.pubkey()), pda::keeper(&new.pubkey()));
     assert_eq!(l.keeper, old_account);
@@ -460,7 +481,7 @@ async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
     // The successor serves it: a worker joins, the user's task runs.
     assert!(new_watcher.reconcile().await.unwrap().is_empty());
     assert_eq!(new_dir.served_leases(), vec![lease]);
-    let w = worker(&url, &provider, signing_key(&wkey), tmp.path());
+    let w = worker(&url, &provider, &wkey, tmp.path());
     let c = Client::connect(&url, &lease.to_string(), &signing_key(&user))
         .await
         .unwrap();

@@ -7,4 +7,5 @@ mod harness;
 mod idl;
 mod keeper;
 mod restart;
+mod slash;
 mod typescript;

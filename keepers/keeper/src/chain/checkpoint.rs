@@ -8,6 +8,10 @@
 //! proof transcript's, or, for several workers, SHA-256 over their digests in worker order;
 //! each transcript stays in the keeper's evidence table, where `GetTranscript` serves it.
 //!
+//! A period failed because a worker's own signed answer is wrong (not merely slow or silent)
+//! is also evidence against the provider: with a [`Committee`], the checkpointer then slashes
+//! it with a quorum of the lease's committee ([`super::slash`]).
+//!
 //! Exactly once without a local ledger: the program accepts only sequence `last + 1` starting
 //! at `paid_until`, so a checkpoint sent twice (a retry, a restart after SIGKILL) is refused
 //! the second time (`SequenceNotNext`) and a period can be neither paid twice nor skipped. The
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::directory::ChainDirectory;
+use super::slash::{Committee, Fault};
 use crate::core::Core;
 use crate::metrics::label;
 use crate::proofs::{ProveOptions, Prover};
@@ -56,6 +61,14 @@ pub enum Posted {
     },
     /// Someone (this keeper before a restart) already posted it.
     AlreadyPosted,
+    /// Posted `Fail` because workers failed by their own doing, and the provider slashed for
+    /// it with the lease's committee (which ends the lease).
+    Slashed {
+        /// The failed checkpoint's sequence.
+        sequence: u64,
+        /// The slash transaction.
+        signature: solana_sdk::signature::Signature,
+    },
 }
 
 /// Posts the checkpoints of the leases a [`ChainDirectory`] serves.
@@ -65,6 +78,7 @@ pub struct Checkpointer {
     dir: Arc<ChainDirectory>,
     prover: Arc<Prover>,
     core: Arc<Core>,
+    committee: Option<Arc<Committee>>,
 }
 
 impl Checkpointer {
@@ -83,7 +97,15 @@ impl Checkpointer {
             dir,
             prover,
             core,
+            committee: None,
         }
+    }
+
+    /// Slashes the provider with `committee` when a worker fails a proof by its own doing
+    /// (without one, such a period is only posted `Fail`).
+    pub fn with_committee(mut self, committee: Arc<Committee>) -> Self {
+        self.committee = Some(committee);
+        self
     }
 
     /// Checkpoints `lease` if its period is due: proves every worker of its cluster and posts
@@ -140,7 +162,7 @@ impl Checkpointer {
             score,
             proofs,
         };
-        self.core.record_checkpoint(record).await?;
+        self.core.record_checkpoint(record.clone()).await?;
         let ixn = ix::lease_checkpoint(
             &self.wallet.pubkey(),
             &parties,
@@ -152,6 +174,14 @@ impl Checkpointer {
             Ok(sig) => {
                 self.core.metrics.checkpoints_posted.inc();
                 info!(lease = %address, sequence, ?verdict, period_end, %sig, "checkpoint posted");
+                if verdict == Verdict::Fail
+                    && let Some(signature) = self.slash_for(address, &record.proofs).await
+                {
+                    return Ok(Posted::Slashed {
+                        sequence,
+                        signature,
+                    });
+                }
                 Ok(Posted::Posted { sequence, verdict })
             }
             Err(SdkError::Program { error, .. }) if error.name == "SequenceNotNext" => {
@@ -161,6 +191,31 @@ impl Checkpointer {
                 warn!(lease = %address, sequence, error = %e, "checkpoint refused or not sent");
                 super::count_tx_failure(&self.core, &e);
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Slashes the provider for the proofs that failed by the worker's own doing, if any;
+    /// the slash's signature once sent.
+    async fn slash_for(
+        &self,
+        address: &Pubkey,
+        proofs: &[pb::ProofVerdict],
+    ) -> Option<solana_sdk::signature::Signature> {
+        let committee = self.committee.as_ref()?;
+        let faults: Vec<pb::ProofVerdict> = proofs
+            .iter()
+            .filter(|p| !p.ok && own_fault(p))
+            .cloned()
+            .collect();
+        if faults.is_empty() {
+            return None;
+        }
+        match committee.slash(address, Fault::Provider(faults)).await {
+            Ok(sig) => Some(sig),
+            Err(e) => {
+                warn!(lease = %address, error = %e, "provider not slashed");
+                None
             }
         }
     }
@@ -241,6 +296,23 @@ pub fn due(lease: &Lease, now: i64) -> Option<i64> {
     let end = now.min(funded_until);
     let due = now >= interval_end || (now >= funded_until && funded_until > lease.paid_until);
     (due && end > lease.paid_until).then_some(end)
+}
+
+/// Whether a failed proof's transcript shows the worker's own fault (see
+/// [`gpunet_proof::worker_fault`]); the committee checks it again on the chain's data.
+fn own_fault(p: &pb::ProofVerdict) -> bool {
+    let Ok(t) = gpunet_proof::Transcript::decode(&p.transcript) else {
+        return false;
+    };
+    let b = &t.challenge.body;
+    let expect = gpunet_proof::Expectations {
+        keeper: b.keeper,
+        worker: b.worker,
+        epoch: b.epoch,
+        nonce: None,
+        timing: gpunet_proof::TimingPolicy::default(),
+    };
+    gpunet_proof::worker_fault(&t, &expect).is_ok()
 }
 
 /// The digest posted for a set of proofs (sorted by worker): [`gpunet_proof::checkpoint_digest`]

@@ -13,27 +13,42 @@
 //! - [`reassign`]: the [`Reassigner`] that takes over a silent (or inactive) keeper's lease
 //!   when this keeper is its deterministic successor.
 //!
-//! Still to come here: slashing from failed proofs and silent workers with committee
-//! co-signing, and `keeper_slash` of a lying keeper.
+//! - [`evidence`] and [`slash`]: slashing with the lease's committee — the [`Committee`]
+//!   checks evidence (failed proofs only the worker can have caused; a checkpoint its
+//!   transcript does not support), gathers a quorum of co-signatures over keeper-to-keeper
+//!   gRPC ([`PeerSvc`]: each co-signer re-checks on its own before it signs) and sends
+//!   `provider_slash` or `keeper_slash`.
+//! - [`audit`]: the [`Auditor`] that re-verifies other members' checkpoints from their
+//!   transcripts and slashes the keeper behind a false (or withheld) one.
 //!
 //! The rule that keeps this a seam: the dispatch core ([`crate::core`], `flow`, `tasks`,
 //! `cluster`, [`crate::sched`]) imports nothing from this module. The chain side feeds the
 //! core only through the `directory.rs` traits, handed to [`crate::start`], and
 //! [`crate::core::Core::end_lease`].
 
+pub mod audit;
 pub mod checkpoint;
 pub mod directory;
+pub mod evidence;
 pub mod reassign;
+pub mod slash;
 pub mod watch;
 
+pub use audit::Auditor;
 pub use checkpoint::{CheckpointError, Checkpointer, Posted};
 pub use directory::{ChainClock, ChainDirectory, Ended};
 pub use reassign::Reassigner;
+pub use slash::{Committee, CommitteeSlot, Fault, PeerSvc, SlashError};
 pub use watch::{WatchConfig, Watcher};
 
 /// Counts a transaction the chain refused or that was not sent, by the program's error name
 /// (or the kind of failure), in `chain_tx_failed`.
 pub(crate) fn count_tx_failure(core: &crate::core::Core, e: &gpunet_sdk::SdkError) {
+    count_tx_failure_in(&core.metrics, e);
+}
+
+/// [`count_tx_failure`] for a part of the chain side that holds only the metrics.
+pub(crate) fn count_tx_failure_in(metrics: &crate::metrics::Metrics, e: &gpunet_sdk::SdkError) {
     use gpunet_sdk::SdkError;
     let kind = match e {
         SdkError::Program { error, .. } => error.name.to_string(),
@@ -42,7 +57,7 @@ pub(crate) fn count_tx_failure(core: &crate::core::Core, e: &gpunet_sdk::SdkErro
         SdkError::Rpc(_) => "rpc".into(),
         _ => "other".into(),
     };
-    core.metrics
+    metrics
         .chain_tx_failed
         .get_or_create(&crate::metrics::label("error", kind))
         .inc();

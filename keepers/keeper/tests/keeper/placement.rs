@@ -188,3 +188,97 @@ async fn test_gpu_requests_get_exactly_their_gpus() {
     assert!(!r.ready);
     assert_eq!(r.status.unwrap().state, pb::TaskState::Queued as i32);
 }
+
+/// Leases get exactly their GPU count: a 2-GPU and a 4-GPU lease share one 8-GPU worker, each
+/// task pinned to its own lease's GPUs (`CUDA_VISIBLE_DEVICES`), each cluster seeing only its
+/// share (GPUs, and CPUs in proportion); a third lease gets only what is left, never a GPU
+/// another lease holds (on chain, the program refuses a lease beyond the provider's GPUs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_leases_share_a_worker_on_disjoint_gpus() {
+    let mut env = Env::start(test_config(), 2).await;
+    let user = env.user.verifying_key().to_bytes();
+    for (id, gpus) in [("lease-four", 4), ("lease-late", 4)] {
+        env.leases.insert(gpunet_keeper::LeaseInfo {
+            lease_id: id.into(),
+            user,
+            provider: PROVIDER.into(),
+            gpus,
+        });
+    }
+    env.add_worker(8, 8).await;
+    let url = env.keeper.url();
+    let two = env.client().await;
+    let four = gpunet_task_client::Client::connect(&url, "lease-four", &env.user)
+        .await
+        .unwrap();
+    let late = gpunet_task_client::Client::connect(&url, "lease-late", &env.user)
+        .await
+        .unwrap();
+    let mut infos = Vec::new();
+    for c in [&two, &four, &late] {
+        let mut info = c.cluster().await.unwrap();
+        for _ in 0..500 {
+            if !info.workers.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            info = c.cluster().await.unwrap();
+        }
+        infos.push(info);
+    }
+    let shares: Vec<(u32, usize, u32)> = infos
+        .iter()
+        .map(|i| {
+            (
+                i.gpus_ready,
+                i.workers[0].gpus.len(),
+                i.workers[0].milli_cpus,
+            )
+        })
+        .collect();
+    assert_eq!(shares, vec![(2, 2, 2000), (4, 4, 4000), (2, 2, 2000)]);
+    assert_eq!(infos[0].state(), pb::ClusterState::Ready);
+    assert_eq!(infos[1].state(), pb::ClusterState::Ready);
+    assert_eq!(
+        infos[2].state(),
+        pb::ClusterState::Forming,
+        "2 of its 4 GPUs"
+    );
+    // Each lease's task takes all its GPUs and sees only those.
+    let visible = |c: &gpunet_task_client::Client, gpus: u32| {
+        let mut t = task::process(&["sh", "-c", "printf %s \"$CUDA_VISIBLE_DEVICES\""]);
+        t.resources = Some(task::resources(1000, gpus));
+        let c = c.clone();
+        async move {
+            let id = c.submit(vec![t]).await.unwrap()[0];
+            String::from_utf8(c.get(id, 0, T).await.unwrap().data.to_vec()).unwrap()
+        }
+    };
+    let (a, b, l) = tokio::join!(visible(&two, 2), visible(&four, 4), visible(&late, 2));
+    let mut all: Vec<&str> = [a.as_str(), b.as_str(), l.as_str()]
+        .iter()
+        .flat_map(|s| s.split(','))
+        .collect();
+    assert_eq!(
+        (a.split(',').count(), b.split(',').count()),
+        (2, 4),
+        "{a} / {b}"
+    );
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        ["0", "1", "2", "3", "4", "5", "6", "7"],
+        "{a} / {b} / {l}"
+    );
+    // A lease cannot take more GPUs than its share of the worker.
+    let mut greedy = task::process(&["true"]);
+    greedy.resources = Some(task::resources(1000, 3));
+    let id = two.submit(vec![greedy]).await.unwrap()[0];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = two.status(&[id]).await.unwrap();
+    assert_ne!(
+        st[0].state(),
+        pb::TaskState::Finished,
+        "ran on GPUs it does not hold"
+    );
+}

@@ -1,0 +1,221 @@
+//! What a slash needs to be true, checked by every keeper that signs it — the one that asks
+//! and each co-signer, each on its own reading of the chain (nothing the asking keeper says
+//! about the chain is taken on trust).
+//!
+//! - [`provider_fault`]: failed proofs whose failure only the worker can have caused
+//!   ([`gpunet_proof::worker_fault`]: its own signed words are wrong), by a worker the lease's
+//!   provider lists, challenged by the lease's keeper and anchored at a slot still in the
+//!   chain's `SlotHashes` (recent: a stale failure cannot be saved up and replayed).
+//! - [`keeper_fault`]: a checkpoint whose transcript, fetched from the keeper that posted it,
+//!   does not support what it posted ([`gpunet_sdk::audit`]), or that it still withholds
+//!   `transcript_window` after the period's end.
+//!
+//! Each returns the evidence digest the slash instruction carries; it is computed from the
+//! evidence and the chain alone, so every signer computes the same one.
+
+use gpunet_proof::{Expectations, TimingPolicy, Transcript, checkpoint_digest, worker_fault};
+use gpunet_proto::v1 as pb;
+use gpunet_sdk::audit::{AuditOutcome, audit_checkpoint};
+use gpunet_sdk::gpunet::state::{Lease, LeaseStatus};
+use gpunet_sdk::{GpunetClient, Keeper, Provider, SdkError};
+use sha2::{Digest, Sha256};
+use solana_sdk::pubkey::Pubkey;
+
+/// Why a slash's evidence does not hold (or could not be checked).
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The chain could not be read.
+    #[error("chain: {0}")]
+    Chain(#[from] SdkError),
+    /// The evidence does not support the slash.
+    #[error("{0}")]
+    Refuted(String),
+}
+
+fn refuted(why: impl Into<String>) -> EvidenceError {
+    EvidenceError::Refuted(why.into())
+}
+
+/// Common to both kinds: the lease may be slashed now and `me` sits on its committee.
+fn on_committee(lease: &Lease, me: &Pubkey) -> Result<(), EvidenceError> {
+    if lease.status == LeaseStatus::Pending {
+        return Err(refuted("the lease has no committee yet"));
+    }
+    if !lease.in_committee(me) {
+        return Err(refuted(format!(
+            "keeper {me} is not on the lease's committee"
+        )));
+    }
+    Ok(())
+}
+
+/// `SlotHashes` entries (slot, hash) from the sysvar account's data.
+fn slot_hashes(data: &[u8]) -> Vec<(u64, [u8; 32])> {
+    data.get(8..)
+        .unwrap_or_default()
+        .chunks_exact(40)
+        .filter_map(|e| {
+            Some((
+                u64::from_le_bytes(e[..8].try_into().ok()?),
+                e[8..].try_into().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Checks failed proofs as evidence against `lease`'s provider, for committee member `me`;
+/// returns the evidence digest (`checkpoint_digest` over the transcripts' digests, in order).
+pub async fn provider_fault(
+    client: &GpunetClient,
+    address: &Pubkey,
+    me: &Pubkey,
+    proofs: &[pb::ProofVerdict],
+) -> Result<[u8; 32], EvidenceError> {
+    let lease = client.lease(address).await?;
+    on_committee(&lease, me)?;
+    if lease.status != LeaseStatus::Active {
+        return Err(refuted("the lease is not active"));
+    }
+    if proofs.is_empty() || proofs.len() > usize::from(lease.gpus).max(1) {
+        return Err(refuted(format!(
+            "{} failed proofs for a {}-GPU lease",
+            proofs.len(),
+            lease.gpus
+        )));
+    }
+    let provider = client
+        .fetch::<Provider>("provider", &lease.provider)
+        .await?;
+    let keeper = client.fetch::<Keeper>("keeper", &lease.keeper).await?;
+    let hashes = slot_hashes(
+        &client
+            .rpc()
+            .get_account(&gpunet_sdk::gpunet::committee::SLOT_HASHES_ID)
+            .await
+            .map_err(SdkError::from)?
+            .data,
+    );
+    let schedule = client
+        .rpc()
+        .get_epoch_schedule()
+        .await
+        .map_err(SdkError::from)?;
+    let mut digests = Vec::with_capacity(proofs.len());
+    for p in proofs {
+        let t = Transcript::decode(&p.transcript)
+            .map_err(|e| refuted(format!("worker {}: {e}", p.worker_id)))?;
+        let b = &t.challenge.body;
+        let worker = Pubkey::new_from_array(b.worker);
+        if !provider.workers.contains(&worker) {
+            return Err(refuted(format!(
+                "worker {worker} is not listed by provider {}",
+                lease.provider
+            )));
+        }
+        if b.keeper != keeper.authority.to_bytes() {
+            return Err(refuted(format!(
+                "worker {worker}: challenged by another keeper than the lease's"
+            )));
+        }
+        if !hashes.contains(&(b.slot, b.slot_hash)) || schedule.get_epoch(b.slot) != b.epoch {
+            return Err(refuted(format!(
+                "worker {worker}: challenge anchored at slot {} (epoch {}), not a recent slot \
+                 of this chain",
+                b.slot, b.epoch
+            )));
+        }
+        let expect = Expectations {
+            keeper: b.keeper,
+            worker: b.worker,
+            epoch: b.epoch,
+            nonce: None,
+            timing: TimingPolicy::default(),
+        };
+        worker_fault(&t, &expect).map_err(|why| refuted(format!("worker {worker}: {why}")))?;
+        digests.push(t.digest());
+    }
+    Ok(checkpoint_digest(&digests))
+}
+
+/// Domain tag of a keeper-fault evidence digest.
+const KEEPER_FAULT_TAG: &[u8] = b"gpunet-keeper-fault-v1";
+
+/// Checks that `accused` posted checkpoint `sequence` of `lease` and that its transcript is
+/// false, or withheld `transcript_window` seconds after the period's end (chain clock), for
+/// committee member `me`. Returns the evidence digest: SHA-256 over a tag, the lease, the
+/// sequence, the digest posted and the finding (0 false, 1 withheld).
+pub async fn keeper_fault(
+    client: &GpunetClient,
+    address: &Pubkey,
+    me: &Pubkey,
+    accused: &Pubkey,
+    sequence: u64,
+    transcript_window: i64,
+) -> Result<[u8; 32], EvidenceError> {
+    let lease = client.lease(address).await?;
+    on_committee(&lease, me)?;
+    if accused == me || !lease.in_committee(accused) {
+        return Err(refuted(format!(
+            "keeper {accused} cannot be slashed by {me} on this lease"
+        )));
+    }
+    if sequence <= lease.judged_sequence || sequence > lease.last_sequence {
+        return Err(refuted(format!(
+            "checkpoint {sequence} is not open to judgement (posted 1..={}, judged up to {})",
+            lease.last_sequence, lease.judged_sequence
+        )));
+    }
+    let Some(audit) = audit_checkpoint(client, address, sequence).await? else {
+        return Err(refuted(format!(
+            "no CheckpointPosted event for sequence {sequence}"
+        )));
+    };
+    let p = audit.posted;
+    if p.keeper != *accused {
+        return Err(refuted(format!(
+            "checkpoint {sequence} was posted by {}, not {accused}",
+            p.keeper
+        )));
+    }
+    let finding: u8 = match audit.outcome {
+        AuditOutcome::Verified { .. } => {
+            return Err(refuted(format!(
+                "checkpoint {sequence}'s transcript verifies"
+            )));
+        }
+        AuditOutcome::Mismatch(_) => 0,
+        AuditOutcome::Unavailable(why) => {
+            let now = client.chain_time().await?;
+            if now <= p.period_end.saturating_add(transcript_window) {
+                return Err(refuted(format!(
+                    "checkpoint {sequence}'s transcript is unavailable ({why}), but the \
+                     transcript window has not passed"
+                )));
+            }
+            1
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(KEEPER_FAULT_TAG);
+    h.update(address.as_ref());
+    h.update(sequence.to_le_bytes());
+    h.update(p.proof_digest);
+    h.update([finding]);
+    Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_hashes_parse_the_sysvar_layout() {
+        let mut data = 2u64.to_le_bytes().to_vec();
+        for (slot, b) in [(9u64, 1u8), (8, 2)] {
+            data.extend(slot.to_le_bytes());
+            data.extend([b; 32]);
+        }
+        assert_eq!(slot_hashes(&data), vec![(9, [1; 32]), (8, [2; 32])]);
+        assert!(slot_hashes(&[]).is_empty());
+    }
+}

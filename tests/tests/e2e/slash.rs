@@ -1,0 +1,527 @@
+//! Slashing with the committee, end to end: three chain-mode keepers on their own loopback
+//! ports (each publishing its endpoint on chain, each serving the keeper-to-keeper co-signing
+//! service), a real worker over gRPC, the localnet's program and SPL Token.
+//!
+//! - A worker that skips its proof work fails its proof; the serving keeper posts the period
+//!   `Fail` and slashes the provider with a co-signature gathered from another member; the user
+//!   is compensated, the provider jailed, and tokens neither created nor lost. Alone, the keeper
+//!   cannot slash; a member asked to co-sign evidence that does not hold refuses, and so does one
+//!   asked to sign a message that is not the slash.
+//! - A keeper that posts a checkpoint on a transcript replayed from an earlier period is found
+//!   out by another member's audit and slashed by a quorum of the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gpunet::instructions::LeaseCheckpointArgs;
+use gpunet::state::{LeaseStatus, ProviderStatus, Verdict};
+use gpunet_keeper::chain::{
+    Auditor, ChainDirectory, Checkpointer, Committee, PeerSvc, Posted, WatchConfig, Watcher,
+};
+use gpunet_keeper::{KeeperConfig, KeeperHandle};
+use gpunet_proof::merkle::{Hash, MerkleTree, leaf_hash};
+use gpunet_proof::{ChallengeParams, ProofError, RoundBackend, SignedChallenge};
+use gpunet_sdk::ix::{self, LeaseParties};
+use gpunet_sdk::task::{SigningKey, keys, pb};
+use gpunet_sdk::{pda, token};
+use gpunet_worker::{GpunetProof, ProofExecutor, ProofIo};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use tokio_util::sync::CancellationToken;
+
+use crate::keeper::{Scene, scene, signing_key};
+
+/// A keeper of the scene running in chain mode with its committee duties.
+struct Running {
+    h: KeeperHandle,
+    watcher: Watcher,
+    dir: Arc<ChainDirectory>,
+    committee: Arc<Committee>,
+    wallet: Keypair,
+    url: String,
+}
+
+async fn run_keeper(s: &Scene, i: usize, cancel: &CancellationToken) -> Running {
+    let wallet = s.keepers[i].insecure_clone();
+    let rpc = s.n.net.rpc_url().to_string();
+    let dir = Arc::new(ChainDirectory::new(pda::keeper(&wallet.pubkey())));
+    let watcher = Watcher::new(
+        &WatchConfig {
+            rpc_url: rpc.clone(),
+            ws_url: Some(s.n.net.ws_url().to_string()),
+            reconcile_every: Duration::from_millis(500),
+        },
+        dir.clone(),
+    );
+    watcher.reconcile().await.unwrap();
+    let file = s.tmp.path().join(format!("keeper{i}.json"));
+    std::fs::write(&file, keys::keypair_to_json(&signing_key(&wallet))).unwrap();
+    let cfg = KeeperConfig {
+        listen: format!("127.0.0.1:{}", s.ports[i]),
+        metrics_listen: String::new(),
+        db_path: String::new(),
+        keeper_key: Some(file.display().to_string()),
+        ..KeeperConfig::default()
+    };
+    let (peer, slot) = PeerSvc::new();
+    let h = gpunet_keeper::start_with(cfg, dir.clone(), dir.clone(), peer.routes(), cancel.clone())
+        .await
+        .expect("keeper starts");
+    h.prover().set_anchor(dir.clone());
+    let committee = Arc::new(Committee::new(
+        &rpc,
+        wallet.insecure_clone(),
+        Duration::from_secs(600),
+        h.core().metrics.clone(),
+    ));
+    assert!(slot.set(committee.clone()).is_ok());
+    Running {
+        h,
+        watcher,
+        dir,
+        committee,
+        wallet,
+        url: s.urls[i].clone(),
+    }
+}
+
+impl Running {
+    fn checkpointer(&self, s: &Scene) -> Checkpointer {
+        Checkpointer::new(
+            s.n.net.rpc_url(),
+            self.wallet.insecure_clone(),
+            self.dir.clone(),
+            self.h.prover().clone(),
+            self.h.core().clone(),
+        )
+        .with_committee(self.committee.clone())
+    }
+}
+
+/// Starts all the scene's keepers; returns them with the index of the lease's keeper.
+async fn run_all(s: &Scene, cancel: &CancellationToken) -> (Vec<Running>, usize) {
+    let mut all = Vec::new();
+    for i in 0..s.keepers.len() {
+        all.push(run_keeper(s, i, cancel).await);
+    }
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    let serving = all
+        .iter()
+        .position(|r| pda::keeper(&r.wallet.pubkey()) == l.keeper)
+        .expect("the lease's keeper is one of the scene's");
+    (all, serving)
+}
+
+/// Honest until told to cheat; then it skips the proof's work: every tile it commits and
+/// opens is a cheap function of the seed instead of the product (its roots still differ
+/// round to round, so only the opened tiles give it away).
+struct Shirker {
+    cheat: Arc<AtomicBool>,
+}
+
+struct NoWork {
+    params: ChallengeParams,
+    rounds: Vec<(Vec<Vec<i32>>, MerkleTree)>,
+}
+
+impl RoundBackend for NoWork {
+    fn name(&self) -> String {
+        "no work".into()
+    }
+
+    fn compute_round(&mut self, round: u32, seed: &Hash) -> Result<Hash, ProofError> {
+        let tiles: Vec<Vec<i32>> = (0..self.params.tiles_per_round() as u32)
+            .map(|t| vec![i32::from(seed[0]) + t as i32 + round as i32; self.params.tile_len()])
+            .collect();
+        let tree = MerkleTree::from_leaves(tiles.iter().map(|v| leaf_hash(v)).collect())?;
+        let root = tree.root();
+        self.rounds.push((tiles, tree));
+        Ok(root)
+    }
+
+    fn merkle_path(&mut self, round: u32, tile: u32) -> Result<Vec<Hash>, ProofError> {
+        self.rounds[round as usize - 1]
+            .1
+            .path(u64::from(tile))
+            .ok_or_else(|| ProofError::Protocol("no such tile".into()))
+    }
+
+    fn tile_values(
+        &mut self,
+        _params: &ChallengeParams,
+        round: u32,
+        _seed: &Hash,
+        tile: u32,
+    ) -> Result<Vec<i32>, ProofError> {
+        Ok(self.rounds[round as usize - 1].0[tile as usize].clone())
+    }
+}
+
+impl ProofExecutor for Shirker {
+    fn prove(&self, ch: &[u8], key: &SigningKey, io: &mut dyn ProofIo) -> Result<String, String> {
+        if !self.cheat.load(Ordering::SeqCst) {
+            return GpunetProof.prove(ch, key, io);
+        }
+        let ch = SignedChallenge::decode(ch).map_err(|e| e.to_string())?;
+        let mut backend = NoWork {
+            params: *ch.params(),
+            rounds: Vec::new(),
+        };
+        let run = gpunet_proof::prove(&ch, &mut backend, |c| {
+            io.commit(c.encode()).map_err(ProofError::Protocol)
+        })
+        .map_err(|e| e.to_string())?;
+        let req = gpunet_proof::OpeningRequest::decode(&io.opening_request()?)
+            .map_err(|e| e.to_string())?;
+        io.opening(
+            run.open(&mut backend, &req, key)
+                .map_err(|e| e.to_string())?
+                .encode(),
+        )?;
+        Ok("shirked".into())
+    }
+}
+
+fn worker_with(
+    url: &str,
+    provider: &Pubkey,
+    key: &Keypair,
+    dir: &std::path::Path,
+    proof: Arc<dyn ProofExecutor>,
+) -> gpunet_worker::WorkerHandle {
+    gpunet_worker::spawn_with(crate::keeper::worker_config(url, provider, key, dir), proof)
+}
+
+/// Waits until the keeper at `r` has a worker in the lease's cluster.
+async fn cluster_ready(r: &Running, lease: &Pubkey) {
+    let id: Arc<str> = lease.to_string().into();
+    for _ in 0..400 {
+        if r.h.core().cluster(&id).is_ok_and(|c| !c.workers.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no worker joined the lease's cluster in 20 s");
+}
+
+async fn cosign_direct(
+    url: &str,
+    req: pb::CoSignRequest,
+) -> Result<pb::CoSignReply, tonic::Status> {
+    let mut c = pb::peer_service_client::PeerServiceClient::connect(url.to_string())
+        .await
+        .unwrap();
+    c.co_sign(req).await.map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensated() {
+    let s = scene(3).await;
+    let cancel = CancellationToken::new();
+    let (keepers, serving) = run_all(&s, &cancel).await;
+    let k = &keepers[serving];
+    let cheat = Arc::new(AtomicBool::new(false));
+    let w = worker_with(
+        &k.url,
+        &s.provider,
+        &s.wkey,
+        s.tmp.path(),
+        Arc::new(Shirker {
+            cheat: cheat.clone(),
+        }),
+    );
+    cluster_ready(k, &s.lease).await;
+    let checkpointer = k.checkpointer(&s);
+
+    // An honest first period is paid (so the user has paid something to be compensated for).
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert_eq!(
+        checkpointer.checkpoint(&s.lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 1,
+            verdict: Verdict::Pass
+        }
+    );
+    let l1 = s.n.client.lease(&s.lease).await.unwrap();
+    assert!(l1.paid_provider > 0);
+
+    // From now on the worker skips the work.
+    cheat.store(true, Ordering::SeqCst);
+    let config = s.n.client.config().await.unwrap();
+    let user_token = token::ata(&s.user.pubkey(), &config.mint);
+    let provider_before =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &s.provider)
+            .await
+            .unwrap();
+    let (user_before, treasury_before) = (
+        s.n.balance(&user_token).await,
+        s.n.balance(&s.n.treasury).await,
+    );
+    let vault = pda::provider_vault(&s.provider);
+    let vault_before = s.n.balance(&vault).await;
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+
+    // The evidence: the shirker's failed proof, with its signed opening in the transcript.
+    let id: Arc<str> = s.lease.to_string().into();
+    let worker_id = k.h.core().cluster(&id).unwrap().workers[0]
+        .worker_id
+        .clone();
+    let failed =
+        k.h.prover()
+            .prove(&id, &worker_id, Default::default())
+            .await
+            .unwrap();
+    assert!(!failed.ok, "the shirker passed: {failed:?}");
+    assert_eq!(failed.rejection, "TileMismatch", "{failed:?}");
+
+    // Alone, the serving keeper cannot slash: the program wants two committee signatures.
+    let parties = LeaseParties {
+        lease: s.lease,
+        provider: s.provider,
+        keeper: l1.keeper,
+        mint: config.mint,
+        treasury: s.n.treasury,
+    };
+    let alone = ix::provider_slash(&parties, &user_token, &[k.wallet.pubkey()], [7; 32]);
+    let err = s.n.client.send(&[alone], &k.wallet, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("SlashQuorumNotMet"), "{err}");
+
+    // Another member refuses what does not hold: a passed proof as evidence, a doctored
+    // transcript (the worker's signature breaks), and the right evidence with a message that
+    // is not the slash.
+    let other = keepers.iter().find(|r| r.url != k.url).unwrap();
+    let honest = checkpointer_transcript(&k.url, &s.lease, 1).await;
+    let mut doctored = failed.clone();
+    let mut bytes = doctored.transcript.to_vec();
+    let n = bytes.len();
+    bytes[n - 70] ^= 1; // inside the opening's tiles
+    doctored.transcript = bytes.into();
+    let blockhash = s.n.client.rpc().get_latest_blockhash().await.unwrap();
+    let good_ix = ix::provider_slash(
+        &parties,
+        &user_token,
+        &[k.wallet.pubkey(), other.wallet.pubkey()],
+        gpunet_proof::checkpoint_digest(&[gpunet_proof::Transcript::decode(&failed.transcript)
+            .unwrap()
+            .digest()]),
+    );
+    let transfer = solana_system_interface::instruction::transfer(
+        &other.wallet.pubkey(),
+        &k.wallet.pubkey(),
+        1_000_000,
+    );
+    let msg = |ixs: &[solana_sdk::instruction::Instruction]| {
+        gpunet_sdk::cosign::message(ixs, &k.wallet.pubkey(), blockhash).serialize()
+    };
+    let ask = |proofs: Vec<pb::ProofVerdict>, message: Vec<u8>| pb::CoSignRequest {
+        lease_id: s.lease.to_string(),
+        evidence: Some(pb::co_sign_request::Evidence::Provider(pb::ProviderFault {
+            proofs,
+        })),
+        message: message.into(),
+    };
+    for (what, req) in [
+        (
+            "a passed proof",
+            ask(honest, msg(std::slice::from_ref(&good_ix))),
+        ),
+        (
+            "a doctored transcript",
+            ask(vec![doctored], msg(std::slice::from_ref(&good_ix))),
+        ),
+        (
+            "a transfer beside the slash",
+            ask(vec![failed.clone()], msg(&[good_ix.clone(), transfer])),
+        ),
+    ] {
+        let refused = cosign_direct(&other.url, req).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "{what}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        s.n.client.lease(&s.lease).await.unwrap().status,
+        LeaseStatus::Active
+    );
+
+    // The checkpointer proves the due period: the shirker fails, the period is posted Fail
+    // and the provider slashed with a second member's signature.
+    let posted = checkpointer.checkpoint(&s.lease).await.unwrap();
+    let Posted::Slashed { sequence, .. } = posted else {
+        panic!("not slashed: {posted:?}");
+    };
+    assert_eq!(sequence, 2);
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    assert_eq!(l.status, LeaseStatus::Ended);
+    assert_eq!(l.last_sequence, 2);
+    assert_eq!(
+        l.paid_provider, l1.paid_provider,
+        "the failed period is not paid"
+    );
+    let p =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &s.provider)
+            .await
+            .unwrap();
+    assert_eq!(p.status, ProviderStatus::Jailed);
+    let slashed = provider_before.staked - p.staked;
+    assert_eq!(slashed, l1.stake_locked / 2, "slash_fraction_bps = 5,000");
+    let to_user = s.n.balance(&user_token).await - user_before;
+    let to_treasury = s.n.balance(&s.n.treasury).await - treasury_before;
+    assert!(to_user > 0, "the user is compensated");
+    assert_eq!(to_user, l.compensation);
+    assert!(to_user <= l.paid_provider + l.paid_protocol + l.paid_keeper);
+    assert_eq!(to_user + to_treasury, slashed, "no token created or lost");
+    assert_eq!(vault_before - s.n.balance(&vault).await, slashed);
+    // Exactly one other member signed.
+    let cosigned: Vec<String> = keepers
+        .iter()
+        .map(|r| r.h.core().metrics.render())
+        .filter(|m| m.contains("slashes_cosigned_total{kind=\"provider\"} 1"))
+        .collect();
+    assert_eq!(cosigned.len(), 1);
+
+    cancel.cancel();
+    w.cancel.cancel();
+    let _ = w.join().await;
+    for r in keepers {
+        r.h.wait().await.unwrap();
+    }
+}
+
+/// The proofs of checkpoint `sequence` as its keeper serves them.
+async fn checkpointer_transcript(
+    url: &str,
+    lease: &Pubkey,
+    sequence: u64,
+) -> Vec<pb::ProofVerdict> {
+    gpunet_sdk::task::transcript(url, &lease.to_string(), sequence)
+        .await
+        .unwrap()
+        .proofs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_keeper_posting_a_replayed_transcript_is_slashed_by_the_others() {
+    let s = scene(3).await;
+    let cancel = CancellationToken::new();
+    let (keepers, serving) = run_all(&s, &cancel).await;
+    let k = &keepers[serving];
+    let w = worker_with(
+        &k.url,
+        &s.provider,
+        &s.wkey,
+        s.tmp.path(),
+        Arc::new(GpunetProof),
+    );
+    cluster_ready(k, &s.lease).await;
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert!(matches!(
+        k.checkpointer(&s).checkpoint(&s.lease).await.unwrap(),
+        Posted::Posted { sequence: 1, .. }
+    ));
+    let auditors: Vec<Auditor> = keepers
+        .iter()
+        .filter(|r| r.url != k.url)
+        .map(|r| {
+            Auditor::new(
+                s.n.net.rpc_url(),
+                r.committee.clone(),
+                1.0,
+                r.h.core().metrics.clone(),
+            )
+        })
+        .collect();
+    // An honest checkpoint holds up.
+    assert!(auditors[0].tick().await.unwrap().is_empty());
+
+    // The next period the keeper proves nothing: it posts Pass on the first period's
+    // transcript, relabelled.
+    s.n.client.time_travel_by(301).await.unwrap();
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    let now = s.n.client.chain_time().await.unwrap();
+    let now = gpunet_keeper::chain::checkpoint::due(&l, now).expect("period 2 is due");
+    let mut replay = gpunet_sdk::task::transcript(&k.url, &s.lease.to_string(), 1)
+        .await
+        .unwrap();
+    replay.sequence = 2;
+    replay.period_start = l.paid_until;
+    replay.period_end = now;
+    k.h.core().record_checkpoint(replay.clone()).await.unwrap();
+    let config = s.n.client.config().await.unwrap();
+    let provider =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &s.provider)
+            .await
+            .unwrap();
+    let parties = LeaseParties {
+        lease: s.lease,
+        provider: s.provider,
+        keeper: l.keeper,
+        mint: config.mint,
+        treasury: s.n.treasury,
+    };
+    let lie = ix::lease_checkpoint(
+        &k.wallet.pubkey(),
+        &parties,
+        &token::ata(&provider.authority, &config.mint),
+        &token::ata(&k.wallet.pubkey(), &config.mint),
+        LeaseCheckpointArgs {
+            sequence: 2,
+            period_start: l.paid_until,
+            period_end: now,
+            proof_digest: replay.digest.as_ref().try_into().unwrap(),
+            verdict: Verdict::Pass,
+            score: replay.score,
+        },
+    );
+    s.n.client.send(&[lie], &k.wallet, &[]).await.unwrap();
+    let accused = pda::keeper(&k.wallet.pubkey());
+    let bond_before =
+        s.n.client
+            .fetch::<gpunet::state::Keeper>("keeper", &accused)
+            .await
+            .unwrap()
+            .bond;
+    let user_token = token::ata(&s.user.pubkey(), &config.mint);
+    let user_before = s.n.balance(&user_token).await;
+
+    // Another member's audit finds the replay and slashes with the third.
+    let found = auditors[0].tick().await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].sequence, found[0].keeper, found[0].slashed),
+        (2, accused, true)
+    );
+    let after =
+        s.n.client
+            .fetch::<gpunet::state::Keeper>("keeper", &accused)
+            .await
+            .unwrap();
+    assert_eq!(
+        after.bond,
+        bond_before / 2,
+        "keeper_slash_fraction_bps = 5,000"
+    );
+    assert_eq!(after.status, gpunet::state::KeeperStatus::Draining);
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    assert_eq!(l.judged_sequence, 2);
+    assert_eq!(s.n.balance(&user_token).await - user_before, l.compensation);
+    assert!(l.compensation > 0);
+    // Judged once: the third member's audit finds nothing left to do.
+    assert!(auditors[1].tick().await.unwrap().is_empty());
+
+    cancel.cancel();
+    w.cancel.cancel();
+    let _ = w.join().await;
+    for r in keepers {
+        r.h.wait().await.unwrap();
+    }
+}
