@@ -9,12 +9,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-struct Localnet {
+pub(crate) struct Localnet {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
-fn start_localnet(dir: &Path, keypair: &Path) -> (Localnet, Value) {
+pub(crate) fn start_localnet(dir: &Path, keypair: &Path) -> (Localnet, Value) {
     let (rpc, ws) = (crate::free_port(), crate::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_gpunet"))
         .args([
@@ -51,9 +51,19 @@ fn start_localnet(dir: &Path, keypair: &Path) -> (Localnet, Value) {
     )
 }
 
+/// A test that fails part-way leaves no localnet process behind.
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Localnet {
     /// Runs `gpunet ARGS --url … --keypair KEYPAIR --output json`.
-    fn run(&self, keypair: &Path, args: &[&str]) -> (bool, Value, String) {
+    pub(crate) fn run(&self, keypair: &Path, args: &[&str]) -> (bool, Value, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
             .args(args)
             .args(["--url", &self.url, "--output", "json", "--keypair"])
@@ -66,13 +76,13 @@ impl Localnet {
         (out.status.success(), v, stderr)
     }
 
-    fn ok(&self, keypair: &Path, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, keypair: &Path, args: &[&str]) -> Value {
         let (ok, v, err) = self.run(keypair, args);
         assert!(ok, "gpunet {args:?} failed: {err}");
         v
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])

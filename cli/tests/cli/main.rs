@@ -1,6 +1,7 @@
 //! CLI tests: the real `gpunet` binary.
 
 mod chain;
+mod chain_sigkill;
 mod commands;
 mod keys;
 mod readme;

@@ -132,7 +132,11 @@ impl RoundBackend for NoWork {
 
     fn compute_round(&mut self, round: u32, seed: &Hash) -> Result<Hash, ProofError> {
         let tiles: Vec<Vec<i32>> = (0..self.params.tiles_per_round() as u32)
-            .map(|t| vec![i32::from(seed[0]) + t as i32 + round as i32; self.params.tile_len()])
+            .map(|t| {
+                // The whole seed in every tile: rounds never repeat a root.
+                let x = i32::from_le_bytes(seed[..4].try_into().unwrap()) ^ (round as i32);
+                vec![x.wrapping_add(t as i32); self.params.tile_len()]
+            })
             .collect();
         let tree = MerkleTree::from_leaves(tiles.iter().map(|v| leaf_hash(v)).collect())?;
         let root = tree.root();

@@ -3,8 +3,10 @@
 //! Every `tick`, for each lease this keeper serves whose period is due on the chain's clock
 //! (`checkpoint_interval` since `paid_until`, or its escrow runs out), every worker of the
 //! lease's cluster is challenged at the same moment (one GPU cannot answer for eight). All pass:
-//! the period is posted `Pass` and the escrow pays the provider; any fails, or no worker
-//! serves the lease: it is posted `Fail` (unpaid; refunded at close). The digest posted is the
+//! the period is posted `Pass` and the escrow pays the provider; any fails, or the lease's GPUs
+//! are still not all connected half a grace period after the interval: it is posted `Fail`
+//! (unpaid; refunded at close). Until then a period with missing GPUs waits (workers
+//! reconnecting after a restart do not cost the provider a period). The digest posted is the
 //! proof transcript's, or, for several workers, SHA-256 over their digests in worker order;
 //! each transcript stays in the keeper's evidence table, where `GetTranscript` serves it.
 //!
@@ -52,6 +54,9 @@ pub enum CheckpointError {
 pub enum Posted {
     /// Not due yet.
     NotDue,
+    /// Due, but not every GPU of the lease is connected yet: judged later (see
+    /// [`Checkpointer::checkpoint`]).
+    Waiting,
     /// Posted.
     Posted {
         /// The checkpoint's sequence.
@@ -121,6 +126,21 @@ impl Checkpointer {
         let Some(period_end) = due(&lease, now) else {
             return Ok(Posted::NotDue);
         };
+        // Not every GPU of the lease is connected (workers reconnecting after a restart of
+        // this keeper or of theirs): judge the period only once half the grace period has
+        // passed beyond its interval — still well before a successor may take the lease.
+        let id: Arc<str> = address.to_string().into();
+        let complete = self
+            .core
+            .cluster(&id)
+            .is_ok_and(|c| !c.workers.is_empty() && c.gpus_ready >= c.gpus_requested);
+        let patience = lease
+            .paid_until
+            .saturating_add(lease.terms.checkpoint_interval)
+            .saturating_add(lease.terms.grace_period / 2);
+        if !complete && now < patience {
+            return Ok(Posted::Waiting);
+        }
         let (verdict, digest, score, proofs) = self.prove_all(address).await;
         let sequence = lease.last_sequence + 1;
         // Read again: a checkpoint posted while the proofs ran (by this keeper's previous

@@ -82,9 +82,13 @@ pub struct LeaseCheckpoint<'info> {
     )]
     pub provider_token: Box<Account<'info, TokenAccount>>,
 
-    /// The keeper's token account (owned by the keeper's wallet).
+    /// The keeper's token account (owned by the keeper's wallet). `dup`: one wallet may be
+    /// both the provider and the keeper, and then both are paid into its one token account
+    /// (a token account is never serialized by this program, so the same account twice is
+    /// safe: the transfers are CPIs to SPL Token, and nothing here reads its balance).
     #[account(
         mut,
+        dup,
         constraint = keeper_token.mint == config.mint @ GpunetError::WrongMint,
         constraint = keeper_token.owner == keeper_authority.key() @ GpunetError::WrongTokenOwner,
     )]
