@@ -106,7 +106,7 @@ pub async fn run_keeper(g: &Global, args: KeeperRunArgs) -> Result<()> {
 /// before serving, then the watcher, the checkpointer (slashing providers whose workers fail
 /// by their own doing), the auditor of other members' checkpoints and the reassigner running
 /// beside it; other members reach its co-signing service on the same address.
-async fn start_on_chain(
+pub async fn start_on_chain(
     g: &Global,
     cfg: gpunet_keeper::KeeperConfig,
     wallet: Keypair,
@@ -308,9 +308,23 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     let address = provider.parse::<Pubkey>().map_err(|_| {
         anyhow!("--keeper is required: provider {provider:?} is not an account address")
     })?;
+    let stop = CancellationToken::new();
+    tokio::spawn(shutdown_signal(stop.clone()));
+    follow_leases(g, &address, config, stop).await
+}
+
+/// Runs a worker of `provider` (configured by `config` for a keeper URL) with the keeper
+/// serving an active lease of that provider — waiting for one, and moving to the new keeper
+/// when the lease is reassigned — until `stop` (then it drains).
+pub async fn follow_leases(
+    g: &Global,
+    provider: &Pubkey,
+    config: impl Fn(&str) -> gpunet_worker::WorkerConfig,
+    stop: CancellationToken,
+) -> Result<()> {
     let mut keeper = tokio::select! {
-        k = keeper_for_worker(g, &address) => k?,
-        _ = wait_for_signal() => return Ok(()),
+        k = keeper_for_worker(g, provider) => k?,
+        _ = stop.cancelled() => return Ok(()),
     };
     loop {
         let h = gpunet_worker::spawn(config(&keeper));
@@ -320,11 +334,11 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         tokio::pin!(join);
         tokio::select! {
             r = &mut join => return Ok(r?),
-            _ = wait_for_signal() => {
+            _ = stop.cancelled() => {
                 cancel.cancel();
                 return Ok(join.await?);
             }
-            next = keeper_moved(g, &address, &keeper) => {
+            next = keeper_moved(g, provider, &keeper) => {
                 eprintln!("the provider's lease moved to keeper {next}: draining and rejoining there");
                 cancel.cancel();
                 let _ = join.await;

@@ -1,7 +1,9 @@
 //! `gpunet localnet`: the whole chain on this machine — embedded surfpool with gpunet loaded —
 //! serving standard Solana JSON-RPC (8899) and pubsub (8900). On first start it initialises
 //! gpunet: the signer's keypair (created if missing) becomes admin and mint authority of a new
-//! stake/payment mint, and gets SOL and tokens to start with.
+//! stake/payment mint, and gets SOL and tokens to start with. Unless `--bare`, it then runs the
+//! rest of gpunet in the same process (`localnet_system.rs`): three keepers and a demo
+//! provider whose workers run here. Log lines go to a log file it names (`-v`: here).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,13 +34,58 @@ pub struct LocalnetArgs {
     /// Keep the chain in DIR across restarts (default: in memory).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-    /// Do not initialise gpunet (config, mint) on a fresh chain.
+    /// Do not initialise gpunet (config, mint) on a fresh chain (implies --bare).
     #[arg(long)]
     pub no_init: bool,
+    /// Only the chain and gpunet's initialisation: no keepers, no demo provider.
+    #[arg(long)]
+    pub bare: bool,
+    /// Directory of the parties' keypair files and the log [default: LEDGER/wallets with
+    /// --ledger, else ~/.config/gpunet/localnet].
+    #[arg(long, env = "GPUNET_LOCALNET_DIR")]
+    pub dir: Option<PathBuf>,
+    /// First of the keepers' gRPC ports (the others follow); 0 picks free ports.
+    #[arg(long, env = "GPUNET_LOCALNET_KEEPER_PORT", default_value_t = 7401)]
+    pub keeper_port: u16,
+    /// Show every log line here (the validator's, the keepers', the program's) instead of
+    /// writing them to the log file.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl LocalnetArgs {
+    fn dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| crate::localnet_system::default_dir(self.ledger.as_deref()))
+    }
+}
+
+/// Whether the log lines go to the log file rather than the terminal.
+pub fn quiet(a: &LocalnetArgs) -> bool {
+    !a.verbose && std::env::var_os("GPUNET_LOG").is_none()
+}
+
+/// The log file of a quiet localnet.
+pub fn log_path(a: &LocalnetArgs) -> PathBuf {
+    a.dir().join("localnet.log")
+}
+
+/// Opens (truncating) the log file of a quiet localnet.
+pub fn open_log(a: &LocalnetArgs) -> Result<std::fs::File> {
+    let dir = a.dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = log_path(a);
+    std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // Append mode: the program's log lines reach the same file through another handle.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Decimals of the localnet's mint.
-const DECIMALS: u8 = 6;
+pub const DECIMALS: u8 = 6;
 /// Tokens the admin gets on a fresh localnet (whole tokens).
 const ADMIN_TOKENS: u64 = 1_000_000;
 
@@ -89,24 +136,35 @@ async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json
 }
 
 /// The program runs natively in this process, and on a host target its `msg!` log lines are
-/// printed to stdout. They go to stderr instead (where a validator's logs would go), so that
-/// stdout carries only this command's own output — one JSON document with `--output json`.
-/// Returns a handle on the real stdout.
+/// printed to stdout. They go to `log` (a quiet localnet's log file), or else to stderr (where
+/// a validator's logs would go), so that stdout carries only this command's own output — one
+/// JSON document with `--output json`. Returns a handle on the real stdout.
 #[cfg(unix)]
-fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
-    use std::os::fd::FromRawFd;
+fn program_logs_to(log: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write + Send>> {
+    use std::os::fd::{AsRawFd, FromRawFd};
     std::io::stdout().flush()?;
     // SAFETY: plain descriptor calls on the process's own stdout/stderr; the duplicated
     // descriptor is owned by the returned File from here on.
     let saved = unsafe { libc::dup(1) };
-    if saved < 0 || unsafe { libc::dup2(2, 1) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("redirecting program logs to stderr");
+    let target = match log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let fd = target.as_ref().map_or(2, |f| f.as_raw_fd());
+    if saved < 0 || unsafe { libc::dup2(fd, 1) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("redirecting program logs");
     }
     Ok(Box::new(unsafe { std::fs::File::from_raw_fd(saved) }))
 }
 
 #[cfg(not(unix))]
-fn program_logs_to_stderr() -> Result<Box<dyn std::io::Write + Send>> {
+fn program_logs_to(_: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write + Send>> {
     Ok(Box::new(std::io::stdout()))
 }
 
@@ -144,7 +202,8 @@ fn print_summary(out: &mut dyn Write, output: Output, summary: &Value) -> Result
 
 /// Runs the localnet until Ctrl-C or SIGTERM.
 pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
-    let mut out = program_logs_to_stderr()?;
+    let log = quiet(&args).then(|| log_path(&args));
+    let mut out = program_logs_to(log.as_deref())?;
     let config = LocalnetConfig {
         bind_host: args.bind.clone(),
         rpc_port: args.rpc_port,
@@ -167,16 +226,60 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
         "program_id": gpunet_sdk::gpunet::ID.to_string(),
         "ledger": args.ledger.as_ref().map(|p| p.display().to_string()),
     });
-    if !args.no_init
-        && let Err(e) = initialise_into(g, &client, &mut summary).await
-    {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut system = None;
+    let started = async {
+        if args.no_init {
+            return Ok(());
+        }
+        initialise_into(g, &client, &mut summary).await?;
+        if args.bare {
+            return Ok(());
+        }
+        let local = Global {
+            url: net.rpc_url().to_string(),
+            ..g.clone()
+        };
+        let (admin, _) = admin_keypair(g)?;
+        let sp = Spinner::start(
+            g.output,
+            "starting 3 keepers and a demo provider with its workers",
+        );
+        let sys_args = crate::localnet_system::SystemArgs {
+            dir: args.dir(),
+            persist: args.ledger.is_some(),
+            keeper_port: args.keeper_port,
+            ws_url: net.ws_url().to_string(),
+        };
+        let s = crate::localnet_system::start(&local, &admin, &sys_args, &cancel).await;
+        sp.stop();
+        let s = s.context("starting the keepers and the demo provider")?;
+        if let (Some(sum), Some(more)) = (summary.as_object_mut(), s.summary.as_object()) {
+            sum.extend(more.clone());
+        }
+        system = Some(s);
+        anyhow::Ok(())
+    }
+    .await;
+    if let Some(p) = &log {
+        summary["log"] = json!(p.display().to_string());
+    }
+    if let Err(e) = started {
+        cancel.cancel();
+        if let Some(s) = system {
+            crate::localnet_system::stop(s).await;
+        }
         let _ = tokio::task::spawn_blocking(move || net.stop()).await;
         return Err(e);
     }
     print_summary(&mut out, g.output, &summary)?;
 
     crate::daemon::wait_for_signal().await;
-    let sp = Spinner::start(g.output, "stopping (saving the ledger)");
+    let sp = Spinner::start(g.output, "stopping (keepers, workers, then the chain)");
+    cancel.cancel();
+    if let Some(s) = system {
+        crate::localnet_system::stop(s).await;
+    }
     tokio::task::spawn_blocking(move || net.stop())
         .await
         .context("localnet stop task")??;

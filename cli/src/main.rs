@@ -20,6 +20,7 @@ mod chain;
 mod daemon;
 mod key;
 mod localnet;
+mod localnet_system;
 mod output;
 mod task;
 
@@ -149,21 +150,34 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GPUNET_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `gpunet localnet` keeps its terminal for people: the validator's, the keepers' and the
+    // program's log lines go to a log file it names, unless `-v` or GPUNET_LOG asks for them.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("GPUNET_LOG").unwrap_or_else(|_| "info".into())
+    };
+    match &cli.cmd {
+        Cmd::Localnet(a) if localnet::quiet(a) => {
+            let file = localnet::open_log(a)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     // The keeper serves many connections: a multi-threaded runtime. Workers, clients and the
     // bench client are mostly waiting on one stream: a single-threaded runtime avoids
     // cross-thread wake-ups (measurably lower round-trip latency on a 2-core machine).
     let rt = match cli.cmd {
         Cmd::Keeper {
             cmd: chain::keeper::KeeperCmd::Run(_),
-        } => tokio::runtime::Builder::new_multi_thread()
+        }
+        | Cmd::Localnet(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?,
         _ => tokio::runtime::Builder::new_current_thread()

@@ -14,7 +14,17 @@ pub(crate) struct Localnet {
     pub url: String,
 }
 
+/// `gpunet localnet --bare` (the chain and gpunet's initialisation only).
 pub(crate) fn start_localnet(dir: &Path, keypair: &Path) -> (Localnet, Value) {
+    start_localnet_with(dir, keypair, &["--bare"], &[("GPUNET_LOG", "warn")])
+}
+
+pub(crate) fn start_localnet_with(
+    dir: &Path,
+    keypair: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Localnet, Value) {
     let (rpc, ws) = (crate::free_port(), crate::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_gpunet"))
         .args([
@@ -26,11 +36,13 @@ pub(crate) fn start_localnet(dir: &Path, keypair: &Path) -> (Localnet, Value) {
             "--ws-port",
             &ws.to_string(),
         ])
+        .args(args)
         .arg("--ledger")
         .arg(dir.join("ledger"))
         .arg("--keypair")
         .arg(keypair)
-        .env("GPUNET_LOG", "warn")
+        .env_remove("GPUNET_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -224,5 +236,73 @@ fn test_cli_localnet_provider_keeper_and_lease_flow() {
     assert_eq!(summary["initialised"], "already");
     let p = net.ok(&admin, &["provider", "show"]);
     assert_eq!(p["staked"], 4_000_000_000u64);
+    net.stop();
+}
+
+/// `gpunet localnet` (not bare) runs all of gpunet: three keepers publishing their endpoints
+/// and a demo provider whose workers run in the same process, with funded wallets in the
+/// directory it prints. From another terminal, the user wallet it made opens a lease on the
+/// demo provider and runs a task on it. Its terminal stays quiet: library and program log lines
+/// go to the log file it names.
+#[test]
+fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = dir.path().join("admin.json");
+    let (net, summary) = start_localnet_with(dir.path(), &admin, &["--keeper-port", "0"], &[]);
+    assert_eq!(
+        summary["keepers"].as_array().map(Vec::len),
+        Some(3),
+        "{summary}"
+    );
+    assert_eq!(summary["workers"], 2);
+    assert!(summary["prover"].as_str().is_some_and(|p| !p.is_empty()));
+    let wallets = Path::new(summary["wallets"].as_str().unwrap()).to_path_buf();
+    assert!(
+        wallets.starts_with(dir.path()),
+        "beside the ledger: {wallets:?}"
+    );
+    let log = Path::new(summary["log"].as_str().expect("a log file")).to_path_buf();
+    let user = Path::new(summary["user_wallet"].as_str().unwrap()).to_path_buf();
+    let provider = summary["provider"].as_str().unwrap().to_string();
+    assert_eq!(
+        net.ok(&admin, &["keeper", "list"]).as_array().map(Vec::len),
+        Some(3)
+    );
+
+    let opened = net.ok(
+        &user,
+        &[
+            "lease",
+            "open",
+            "--provider",
+            &provider,
+            "--gpus",
+            "2",
+            "--duration",
+            "600",
+        ],
+    );
+    let lease = opened["lease"].as_str().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args([
+            "task", "submit", "--lease", &lease, "--wait", "--url", &net.url,
+        ])
+        .arg("--keypair")
+        .arg(&user)
+        .args(["--", "echo", "hello"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l == "hello"), "{stdout}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("ConfigInit"),
+        "program logs go to the log file"
+    );
     net.stop();
 }
