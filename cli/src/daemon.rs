@@ -310,7 +310,8 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     })?;
     let stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(stop.clone()));
-    follow_leases(g, &address, config, stop).await
+    let proof = Arc::new(gpunet_worker::GpunetProof);
+    follow_leases(g, &address, config, proof, stop).await
 }
 
 /// Runs a worker of `provider` (configured by `config` for a keeper URL) with the keeper
@@ -320,6 +321,7 @@ pub async fn follow_leases(
     g: &Global,
     provider: &Pubkey,
     config: impl Fn(&str) -> gpunet_worker::WorkerConfig,
+    proof: Arc<dyn gpunet_worker::ProofExecutor>,
     stop: CancellationToken,
 ) -> Result<()> {
     let mut keeper = tokio::select! {
@@ -327,7 +329,7 @@ pub async fn follow_leases(
         _ = stop.cancelled() => return Ok(()),
     };
     loop {
-        let h = gpunet_worker::spawn(config(&keeper));
+        let h = gpunet_worker::spawn_with(config(&keeper), proof.clone());
         eprintln!("worker {} of provider {provider}, keeper {keeper}", h.id());
         let cancel = h.cancel.clone();
         let join = h.join();

@@ -51,6 +51,13 @@ pub struct LocalnetArgs {
     /// writing them to the log file.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Once running, walk one whole lease on the demo provider, narrated: open, cluster, tasks,
+    /// a paid checkpoint, a cheating worker slashed, close and refund, and every balance.
+    #[arg(long, conflicts_with = "bare")]
+    pub demo: bool,
+    /// Run the demo and stop (exit status 0 when it completed), for scripts.
+    #[arg(long, conflicts_with = "bare")]
+    pub exit_after_demo: bool,
 }
 
 impl LocalnetArgs {
@@ -274,7 +281,22 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
     }
     print_summary(&mut out, g.output, &summary)?;
 
-    crate::daemon::wait_for_signal().await;
+    let demo = if args.demo || args.exit_after_demo {
+        let (admin, _) = admin_keypair(g)?;
+        let sys = system
+            .as_ref()
+            .context("the demo needs the keepers and the demo provider")?;
+        let r = crate::demo::run(&client, &admin.pubkey(), sys, &mut out).await;
+        if let Err(e) = &r {
+            writeln!(out, "demo failed: {e:#}")?;
+        }
+        Some(r)
+    } else {
+        None
+    };
+    if !args.exit_after_demo {
+        crate::daemon::wait_for_signal().await;
+    }
     let sp = Spinner::start(g.output, "stopping (keepers, workers, then the chain)");
     cancel.cancel();
     if let Some(s) = system {
@@ -287,5 +309,5 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
     if g.output == Output::Table {
         writeln!(out, "localnet stopped")?;
     }
-    Ok(())
+    demo.unwrap_or(Ok(()))
 }

@@ -7,6 +7,8 @@
 //! and only what changed (the keepers' ports) is updated.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow};
 use gpunet_sdk::gpunet::instructions::ProviderRegisterArgs;
@@ -40,11 +42,18 @@ pub struct SystemArgs {
     pub ws_url: String,
 }
 
-/// What runs, for the summary.
+/// What runs: the summary, the handles, and what the demo drives.
 pub struct System {
     pub summary: Value,
     pub keepers: Vec<gpunet_keeper::KeeperHandle>,
     pub workers: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// Per demo worker: the switch that makes it skip its proof work (`--demo`).
+    pub shirk: Vec<Arc<AtomicBool>>,
+    /// The demo user's wallet.
+    pub user: Keypair,
+    /// The demo provider's wallet, and the keepers' wallets.
+    pub provider_wallet: Pubkey,
+    pub keeper_wallets: Vec<Pubkey>,
 }
 
 /// Loads `dir/NAME.json`, or creates it.
@@ -170,6 +179,7 @@ pub async fn start(
     }
 
     // Run them.
+    let keeper_wallets: Vec<Pubkey> = keepers.iter().map(|(w, _, _)| w.pubkey()).collect();
     let mut handles = Vec::new();
     for (i, (w, path, port)) in keepers.into_iter().enumerate() {
         let cfg = gpunet_keeper::KeeperConfig {
@@ -189,7 +199,10 @@ pub async fn start(
     }
     let real_gpus = gpunet_worker::hw::discover().map_or(0, |g| g.len());
     let mut workers = Vec::new();
+    let mut shirk = Vec::new();
     for (i, (k, _)) in worker_keys.iter().enumerate() {
+        let proof = Arc::new(gpunet_worker::shirk::ShirkingProof::default());
+        shirk.push(proof.shirk.clone());
         let key = SigningKey::from_bytes(k.secret_bytes());
         let (g, stop) = (g.clone(), cancel.clone());
         let work_dir = args.dir.join(format!("worker-{}", i + 1));
@@ -207,7 +220,7 @@ pub async fn start(
                 c.work_dir = work_dir.clone();
                 c
             };
-            crate::daemon::follow_leases(&g, &provider, config, stop).await
+            crate::daemon::follow_leases(&g, &provider, config, proof, stop).await
         }));
     }
     let prover = if real_gpus > 0 {
@@ -231,6 +244,10 @@ pub async fn start(
         summary,
         keepers: handles,
         workers,
+        shirk,
+        user,
+        provider_wallet: pw.pubkey(),
+        keeper_wallets,
     })
 }
 

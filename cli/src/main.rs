@@ -18,6 +18,7 @@
 mod bench;
 mod chain;
 mod daemon;
+mod demo;
 mod key;
 mod localnet;
 mod localnet_system;

@@ -306,3 +306,39 @@ fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
     );
     net.stop();
 }
+
+/// `gpunet localnet --exit-after-demo`: the narrated lease runs to its end — cluster, DAG,
+/// a paid checkpoint, a shirking worker slashed, the refund — and every balance adds up to the
+/// supply; the process exits 0.
+#[test]
+fn test_cli_localnet_demo_runs_a_whole_lease_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rpc, ws) = (crate::free_port(), crate::free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args(["localnet", "--exit-after-demo", "--keeper-port", "0"])
+        .args(["--rpc-port", &rpc.to_string(), "--ws-port", &ws.to_string()])
+        .arg("--dir")
+        .arg(dir.path().join("wallets"))
+        .arg("--keypair")
+        .arg(dir.path().join("admin.json"))
+        .env_remove("GPUNET_LOG")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in 1..=7 {
+        assert!(
+            stdout.contains(&format!("demo {step}/7")),
+            "step {step}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("→ 42"), "{stdout}");
+    assert!(stdout.contains("checkpoint 1 (pass)"), "{stdout}");
+    assert!(stdout.contains("provider jailed; lease ended"), "{stdout}");
+    assert!(stdout.contains("total = token supply"), "{stdout}");
+    assert!(!stdout.contains("demo failed"), "{stdout}");
+}

@@ -19,6 +19,7 @@
 pub mod exec;
 pub mod hw;
 mod objects;
+pub mod shirk;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -20,12 +20,11 @@ use gpunet_keeper::chain::{
     Auditor, ChainDirectory, Checkpointer, Committee, PeerSvc, Posted, WatchConfig, Watcher,
 };
 use gpunet_keeper::{KeeperConfig, KeeperHandle};
-use gpunet_proof::merkle::{Hash, MerkleTree, leaf_hash};
-use gpunet_proof::{ChallengeParams, ProofError, RoundBackend, SignedChallenge};
 use gpunet_sdk::ix::{self, LeaseParties};
-use gpunet_sdk::task::{SigningKey, keys, pb};
+use gpunet_sdk::task::{keys, pb};
 use gpunet_sdk::{pda, token};
-use gpunet_worker::{GpunetProof, ProofExecutor, ProofIo};
+use gpunet_worker::shirk::ShirkingProof;
+use gpunet_worker::{GpunetProof, ProofExecutor};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use tokio_util::sync::CancellationToken;
@@ -113,80 +112,6 @@ async fn run_all(s: &Scene, cancel: &CancellationToken) -> (Vec<Running>, usize)
     (all, serving)
 }
 
-/// Honest until told to cheat; then it skips the proof's work: every tile it commits and
-/// opens is a cheap function of the seed instead of the product (its roots still differ
-/// round to round, so only the opened tiles give it away).
-struct Shirker {
-    cheat: Arc<AtomicBool>,
-}
-
-struct NoWork {
-    params: ChallengeParams,
-    rounds: Vec<(Vec<Vec<i32>>, MerkleTree)>,
-}
-
-impl RoundBackend for NoWork {
-    fn name(&self) -> String {
-        "no work".into()
-    }
-
-    fn compute_round(&mut self, round: u32, seed: &Hash) -> Result<Hash, ProofError> {
-        let tiles: Vec<Vec<i32>> = (0..self.params.tiles_per_round() as u32)
-            .map(|t| {
-                // The whole seed in every tile: rounds never repeat a root.
-                let x = i32::from_le_bytes(seed[..4].try_into().unwrap()) ^ (round as i32);
-                vec![x.wrapping_add(t as i32); self.params.tile_len()]
-            })
-            .collect();
-        let tree = MerkleTree::from_leaves(tiles.iter().map(|v| leaf_hash(v)).collect())?;
-        let root = tree.root();
-        self.rounds.push((tiles, tree));
-        Ok(root)
-    }
-
-    fn merkle_path(&mut self, round: u32, tile: u32) -> Result<Vec<Hash>, ProofError> {
-        self.rounds[round as usize - 1]
-            .1
-            .path(u64::from(tile))
-            .ok_or_else(|| ProofError::Protocol("no such tile".into()))
-    }
-
-    fn tile_values(
-        &mut self,
-        _params: &ChallengeParams,
-        round: u32,
-        _seed: &Hash,
-        tile: u32,
-    ) -> Result<Vec<i32>, ProofError> {
-        Ok(self.rounds[round as usize - 1].0[tile as usize].clone())
-    }
-}
-
-impl ProofExecutor for Shirker {
-    fn prove(&self, ch: &[u8], key: &SigningKey, io: &mut dyn ProofIo) -> Result<String, String> {
-        if !self.cheat.load(Ordering::SeqCst) {
-            return GpunetProof.prove(ch, key, io);
-        }
-        let ch = SignedChallenge::decode(ch).map_err(|e| e.to_string())?;
-        let mut backend = NoWork {
-            params: *ch.params(),
-            rounds: Vec::new(),
-        };
-        let run = gpunet_proof::prove(&ch, &mut backend, |c| {
-            io.commit(c.encode()).map_err(ProofError::Protocol)
-        })
-        .map_err(|e| e.to_string())?;
-        let req = gpunet_proof::OpeningRequest::decode(&io.opening_request()?)
-            .map_err(|e| e.to_string())?;
-        io.opening(
-            run.open(&mut backend, &req, key)
-                .map_err(|e| e.to_string())?
-                .encode(),
-        )?;
-        Ok("shirked".into())
-    }
-}
-
 fn worker_with(
     url: &str,
     provider: &Pubkey,
@@ -231,8 +156,8 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
         &s.provider,
         &s.wkey,
         s.tmp.path(),
-        Arc::new(Shirker {
-            cheat: cheat.clone(),
+        Arc::new(ShirkingProof {
+            shirk: cheat.clone(),
         }),
     );
     cluster_ready(k, &s.lease).await;

@@ -141,6 +141,14 @@ impl Checkpointer {
         if !complete && now < patience {
             return Ok(Posted::Waiting);
         }
+        // The freshest chain point for the challenges (the watcher's may be seconds old): a
+        // co-signer accepts a failure as evidence only while its anchor is in SlotHashes.
+        let (slot, slot_hash, epoch) = self.client.recent_slot_hash().await?;
+        self.dir.set_anchor(crate::proofs::Anchor {
+            slot,
+            slot_hash,
+            epoch,
+        });
         let (verdict, digest, score, proofs) = self.prove_all(address).await;
         let sequence = lease.last_sequence + 1;
         // Read again: a checkpoint posted while the proofs ran (by this keeper's previous
