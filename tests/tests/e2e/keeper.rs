@@ -183,7 +183,7 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
     assert_eq!(dir.served_leases(), vec![lease]);
     // The keeper signs its challenges with its on-chain wallet (what auditors check).
     let wallet_file = tmp.path().join("keeper.json");
-    std::fs::write(&wallet_file, keys::keypair_to_json(&signing_key(&kw))).unwrap();
+    std::fs::write(&wallet_file, keys::keypair_to_json(&signing_key(kw))).unwrap();
     let cfg = KeeperConfig {
         listen: format!("127.0.0.1:{port}"),
         metrics_listen: String::new(),
