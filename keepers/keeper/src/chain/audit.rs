@@ -160,17 +160,12 @@ impl Auditor {
 
     /// Runs [`Auditor::tick`] every `every` until `cancel`.
     pub async fn run(self: Arc<Self>, every: Duration, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+        super::every(every, cancel, || async {
             if let Err(e) = self.tick().await {
                 self.metrics.chain_read_errors.inc();
                 warn!(error = %e, "audit pass failed; retrying next tick");
             }
-        }
+        })
+        .await;
     }
 }

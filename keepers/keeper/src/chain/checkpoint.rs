@@ -298,19 +298,14 @@ impl Checkpointer {
 
     /// Runs until `cancel`: every `every`, checkpoints each served lease that is due.
     pub async fn run(self: Arc<Self>, every: Duration, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+        super::every(every, cancel, || async {
             for lease in self.dir.served_leases() {
                 if let Err(e) = self.checkpoint(&lease).await {
                     warn!(lease = %lease, error = %e, "checkpoint not posted; retrying next tick");
                 }
             }
-        }
+        })
+        .await;
     }
 }
 

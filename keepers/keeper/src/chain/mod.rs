@@ -62,3 +62,24 @@ pub(crate) fn count_tx_failure_in(metrics: &crate::metrics::Metrics, e: &gpunet_
         .get_or_create(&crate::metrics::label("error", kind))
         .inc();
 }
+
+/// Awaits `pass()` every `every` (a late pass delays the next, never bunches them) until
+/// `cancel`: the loop of each of the chain side's timed services.
+pub(crate) async fn every<F, Fut>(
+    every: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        pass().await;
+    }
+}
