@@ -214,7 +214,13 @@ impl Committee {
             if *k == self.me || Some(*k) == accused {
                 continue;
             }
-            others.push((*k, self.client.fetch::<Keeper>("keeper", k).await?));
+            match self.client.fetch::<Keeper>("keeper", k).await {
+                Ok(keeper) => others.push((*k, keeper)),
+                // A member that closed its account cannot sign; the others may still make
+                // the quorum.
+                Err(SdkError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let config = self.client.config().await?;
         // The user's token account receives the compensation: make sure it exists.
