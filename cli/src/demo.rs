@@ -23,7 +23,7 @@ use solana_sdk::signature::Signer;
 
 use crate::localnet_system::System;
 
-/// Polls `f` every 200 ms until it returns `Some`, for at most `limit`.
+/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
 async fn until<T, F: std::future::Future<Output = Result<Option<T>>>>(
     limit: Duration,
     what: &str,
@@ -37,7 +37,7 @@ async fn until<T, F: std::future::Future<Output = Result<Option<T>>>>(
         if Instant::now() > deadline {
             bail!("{what}: not within {limit:?}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
