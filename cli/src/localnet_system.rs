@@ -87,7 +87,15 @@ async fn exists(client: &GpunetClient, address: &Pubkey) -> Result<bool> {
 async fn fund(client: &GpunetClient, admin: &Keypair, mint: &Pubkey, who: &Pubkey) -> Result<()> {
     client.airdrop(who, 10 * 1_000_000_000).await?;
     let amount = PARTY_TOKENS * 10u64.pow(u32::from(crate::localnet::DECIMALS));
-    setup::mint_to_wallet(client, admin, admin, mint, who, amount).await?;
+    setup::mint_to_wallet(client, admin, admin, mint, who, amount)
+        .await
+        .with_context(|| {
+            format!(
+                "minting tokens for {who}: the signer ({}) must be the mint authority of the \
+                 localnet's mint (the keypair that initialised this ledger)",
+                admin.pubkey()
+            )
+        })?;
     Ok(())
 }
 
