@@ -133,3 +133,44 @@ impl Reassigner {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use anchor_lang::{AnchorDeserialize, Space};
+
+    use super::*;
+
+    #[test]
+    fn a_keeper_is_replaceable_when_inactive_or_late_past_interval_and_grace() {
+        let mut l = Lease::deserialize(&mut &vec![0u8; Lease::INIT_SPACE][..]).unwrap();
+        l.last_checkpoint_at = 1_000;
+        l.terms.checkpoint_interval = 300;
+        l.terms.grace_period = 60;
+        assert!(!replaceable(&l, true, 1_360, 0));
+        assert!(replaceable(&l, true, 1_361, 0));
+        assert!(
+            replaceable(&l, false, 1_000, 0),
+            "an inactive keeper at once"
+        );
+        // Paused time since the lease's mark does not count against the keeper.
+        assert!(!replaceable(&l, true, 1_400, 40));
+    }
+
+    #[test]
+    fn the_successor_is_the_next_active_member_cyclically() {
+        let [a, b, c] = [
+            Pubkey::new_unique(),
+            Pubkey::new_unique(),
+            Pubkey::new_unique(),
+        ];
+        let committee = [a, b, c];
+        let all = |_: &Pubkey| true;
+        assert_eq!(successor(&committee, &a, all), Some((b, vec![])));
+        assert_eq!(successor(&committee, &c, all), Some((a, vec![])));
+        // b is gone: a's successor is c, and b is named as skipped.
+        assert_eq!(successor(&committee, &a, |k| *k != b), Some((c, vec![b])));
+        // Nobody else active: nobody takes over.
+        assert_eq!(successor(&committee, &a, |k| *k == a), None);
+        assert_eq!(successor(&committee, &Pubkey::new_unique(), all), None);
+    }
+}
