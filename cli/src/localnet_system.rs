@@ -76,11 +76,13 @@ fn free_port() -> Result<u16> {
 }
 
 async fn exists(client: &GpunetClient, address: &Pubkey) -> Result<bool> {
-    match client.rpc().get_account(address).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.to_string().contains("AccountNotFound") => Ok(false),
-        Err(e) => Err(SdkError::from(e)).context("reading an account"),
-    }
+    let found = client
+        .rpc()
+        .get_account_with_commitment(address, client.rpc().commitment())
+        .await
+        .map_err(SdkError::from)
+        .context("reading an account")?;
+    Ok(found.value.is_some())
 }
 
 /// SOL and tokens for a new party (from the admin, the mint authority).

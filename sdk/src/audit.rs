@@ -139,6 +139,17 @@ pub async fn audit_checkpoint(
     sequence: u64,
 ) -> Result<Option<CheckpointAudit>, SdkError> {
     let posted = checkpoints_posted(client, lease).await?;
+    audit_posted(client, lease, &posted, sequence).await
+}
+
+/// [`audit_checkpoint`] over the list [`checkpoints_posted`] already returned (one read of
+/// the lease's history for many audits).
+pub async fn audit_posted(
+    client: &GpunetClient,
+    lease: &Pubkey,
+    posted: &[(CheckpointPosted, u64)],
+    sequence: u64,
+) -> Result<Option<CheckpointAudit>, SdkError> {
     let Some(i) = posted.iter().position(|(p, _)| p.sequence == sequence) else {
         return Ok(None);
     };

@@ -546,8 +546,9 @@ pub fn provider_slash(
     ix
 }
 
-/// Appends `(wallet [signer], keeper account)` pairs for slash co-signers.
-fn push_cosigners(ix: &mut Instruction, keeper_wallets: &[Pubkey]) {
+/// Appends `(wallet [signer], keeper account)` pairs for slash co-signers (what
+/// [`provider_slash`] and [`keeper_slash`] do with their `keeper_wallets`).
+pub fn push_cosigners(ix: &mut Instruction, keeper_wallets: &[Pubkey]) {
     for wallet in keeper_wallets {
         ix.accounts.push(AccountMeta::new_readonly(*wallet, true));
         ix.accounts

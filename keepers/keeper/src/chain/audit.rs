@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gpunet_sdk::audit::{AuditOutcome, audit_checkpoint, checkpoints_posted};
+use gpunet_sdk::audit::{AuditOutcome, audit_posted, checkpoints_posted};
 use gpunet_sdk::gpunet::state::LeaseStatus;
 use gpunet_sdk::{GpunetClient, LeaseFilter, SdkError};
 use parking_lot::Mutex;
@@ -92,7 +92,8 @@ impl Auditor {
             if lease.last_sequence <= seen && !retry {
                 continue;
             }
-            for (p, _) in checkpoints_posted(&self.client, &address).await? {
+            let posted = checkpoints_posted(&self.client, &address).await?;
+            for (p, _) in &posted {
                 let key = (address, p.sequence);
                 if p.sequence <= lease.judged_sequence {
                     // Judged (by this keeper's committee or another slash): nothing to do.
@@ -106,7 +107,7 @@ impl Auditor {
                     self.done.lock().insert(key);
                     continue;
                 }
-                let Some(audit) = audit_checkpoint(&self.client, &address, p.sequence).await?
+                let Some(audit) = audit_posted(&self.client, &address, &posted, p.sequence).await?
                 else {
                     continue;
                 };

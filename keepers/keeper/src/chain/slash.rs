@@ -315,23 +315,18 @@ impl Committee {
             .map_err(|e| Status::unavailable(e.to_string()))?;
         // The signers the message names (after the fee payer), as the instruction lists them.
         let got = gpunet_sdk::cosign::sole_instruction(&m).map_err(&refuse)?;
-        let fixed = self
+        let mut expected = self
             .instruction(&address, &lease, &fault, digest, &[])
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?
-            .accounts
-            .len();
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let wallets: Vec<Pubkey> = got
             .accounts
             .iter()
-            .skip(fixed)
+            .skip(expected.accounts.len())
             .step_by(2)
             .map(|a| a.pubkey)
             .collect();
-        let expected = self
-            .instruction(&address, &lease, &fault, digest, &wallets)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        gpunet_sdk::ix::push_cosigners(&mut expected, &wallets);
         check_sole_instruction(&m, &expected, &self.wallet.pubkey()).map_err(&refuse)?;
         let signature = self.wallet.sign_message(&m.serialize());
         self.metrics
