@@ -517,7 +517,8 @@ pub fn lease_reassign_keeper(
     ix
 }
 
-/// `provider_slash`: each wallet in `keeper_wallets` must sign the transaction (at least the
+/// `provider_slash` of `gpus` of the lease's GPUs (all of them: the lease ends; fewer: it goes
+/// on with the rest): each wallet in `keeper_wallets` must sign the transaction (at least the
 /// lease's slash quorum of distinct active members of its committee); compensation goes to
 /// `user_token`.
 pub fn provider_slash(
@@ -525,6 +526,7 @@ pub fn provider_slash(
     user_token: &Pubkey,
     keeper_wallets: &[Pubkey],
     evidence_digest: [u8; 32],
+    gpus: u16,
 ) -> Instruction {
     let mut ix = build(
         gpunet::accounts::ProviderSlash {
@@ -540,7 +542,10 @@ pub fn provider_slash(
             event_authority: pda::event_authority(),
             program: gpunet::ID,
         },
-        gpunet::instruction::ProviderSlash { evidence_digest },
+        gpunet::instruction::ProviderSlash {
+            evidence_digest,
+            gpus,
+        },
     );
     push_cosigners(&mut ix, keeper_wallets);
     ix

@@ -767,6 +767,13 @@ impl Core {
         n
     }
 
+    /// The lease goes on with `gpus` GPUs, without the workers in `expel` (see
+    /// `Flow::shrink_lease`); `gpus` is the lease's count on chain.
+    pub fn shrink_lease(&self, lease: &str, expel: &[Arc<str>], gpus: u32, reason: &str) {
+        let lease: Arc<str> = lease.into();
+        self.op(|f| f.shrink_lease(&lease, expel, gpus, reason));
+    }
+
     /// Records a checkpoint the chain side is about to send; completes once it is durable
     /// (so what was posted can always be served, even after a crash right after sending).
     pub async fn record_checkpoint(&self, c: pb::CheckpointTranscript) -> Result<(), KeeperError> {

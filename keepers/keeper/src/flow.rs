@@ -539,6 +539,43 @@ impl Flow<'_> {
 
     /// A worker with room joins every lease of its provider whose cluster lacks GPUs, until
     /// its GPUs are all given (a 2-GPU and a 4-GPU lease share an 8-GPU worker).
+    /// The lease goes on with `gpus` GPUs without the workers in `expel` (a slash took their
+    /// GPUs out of it): their running tasks of the lease are cancelled there and run again on
+    /// the healthy workers (as when a worker dies), they never rejoin this lease, and they may
+    /// serve another lease of their provider.
+    pub fn shrink_lease(&mut self, lease: &Arc<str>, expel: &[Arc<str>], gpus: u32, reason: &str) {
+        for key in expel {
+            let Some((idx, running)) = self.s.cl.expel(lease, key) else {
+                continue;
+            };
+            for &id in &running {
+                if let Some(t) = self.s.tasks.tasks.get(&id) {
+                    let cancel = pb::CancelTask {
+                        task_id: id,
+                        attempt: t.attempts,
+                    };
+                    self.s.cl.send(key, pb::keeper_message::Msg::Cancel(cancel));
+                }
+            }
+            for (t, msg) in self.s.cl.leave(lease, key, idx, &running) {
+                self.finish_failed(t, ErrorKind::Unschedulable, msg, None);
+            }
+            info!(lease = %lease, worker = %key, tasks = running.len(), reason, "worker left the lease");
+            for t in running {
+                let msg = format!("worker {key} left the lease: {reason}");
+                self.retry_or_fail(t, ErrorKind::WorkerDied, msg);
+            }
+        }
+        self.s.cl.set_gpus(lease, gpus);
+        self.cluster_changed(lease);
+        self.dispatch(lease);
+        for key in expel {
+            if let Some(provider) = self.s.cl.workers.get(key).map(|w| w.provider.clone()) {
+                self.join_a_lease(key, &provider);
+            }
+        }
+    }
+
     fn join_a_lease(&mut self, key: &Arc<str>, provider: &str) {
         for l in self.env.leases.leases_for_provider(provider) {
             let lease: Arc<str> = l.lease_id.as_str().into();

@@ -439,6 +439,7 @@ impl Prover {
                 keeper: self.key.verifying_key().to_bytes(),
                 worker: worker_key,
                 gpu_class: class,
+                gpus: u16::try_from(w.gpus.len()).unwrap_or(u16::MAX),
                 params,
                 keeper_entropy: crate::auth::random_bytes::<32>()?,
             },

@@ -10,7 +10,7 @@ use crate::error::ProofError;
 use crate::params::ChallengeParams;
 
 /// Protocol version carried in every challenge.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 const NONCE_TAG: &[u8] = b"gpunet-proof/v1/nonce";
 const CHALLENGE_SIG_TAG: &[u8] = b"gpunet-proof/v1/challenge";
@@ -82,6 +82,11 @@ pub struct ChallengeBody {
     pub worker: [u8; 32],
     /// The GPU class the provider claims for this worker.
     pub gpu_class: GpuClass,
+    /// How many of the lease's GPUs this worker answers for (its share of the lease; 0 for a
+    /// worker without GPUs or outside a lease). Signed by the keeper before the outcome is
+    /// known, so a slash cannot later count a failed worker for more GPUs than it was
+    /// challenged for.
+    pub gpus: u16,
     /// What to compute and how much will be checked.
     pub params: ChallengeParams,
     /// Fresh keeper randomness, so that two challenges in one slot differ.
@@ -188,6 +193,7 @@ mod tests {
             keeper: keeper.verifying_key().to_bytes(),
             worker: [2; 32],
             gpu_class: GpuClass::H100,
+            gpus: 1,
             params: ChallengeParams::default(),
             keeper_entropy: [3; 32],
         }

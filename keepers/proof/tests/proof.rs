@@ -58,6 +58,7 @@ fn challenge_for(
             keeper: keeper().verifying_key().to_bytes(),
             worker: w.verifying_key().to_bytes(),
             gpu_class: class,
+            gpus: 1,
             params: p,
             keeper_entropy: h(&[b"entropy", &salt.to_le_bytes()]),
         },

@@ -473,6 +473,7 @@ mod tests {
             keeper: keeper.verifying_key().to_bytes(),
             worker: worker.verifying_key().to_bytes(),
             gpu_class: GpuClass::CpuReference,
+            gpus: 1,
             params,
             keeper_entropy: [3; 32],
         };

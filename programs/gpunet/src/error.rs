@@ -183,4 +183,9 @@ pub enum GpunetError {
     MathOverflow,
     #[msg("account invariant violated")]
     InvariantViolated,
+
+    // Added after the first release: new codes go last so that existing ones keep their
+    // numbers.
+    #[msg("a slash takes between one GPU and all of the lease's GPUs")]
+    InvalidSlashGpus,
 }

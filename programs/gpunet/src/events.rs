@@ -218,6 +218,10 @@ pub struct ProviderSlashed {
     pub lease: Pubkey,
     pub provider: Pubkey,
     pub evidence_digest: [u8; 32],
+    /// GPUs slashed.
+    pub gpus: u16,
+    /// GPUs the lease goes on with (0: it ended).
+    pub gpus_left: u16,
     pub slashed: u64,
     pub to_user: u64,
     pub to_treasury: u64,

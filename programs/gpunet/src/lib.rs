@@ -167,12 +167,14 @@ pub mod gpunet {
         instructions::lease_reassign_keeper::handler(ctx)
     }
 
-    /// A quorum of the lease's committee slashes the stake it locks and ends the lease.
+    /// A quorum of the lease's committee slashes `gpus` of the lease's GPUs: the stake they
+    /// lock is slashed and the lease goes on with the others (or ends, when all failed).
     pub fn provider_slash<'info>(
         ctx: Context<'info, ProviderSlash<'info>>,
         evidence_digest: [u8; 32],
+        gpus: u16,
     ) -> Result<()> {
-        instructions::provider_slash::handler(ctx, evidence_digest)
+        instructions::provider_slash::handler(ctx, evidence_digest, gpus)
     }
 
     /// An empty provider closes its account and vault.

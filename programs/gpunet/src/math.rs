@@ -44,6 +44,14 @@ pub fn lease_rate(price_per_gpu_second: u64, gpus: u16) -> Result<u64> {
     safe_mul(price_per_gpu_second, u64::from(gpus))
 }
 
+/// `amount * part / whole`, rounded down (`whole` > 0, `part` <= `whole`): the share of a
+/// lease's stake that stays with `part` of its `whole` GPUs.
+pub fn stake_share(amount: u64, part: u16, whole: u16) -> Result<u64> {
+    require!(whole > 0 && part <= whole, GpunetError::MathOverflow);
+    let v = u128::from(amount) * u128::from(part) / u128::from(whole);
+    u64::try_from(v).map_err(|_| error!(GpunetError::MathOverflow))
+}
+
 /// Cost of `seconds` at `rate` tokens per second; `seconds` must not be negative.
 pub fn cost(rate: u64, seconds: i64) -> Result<u64> {
     let seconds = u64::try_from(seconds).map_err(|_| error!(GpunetError::MathOverflow))?;

@@ -184,6 +184,7 @@ fn main() {
                 &user_token,
                 &[keeper_w, k2],
                 [0; 32],
+                2,
             )],
             keeper_w,
         ),

@@ -102,6 +102,8 @@ pub(crate) struct Scene {
     pub urls: Vec<String>,
     pub keepers: Vec<Keypair>,
     pub wkey: Keypair,
+    /// A second worker key the provider lists (not connected unless a test runs it).
+    pub wkey2: Keypair,
     pub provider_ata: Pubkey,
     pub provider: Pubkey,
     pub user: Keypair,
@@ -120,13 +122,13 @@ pub(crate) async fn scene(keepers: usize) -> Scene {
     for url in &urls {
         wallets.push(register_keeper_at(&n, url).await.0);
     }
-    let wkey = Keypair::new();
+    let (wkey, wkey2) = (Keypair::new(), Keypair::new());
     let (pw, provider_ata) = register_provider_with_workers(
         &n,
         "eu-west",
         offer(GpuClass::H100, 4, 10),
         4_000 * TOKEN,
-        vec![wkey.pubkey()],
+        vec![wkey.pubkey(), wkey2.pubkey()],
     )
     .await;
     let provider = pda::provider(&pw.pubkey());
@@ -141,6 +143,7 @@ pub(crate) async fn scene(keepers: usize) -> Scene {
         urls,
         keepers: wallets,
         wkey,
+        wkey2,
         provider_ata,
         provider,
         user,

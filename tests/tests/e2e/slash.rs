@@ -2,11 +2,13 @@
 //! ports (each publishing its endpoint on chain, each serving the keeper-to-keeper co-signing
 //! service), a real worker over gRPC, the localnet's program and SPL Token.
 //!
-//! - A worker that skips its proof work fails its proof; the serving keeper posts the period
-//!   `Fail` and slashes the provider with a co-signature gathered from another member; the user
-//!   is compensated, the provider jailed, and tokens neither created nor lost. Alone, the keeper
-//!   cannot slash; a member asked to co-sign evidence that does not hold refuses, and so does one
-//!   asked to sign a message that is not the slash.
+//! - Of a 2-GPU lease served by two workers, one skips its proof work and fails its proof; the
+//!   serving keeper posts the period `Fail` and slashes the provider for that worker's GPU with
+//!   a co-signature gathered from another member; the user is compensated, the provider jailed,
+//!   tokens neither created nor lost, and the lease goes on with the healthy worker's GPU: its
+//!   next period passes and pays exactly one GPU's price. Alone, the keeper cannot slash; a
+//!   member asked to co-sign evidence that does not hold refuses, and so does one asked to sign
+//!   a message that is not the slash.
 //! - A keeper that posts a checkpoint on a transcript replayed from an earlier period is found
 //!   out by another member's audit and slashed by a quorum of the others.
 
@@ -124,14 +126,23 @@ fn worker_with(
 
 /// Waits until the keeper at `r` has a worker in the lease's cluster.
 async fn cluster_ready(r: &Running, lease: &Pubkey) {
+    cluster_has(r, lease, 1).await
+}
+
+/// Waits until the keeper at `r` has `workers` workers in the lease's cluster.
+async fn cluster_has(r: &Running, lease: &Pubkey, workers: usize) {
     let id: Arc<str> = lease.to_string().into();
     for _ in 0..400 {
-        if r.h.core().cluster(&id).is_ok_and(|c| !c.workers.is_empty()) {
+        if r.h
+            .core()
+            .cluster(&id)
+            .is_ok_and(|c| c.workers.len() >= workers)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no worker joined the lease's cluster in 20 s");
+    panic!("{workers} workers did not join the lease's cluster in 20 s");
 }
 
 async fn cosign_direct(
@@ -145,22 +156,28 @@ async fn cosign_direct(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensated() {
+async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_lease_goes_on_without_it() {
     let s = scene(3).await;
     let cancel = CancellationToken::new();
     let (keepers, serving) = run_all(&s, &cancel).await;
     let k = &keepers[serving];
     let cheat = Arc::new(AtomicBool::new(false));
-    let w = worker_with(
-        &k.url,
-        &s.provider,
-        &s.wkey,
-        s.tmp.path(),
+    // Two workers of one GPU each serve the 2-GPU lease; the first will cheat.
+    let one_gpu = |key: &Keypair, dir: &str| {
+        let d = s.tmp.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut c = crate::keeper::worker_config(&k.url, &s.provider, key, &d);
+        c.declared_gpus.as_mut().unwrap().count = 1;
+        c
+    };
+    let w = gpunet_worker::spawn_with(
+        one_gpu(&s.wkey, "shirker"),
         Arc::new(ShirkingProof {
             shirk: cheat.clone(),
         }),
     );
-    cluster_ready(k, &s.lease).await;
+    let healthy = gpunet_worker::spawn_with(one_gpu(&s.wkey2, "honest"), Arc::new(GpunetProof));
+    cluster_has(k, &s.lease, 2).await;
     let checkpointer = k.checkpointer(&s);
 
     // An honest first period is paid (so the user has paid something to be compensated for).
@@ -196,9 +213,7 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
 
     // The evidence: the shirker's failed proof, with its signed opening in the transcript.
     let id: Arc<str> = s.lease.to_string().into();
-    let worker_id = k.h.core().cluster(&id).unwrap().workers[0]
-        .worker_id
-        .clone();
+    let worker_id = s.wkey.pubkey().to_string();
     let failed =
         k.h.prover()
             .prove(&id, &worker_id, Default::default())
@@ -215,7 +230,7 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
         mint: config.mint,
         treasury: s.n.treasury,
     };
-    let alone = ix::provider_slash(&parties, &user_token, &[k.wallet.pubkey()], [7; 32]);
+    let alone = ix::provider_slash(&parties, &user_token, &[k.wallet.pubkey()], [7; 32], 1);
     let err = s.n.client.send(&[alone], &k.wallet, &[]).await.unwrap_err();
     assert!(err.to_string().contains("SlashQuorumNotMet"), "{err}");
 
@@ -237,6 +252,7 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
         gpunet_proof::checkpoint_digest(&[gpunet_proof::Transcript::decode(&failed.transcript)
             .unwrap()
             .digest()]),
+        1,
     );
     let transfer = solana_system_interface::instruction::transfer(
         &other.wallet.pubkey(),
@@ -280,14 +296,20 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
     );
 
     // The checkpointer proves the due period: the shirker fails, the period is posted Fail
-    // and the provider slashed with a second member's signature.
+    // and the provider slashed for the shirker's GPU with a second member's signature.
     let posted = checkpointer.checkpoint(&s.lease).await.unwrap();
-    let Posted::Slashed { sequence, .. } = posted else {
+    let Posted::Slashed {
+        sequence,
+        gpus_left,
+        ..
+    } = posted
+    else {
         panic!("not slashed: {posted:?}");
     };
-    assert_eq!(sequence, 2);
+    assert_eq!((sequence, gpus_left), (2, 1));
     let l = s.n.client.lease(&s.lease).await.unwrap();
-    assert_eq!(l.status, LeaseStatus::Ended);
+    assert_eq!(l.status, LeaseStatus::Active, "the lease goes on");
+    assert_eq!(l.gpus, 1);
     assert_eq!(l.last_sequence, 2);
     assert_eq!(
         l.paid_provider, l1.paid_provider,
@@ -299,8 +321,14 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
             .await
             .unwrap();
     assert_eq!(p.status, ProviderStatus::Jailed);
+    assert_eq!(p.gpus_leased, provider_before.gpus_leased - 1);
     let slashed = provider_before.staked - p.staked;
-    assert_eq!(slashed, l1.stake_locked / 2, "slash_fraction_bps = 5,000");
+    // One GPU of two: half the stake the lease locked is the slashed GPU's, and
+    // slash_fraction_bps = 5,000 takes half of that.
+    let gpu_stake = l1.stake_locked - l1.stake_locked / 2;
+    assert_eq!(slashed, gpu_stake / 2);
+    assert_eq!(l.stake_locked, l1.stake_locked / 2);
+    assert_eq!(p.locked, provider_before.locked - gpu_stake);
     let to_user = s.n.balance(&user_token).await - user_before;
     let to_treasury = s.n.balance(&s.n.treasury).await - treasury_before;
     assert!(to_user > 0, "the user is compensated");
@@ -316,9 +344,40 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_user_compensat
         .collect();
     assert_eq!(cosigned.len(), 1);
 
+    // The lease goes on with the healthy worker alone: the shirker left its cluster, and the
+    // next period passes and pays exactly one GPU's price for its time.
+    let c = k.h.core().cluster(&id).unwrap();
+    assert_eq!(c.gpus_requested, 1);
+    let members: Vec<String> = c.workers.iter().map(|w| w.worker_id.clone()).collect();
+    assert_eq!(members, vec![s.wkey2.pubkey().to_string()]);
+    let provider_token = token::ata(&provider_before.authority, &config.mint);
+    let provider_tokens = s.n.balance(&provider_token).await;
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert_eq!(
+        checkpointer.checkpoint(&s.lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 3,
+            verdict: Verdict::Pass
+        }
+    );
+    let l3 = s.n.client.lease(&s.lease).await.unwrap();
+    let gross = |l: &gpunet::state::Lease| l.paid_provider + l.paid_protocol + l.paid_keeper;
+    assert_eq!(
+        gross(&l3) - gross(&l),
+        l.price_per_gpu_second * (l3.paid_until - l.paid_until) as u64,
+        "one GPU's price for the period"
+    );
+    assert_eq!(
+        s.n.balance(&provider_token).await - provider_tokens,
+        l3.paid_provider - l.paid_provider
+    );
+
     cancel.cancel();
-    w.cancel.cancel();
-    let _ = w.join().await;
+    for w in [w, healthy] {
+        w.cancel.cancel();
+        let _ = w.join().await;
+    }
     for r in keepers {
         r.h.wait().await.unwrap();
     }

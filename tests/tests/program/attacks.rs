@@ -64,7 +64,8 @@ async fn slash(
     signers: &[&Wallet],
 ) -> Result<(), solana_program_test::BanksClientError> {
     let wallets: Vec<_> = signers.iter().map(|w| w.pubkey()).collect();
-    let ix = ix::provider_slash(parties, user_token, &wallets, [9; 32]);
+    let gpus = f.lease(&parties.lease).await.gpus;
+    let ix = ix::provider_slash(parties, user_token, &wallets, [9; 32], gpus);
     let kps: Vec<_> = signers.iter().map(|w| w.keypair.insecure_clone()).collect();
     let refs: Vec<_> = kps.iter().collect();
     f.send(&[ix], &refs).await

@@ -131,8 +131,18 @@ impl World {
         parties: &LeaseParties,
         signers: &[&Wallet],
     ) -> Result<(), solana_program_test::BanksClientError> {
+        let gpus = self.f.lease(&parties.lease).await.gpus;
+        self.slash_gpus(parties, signers, gpus).await
+    }
+
+    async fn slash_gpus(
+        &mut self,
+        parties: &LeaseParties,
+        signers: &[&Wallet],
+        gpus: u16,
+    ) -> Result<(), solana_program_test::BanksClientError> {
         let wallets: Vec<_> = signers.iter().map(|w| w.pubkey()).collect();
-        let ix = ix::provider_slash(parties, &self.user.token, &wallets, [9; 32]);
+        let ix = ix::provider_slash(parties, &self.user.token, &wallets, [9; 32], gpus);
         let kps: Vec<_> = signers.iter().map(|w| w.keypair.insecure_clone()).collect();
         let refs: Vec<_> = kps.iter().collect();
         self.f.send(&[ix], &refs).await
@@ -842,6 +852,96 @@ async fn test_provider_slash_ok_compensates_jails_and_ends_the_lease() {
 }
 
 #[tokio::test]
+async fn test_provider_slash_of_some_gpus_keeps_the_lease_on_the_rest() {
+    let mut w = World::new().await;
+    let supply = w.f.supply().await;
+    let p = w.open(1, 3, HOUR).await; // 3 GPUs, 3,000 tokens locked
+    let start = w.f.lease(&p.lease).await.start;
+    w.f.warp(900).await;
+    w.checkpoint(&p, 1, start, start + 900).await.unwrap();
+    let paid = PRICE * 3 * 900;
+    let (k0, k1) = (
+        Wallet::insecure_clone(&w.keepers[0]),
+        Wallet::insecure_clone(&w.keepers[1]),
+    );
+    // Neither none nor more GPUs than the lease has.
+    for gpus in [0, 4] {
+        assert_gpunet_err(
+            w.slash_gpus(&p, &[&k0, &k1], gpus).await,
+            GpunetError::InvalidSlashGpus,
+        );
+    }
+    let user0 = w.f.balance(&w.user.token).await;
+    let tres0 = w.f.balance(&w.f.treasury.clone()).await;
+    w.slash_gpus(&p, &[&k0, &k1], 1).await.unwrap();
+
+    // One GPU's stake (1,000 of the 3,000 locked) is slashed at 50%.
+    let slashed = 500 * TOKEN;
+    let to_user = w.f.balance(&w.user.token).await - user0;
+    let to_treasury = w.f.balance(&w.f.treasury.clone()).await - tres0;
+    assert_eq!(to_user + to_treasury, slashed);
+    assert_eq!(to_user, paid, "compensated up to what the user paid");
+    let l = w.f.lease(&p.lease).await;
+    assert_eq!(l.status, LeaseStatus::Active, "the lease goes on");
+    assert_eq!((l.gpus, l.stake_locked), (2, 2_000 * TOKEN));
+    assert_eq!((l.rate_since, l.spent_before_rate), (start + 900, paid));
+    assert_eq!(l.compensation, to_user);
+    // The escrow left buys time at two GPUs' rate from the slash's period on.
+    let left = PRICE * 3 * HOUR as u64 - paid;
+    assert_eq!(
+        l.funded_until().unwrap(),
+        start + 900 + (left / (PRICE * 2)) as i64
+    );
+    let prov = w.f.provider(&w.provider.pubkey()).await;
+    assert_eq!(prov.status, ProviderStatus::Jailed);
+    assert_eq!(prov.staked, STAKE - slashed);
+    assert_eq!(
+        (prov.locked, prov.gpus_leased, prov.active_leases),
+        (2_000 * TOKEN, 2, 1)
+    );
+
+    // The next period pays two GPUs' price.
+    let prov_tokens = w.f.balance(&w.provider.token).await;
+    w.f.warp(900).await;
+    w.checkpoint(&p, 2, start + 900, start + 1800)
+        .await
+        .unwrap();
+    let l2 = w.f.lease(&p.lease).await;
+    let gross = l2.paid_by_user().unwrap() - l.paid_by_user().unwrap();
+    assert_eq!(gross, PRICE * 2 * 900);
+    assert_eq!(
+        w.f.balance(&w.provider.token).await - prov_tokens,
+        l2.paid_provider - l.paid_provider
+    );
+
+    // A second slash of every GPU left ends it; it cannot be slashed again.
+    w.slash_gpus(&p, &[&k0, &k1], 2).await.unwrap();
+    let l3 = w.f.lease(&p.lease).await;
+    assert_eq!(l3.status, LeaseStatus::Ended);
+    assert!(l3.compensation <= l3.paid_by_user().unwrap());
+    let prov = w.f.provider(&w.provider.pubkey()).await;
+    assert_eq!(
+        (prov.locked, prov.gpus_leased, prov.active_leases),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        prov.staked,
+        STAKE - slashed - 1_000 * TOKEN,
+        "50% of the 2,000 left"
+    );
+    assert_gpunet_err(
+        w.slash_gpus(&p, &[&k0, &k1], 1).await,
+        GpunetError::LeaseNotActive,
+    );
+    let user_token = w.user.token;
+    let user_key = w.user.pubkey();
+    let ix = ix::lease_close(&user_key, &p.ended(), &user_token, &user_key);
+    let kp = w.user.keypair.insecure_clone();
+    w.f.send(&[ix], &[&kp]).await.unwrap();
+    assert_eq!(w.f.supply().await, supply, "no token created or lost");
+}
+
+#[tokio::test]
 async fn test_provider_slash_by_one_keeper_fails() {
     let mut w = World::new().await;
     let p = w.open(1, 1, HOUR).await;
@@ -878,7 +978,7 @@ async fn test_provider_slash_with_unsigned_keeper_fails() {
     let mut w = World::new().await;
     let p = w.open(1, 1, HOUR).await;
     let (k0, k1) = (w.keepers[0].pubkey(), w.keepers[1].pubkey());
-    let mut ix = ix::provider_slash(&p, &w.user.token, &[k0, k1], [9; 32]);
+    let mut ix = ix::provider_slash(&p, &w.user.token, &[k0, k1], [9; 32], 1);
     for m in ix.accounts.iter_mut().filter(|m| m.pubkey == k1) {
         m.is_signer = false;
     }

@@ -188,7 +188,13 @@ async fn test_pause_gates_new_business_and_never_freezes_exits() {
         Wallet::insecure_clone(&w.keepers[0]),
         Wallet::insecure_clone(&w.keepers[1]),
     );
-    let ix = ix::provider_slash(&w.lease, &user.token, &[k0.pubkey(), k1.pubkey()], [0; 32]);
+    let ix = ix::provider_slash(
+        &w.lease,
+        &user.token,
+        &[k0.pubkey(), k1.pubkey()],
+        [0; 32],
+        1,
+    );
     assert_gpunet_err(w.f.send(&[ix], &[&k0.keypair, &k1.keypair]).await, paused);
     let ix = ix::keeper_slash(
         &w.lease,

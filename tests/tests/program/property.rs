@@ -137,6 +137,9 @@ enum Op {
         lease: usize,
         /// `None`: every member of the lease's committee.
         signers: Option<Vec<Pick>>,
+        /// GPUs slashed: 0 and more than the lease has are refused; fewer than all leave the
+        /// lease going on with the rest.
+        gpus: u16,
     },
     KeeperSlash {
         lease: usize,
@@ -306,8 +309,13 @@ fn op() -> impl Strategy<Value = Op> {
             (
                 lease(),
                 prop::option::weighted(0.5, prop::collection::vec(pick(), 1..=3)),
+                0u16..=5,
             )
-                .prop_map(|(lease, signers)| Op::Slash { lease, signers })
+                .prop_map(|(lease, signers, gpus)| Op::Slash {
+                    lease,
+                    signers,
+                    gpus,
+                })
                 .boxed(),
         ),
         (
@@ -559,6 +567,10 @@ struct LeaseModel {
     last_checkpoint_at: i64,
     paused_mark: i64,
     stake_locked: u64,
+    /// When a partial slash last changed the GPU count (0: never), and what the escrow had
+    /// paid out then.
+    rate_since: i64,
+    spent_before_rate: u64,
 }
 
 impl LeaseModel {
@@ -566,7 +578,8 @@ impl LeaseModel {
         PRICE * u64::from(self.gpus)
     }
     fn funded_until(&self) -> i64 {
-        self.start + (self.funded / self.rate()) as i64
+        self.start.max(self.rate_since)
+            + ((self.funded - self.spent_before_rate) / self.rate()) as i64
     }
     fn paid_by_user(&self) -> u64 {
         self.paid_provider + self.paid_protocol + self.paid_keeper
@@ -916,6 +929,8 @@ impl Sim {
                             last_checkpoint_at: now,
                             paused_mark: self.cfg.paused_seconds_at(now),
                             stake_locked: lock,
+                            rate_since: 0,
+                            spent_before_rate: 0,
                         });
                         true
                     }
@@ -1099,7 +1114,11 @@ impl Sim {
                 }
                 Some((ok, done))
             }
-            Op::Slash { lease, signers } => {
+            Op::Slash {
+                lease,
+                signers,
+                gpus,
+            } => {
                 let i = self.pick_lease(lease)?;
                 let l = self.leases[i].clone();
                 let signers: Vec<usize> = match signers {
@@ -1111,6 +1130,8 @@ impl Sim {
                 distinct.dedup();
                 let ok = !paused
                     && l.status == LeaseStatus::Active
+                    && gpus >= 1
+                    && gpus <= l.gpus
                     && distinct.len() == signers.len()
                     && signers.len() >= usize::from(l.terms.slash_quorum)
                     && signers
@@ -1120,7 +1141,7 @@ impl Sim {
                     signers.iter().map(|&k| self.keepers[k].pubkey()).collect();
                 let user_token = self.users[l.user].token;
                 let parties = self.parties(&l);
-                let ix = ix::provider_slash(&parties, &user_token, &wallets, [5; 32]);
+                let ix = ix::provider_slash(&parties, &user_token, &wallets, [5; 32], gpus);
                 let kps: Vec<Keypair> = distinct
                     .iter()
                     .map(|&k| self.keepers[k].keypair.insecure_clone())
@@ -1128,15 +1149,20 @@ impl Sim {
                 let refs: Vec<&Keypair> = kps.iter().collect();
                 let done = self.send(&[ix], &refs).await;
                 if done {
+                    // The stake of the slashed GPUs: the lease keeps the healthy GPUs' share,
+                    // rounded down.
+                    let kept = (u128::from(l.stake_locked) * u128::from(l.gpus - gpus)
+                        / u128::from(l.gpus)) as u64;
+                    let slashed_stake = l.stake_locked - kept;
                     let s = split_slash(
-                        l.stake_locked,
+                        slashed_stake,
                         l.terms.slash_fraction_bps,
                         l.terms.slash_treasury_bps,
                     )
                     .unwrap();
                     assert_eq!(
                         s.total,
-                        bps_of(l.stake_locked, l.terms.slash_fraction_bps).unwrap()
+                        bps_of(slashed_stake, l.terms.slash_fraction_bps).unwrap()
                     );
                     let to_user = compensation(
                         s.user,
@@ -1156,18 +1182,29 @@ impl Sim {
                     self.add(user_token, to_user);
                     self.add(self.f.treasury, to_treasury);
                     let jail = self.cfg.params.jail_period;
+                    let ends = gpus == l.gpus;
                     let pm = &mut self.pmodel[l.provider];
                     pm.staked -= s.total;
-                    pm.locked -= l.stake_locked;
-                    pm.gpus_leased -= l.gpus;
-                    pm.active_leases -= 1;
+                    pm.locked -= slashed_stake;
+                    pm.gpus_leased -= gpus;
                     pm.jailed = true;
                     pm.jailed_until = now + jail;
-                    let k = l.keeper.expect("active lease has a keeper");
-                    self.kmodel[k].leases_assigned -= 1;
+                    if ends {
+                        pm.active_leases -= 1;
+                        let k = l.keeper.expect("active lease has a keeper");
+                        self.kmodel[k].leases_assigned -= 1;
+                    }
                     let lm = &mut self.leases[i];
-                    lm.status = LeaseStatus::Ended;
                     lm.compensation += to_user;
+                    if ends {
+                        lm.status = LeaseStatus::Ended;
+                    } else {
+                        // Goes on with the healthy GPUs from `paid_until`, at their rate.
+                        lm.gpus -= gpus;
+                        lm.stake_locked = kept;
+                        lm.rate_since = lm.paid_until;
+                        lm.spent_before_rate = lm.paid_by_user();
+                    }
                 }
                 Some((ok, done))
             }
@@ -1671,6 +1708,9 @@ impl Sim {
                     lease.judged_sequence,
                     lease.last_checkpoint_at,
                     lease.paused_mark,
+                    lease.gpus,
+                    lease.rate_since,
+                    lease.spent_before_rate,
                 ),
                 (
                     l.start,
@@ -1679,6 +1719,9 @@ impl Sim {
                     l.judged_sequence,
                     l.last_checkpoint_at,
                     l.paused_mark,
+                    l.gpus,
+                    l.rate_since,
+                    l.spent_before_rate,
                 ),
                 "step {step} {op:?}: lease {} times",
                 l.lease

@@ -12,7 +12,9 @@
 //!
 //! A period failed because a worker's own signed answer is wrong (not merely slow or silent)
 //! is also evidence against the provider: with a [`Committee`], the checkpointer then slashes
-//! it with a quorum of the lease's committee ([`super::slash`]).
+//! it with a quorum of the lease's committee ([`super::slash`]) for the GPUs those workers
+//! answered for. When GPUs remain, the lease goes on with them: the failed workers leave its
+//! cluster for good and their tasks run again on the healthy ones.
 //!
 //! Exactly once without a local ledger: the program accepts only sequence `last + 1` starting
 //! at `paid_until`, so a checkpoint sent twice (a retry, a restart after SIGKILL) is refused
@@ -67,12 +69,14 @@ pub enum Posted {
     /// Someone (this keeper before a restart) already posted it.
     AlreadyPosted,
     /// Posted `Fail` because workers failed by their own doing, and the provider slashed for
-    /// it with the lease's committee (which ends the lease).
+    /// it with the lease's committee.
     Slashed {
         /// The failed checkpoint's sequence.
         sequence: u64,
         /// The slash transaction.
         signature: solana_sdk::signature::Signature,
+        /// GPUs the lease goes on with (0: it ended).
+        gpus_left: u16,
     },
 }
 
@@ -203,11 +207,13 @@ impl Checkpointer {
                 self.core.metrics.checkpoints_posted.inc();
                 info!(lease = %address, sequence, ?verdict, period_end, %sig, "checkpoint posted");
                 if verdict == Verdict::Fail
-                    && let Some(signature) = self.slash_for(address, &record.proofs).await
+                    && let Some((signature, faulty)) = self.slash_for(address, &record.proofs).await
                 {
+                    let gpus_left = self.after_slash(address, &faulty).await;
                     return Ok(Posted::Slashed {
                         sequence,
                         signature,
+                        gpus_left,
                     });
                 }
                 Ok(Posted::Posted { sequence, verdict })
@@ -223,13 +229,37 @@ impl Checkpointer {
         }
     }
 
+    /// The lease after a slash: when it goes on, the failed workers leave its cluster (the
+    /// watcher ends it otherwise). The GPUs it goes on with.
+    async fn after_slash(&self, address: &Pubkey, faulty: &[Arc<str>]) -> u16 {
+        match self.client.lease(address).await {
+            Ok(l) if l.status == gpunet_sdk::LeaseStatus::Active => {
+                self.core.shrink_lease(
+                    &address.to_string(),
+                    faulty,
+                    u32::from(l.gpus),
+                    "its provider was slashed for this worker's proof",
+                );
+                info!(lease = %address, gpus = l.gpus, expelled = faulty.len(), "lease goes on with its healthy GPUs");
+                l.gpus
+            }
+            Ok(_) => 0,
+            Err(e) => {
+                // The watcher sees the new count at its next read and resizes the cluster;
+                // the failed workers are then only kept out by the next period's proofs.
+                warn!(lease = %address, error = %e, "lease not read after the slash");
+                0
+            }
+        }
+    }
+
     /// Slashes the provider for the proofs that failed by the worker's own doing, if any;
-    /// the slash's signature once sent.
+    /// the slash's signature once sent, and the failed workers.
     async fn slash_for(
         &self,
         address: &Pubkey,
         proofs: &[pb::ProofVerdict],
-    ) -> Option<solana_sdk::signature::Signature> {
+    ) -> Option<(solana_sdk::signature::Signature, Vec<Arc<str>>)> {
         let committee = self.committee.as_ref()?;
         let faults: Vec<pb::ProofVerdict> = proofs
             .iter()
@@ -239,8 +269,9 @@ impl Checkpointer {
         if faults.is_empty() {
             return None;
         }
+        let workers = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
         match committee.slash(address, Fault::Provider(faults)).await {
-            Ok(sig) => Some(sig),
+            Ok(sig) => Some((sig, workers)),
             Err(e) => {
                 warn!(lease = %address, error = %e, "provider not slashed");
                 None

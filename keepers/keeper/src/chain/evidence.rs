@@ -10,8 +10,9 @@
 //!   does not support what it posted ([`gpunet_sdk::audit`]), or that it still withholds
 //!   `transcript_window` after the period's end.
 //!
-//! Each returns the evidence digest the slash instruction carries; it is computed from the
-//! evidence and the chain alone, so every signer computes the same one.
+//! Each returns a [`Finding`]: the evidence digest the slash instruction carries and, for a
+//! provider, how many GPUs it slashes; both are computed from the evidence and the chain
+//! alone, so every signer computes the same ones.
 
 use gpunet_proof::{Expectations, TimingPolicy, Transcript, checkpoint_digest, worker_fault};
 use gpunet_proto::v1 as pb;
@@ -30,6 +31,17 @@ pub enum EvidenceError {
     /// The evidence does not support the slash.
     #[error("{0}")]
     Refuted(String),
+}
+
+/// What a slash's evidence supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The evidence digest the slash instruction carries.
+    pub digest: [u8; 32],
+    /// GPUs a provider slash takes: the shares of the lease the failed workers were
+    /// challenged for (each challenge, signed before its outcome was known, names it), or all
+    /// of the lease's GPUs when a failed worker answered for the whole lease. 0 for a keeper.
+    pub gpus: u16,
 }
 
 fn refuted(why: impl Into<String>) -> EvidenceError {
@@ -64,13 +76,13 @@ fn slot_hashes(data: &[u8]) -> Vec<(u64, [u8; 32])> {
 }
 
 /// Checks failed proofs as evidence against `lease`'s provider, for committee member `me`;
-/// returns the evidence digest (`checkpoint_digest` over the transcripts' digests, in order).
+/// the finding's digest is `checkpoint_digest` over the transcripts' digests, in order.
 pub async fn provider_fault(
     client: &GpunetClient,
     address: &Pubkey,
     me: &Pubkey,
     proofs: &[pb::ProofVerdict],
-) -> Result<[u8; 32], EvidenceError> {
+) -> Result<Finding, EvidenceError> {
     let lease = client.lease(address).await?;
     on_committee(&lease, me)?;
     if lease.status != LeaseStatus::Active {
@@ -101,6 +113,8 @@ pub async fn provider_fault(
         .await
         .map_err(SdkError::from)?;
     let mut digests = Vec::with_capacity(proofs.len());
+    let mut workers = Vec::with_capacity(proofs.len());
+    let mut shares: Vec<u16> = Vec::with_capacity(proofs.len());
     for p in proofs {
         let t = Transcript::decode(&p.transcript)
             .map_err(|e| refuted(format!("worker {}: {e}", p.worker_id)))?;
@@ -132,9 +146,33 @@ pub async fn provider_fault(
             timing: TimingPolicy::default(),
         };
         worker_fault(&t, &expect).map_err(|why| refuted(format!("worker {worker}: {why}")))?;
+        if workers.contains(&worker) {
+            return Err(refuted(format!("worker {worker} counted twice")));
+        }
+        workers.push(worker);
+        shares.push(b.gpus);
         digests.push(t.digest());
     }
-    Ok(checkpoint_digest(&digests))
+    Ok(Finding {
+        digest: checkpoint_digest(&digests),
+        gpus: slashed_gpus(&shares, lease.gpus)?,
+    })
+}
+
+/// GPUs a provider slash takes for failed workers challenged for `shares` of a `lease_gpus`
+/// lease: their sum, or the whole lease when one answered for all of it (a share of 0: a
+/// worker without GPUs serves a lease whole). More than the lease has is not evidence.
+fn slashed_gpus(shares: &[u16], lease_gpus: u16) -> Result<u16, EvidenceError> {
+    if shares.contains(&0) {
+        return Ok(lease_gpus);
+    }
+    let sum: u32 = shares.iter().map(|&g| u32::from(g)).sum();
+    if sum == 0 || sum > u32::from(lease_gpus) {
+        return Err(refuted(format!(
+            "the failed workers were challenged for {sum} GPUs of a {lease_gpus}-GPU lease"
+        )));
+    }
+    Ok(sum as u16)
 }
 
 /// Domain tag of a keeper-fault evidence digest.
@@ -151,7 +189,7 @@ pub async fn keeper_fault(
     accused: &Pubkey,
     sequence: u64,
     transcript_window: i64,
-) -> Result<[u8; 32], EvidenceError> {
+) -> Result<Finding, EvidenceError> {
     let lease = client.lease(address).await?;
     on_committee(&lease, me)?;
     if accused == me || !lease.in_committee(accused) {
@@ -201,7 +239,10 @@ pub async fn keeper_fault(
     h.update(sequence.to_le_bytes());
     h.update(p.proof_digest);
     h.update([finding]);
-    Ok(h.finalize().into())
+    Ok(Finding {
+        digest: h.finalize().into(),
+        gpus: 0,
+    })
 }
 
 #[cfg(test)]
@@ -217,5 +258,15 @@ mod tests {
         }
         assert_eq!(slot_hashes(&data), vec![(9, [1; 32]), (8, [2; 32])]);
         assert!(slot_hashes(&[]).is_empty());
+    }
+
+    #[test]
+    fn slashed_gpus_are_the_failed_shares_or_the_whole_lease() {
+        assert_eq!(slashed_gpus(&[2], 4).unwrap(), 2);
+        assert_eq!(slashed_gpus(&[1, 2], 4).unwrap(), 3);
+        assert_eq!(slashed_gpus(&[2, 2], 4).unwrap(), 4);
+        assert_eq!(slashed_gpus(&[0], 4).unwrap(), 4, "a whole-machine worker");
+        assert!(slashed_gpus(&[3, 2], 4).is_err(), "more than the lease has");
+        assert!(slashed_gpus(&[], 4).is_err());
     }
 }

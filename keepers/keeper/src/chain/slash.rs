@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use super::evidence::{self, EvidenceError};
+use super::evidence::{self, EvidenceError, Finding};
 use crate::metrics::{Metrics, label};
 
 /// How long one co-signer may take to answer.
@@ -140,8 +140,8 @@ impl Committee {
         self.me
     }
 
-    /// Checks `fault` on this keeper's own reading of the chain; the evidence digest.
-    async fn check(&self, lease: &Pubkey, fault: &Fault) -> Result<[u8; 32], EvidenceError> {
+    /// Checks `fault` on this keeper's own reading of the chain; what it supports.
+    async fn check(&self, lease: &Pubkey, fault: &Fault) -> Result<Finding, EvidenceError> {
         match fault {
             Fault::Provider(proofs) => {
                 evidence::provider_fault(&self.client, lease, &self.me, proofs).await
@@ -167,9 +167,10 @@ impl Committee {
         address: &Pubkey,
         lease: &Lease,
         fault: &Fault,
-        digest: [u8; 32],
+        finding: &Finding,
         wallets: &[Pubkey],
     ) -> Result<Instruction, SdkError> {
+        let digest = finding.digest;
         let config = self.client.config().await?;
         let parties = LeaseParties {
             lease: *address,
@@ -180,7 +181,9 @@ impl Committee {
         };
         let user_token = token::ata(&lease.user, &config.mint);
         Ok(match fault {
-            Fault::Provider(_) => ix::provider_slash(&parties, &user_token, wallets, digest),
+            Fault::Provider(_) => {
+                ix::provider_slash(&parties, &user_token, wallets, digest, finding.gpus)
+            }
             Fault::Keeper { accused, sequence } => {
                 let last = self.client.last_active_keeper(accused).await?;
                 ix::keeper_slash(
@@ -201,7 +204,7 @@ impl Committee {
     /// Slashes for `fault` on `address`'s lease with a quorum of its committee: checks the
     /// evidence, gathers co-signatures, sends. Returns the transaction's signature.
     pub async fn slash(&self, address: &Pubkey, fault: Fault) -> Result<Signature, SlashError> {
-        let digest = self.check(address, &fault).await?;
+        let finding = self.check(address, &fault).await?;
         let lease = self.client.lease(address).await?;
         let quorum = lease.terms.slash_quorum;
         let accused = match &fault {
@@ -247,7 +250,7 @@ impl Committee {
             let mut wallets = vec![self.wallet.pubkey()];
             wallets.extend(chosen.iter().map(|(_, k)| k.authority));
             let ixn = self
-                .instruction(address, &lease, &fault, digest, &wallets)
+                .instruction(address, &lease, &fault, &finding, &wallets)
                 .await?;
             let blockhash = self
                 .client
@@ -279,7 +282,14 @@ impl Committee {
                     .slashes
                     .get_or_create(&label("kind", fault.kind()))
                     .inc();
-                info!(lease = %address, kind = fault.kind(), %sig, cosigners = need, "slash sent");
+                info!(
+                    lease = %address,
+                    kind = fault.kind(),
+                    %sig,
+                    cosigners = need,
+                    gpus = finding.gpus,
+                    "slash sent"
+                );
                 return Ok(sig);
             }
             chosen = keep;
@@ -303,7 +313,7 @@ impl Committee {
             info!(lease = %address, kind = fault.kind(), why, "refused to co-sign a slash");
             Status::failed_precondition(why)
         };
-        let digest = match self.check(&address, &fault).await {
+        let finding = match self.check(&address, &fault).await {
             Ok(d) => d,
             Err(EvidenceError::Refuted(why)) => return Err(refuse(why)),
             Err(EvidenceError::Chain(e)) => return Err(Status::unavailable(e.to_string())),
@@ -316,7 +326,7 @@ impl Committee {
         // The signers the message names (after the fee payer), as the instruction lists them.
         let got = gpunet_sdk::cosign::sole_instruction(&m).map_err(&refuse)?;
         let mut expected = self
-            .instruction(&address, &lease, &fault, digest, &[])
+            .instruction(&address, &lease, &fault, &finding, &[])
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let wallets: Vec<Pubkey> = got

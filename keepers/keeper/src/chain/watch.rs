@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::directory::{ChainClock, ChainDirectory, Ended};
 use crate::core::Core;
+use crate::directory::LeaseDirectory;
 use crate::proofs::Anchor;
 
 /// Where and how often the watcher reads.
@@ -109,6 +110,7 @@ impl Watcher {
                             end(&core, &lease, &why);
                         }
                         form_clusters(&this.dir, &core);
+                        sync_gpus(&this.dir, &core);
                     }
                     Err(e) => {
                         core.metrics.chain_read_errors.inc();
@@ -135,7 +137,10 @@ impl Watcher {
                 move |address, account| match account {
                     ProgramAccount::Lease(l) => match dir.update_lease(address, Some(*l)) {
                         Some(why) => end(&core2, &address, &why),
-                        None => form_clusters(&dir, &core2),
+                        None => {
+                            form_clusters(&dir, &core2);
+                            sync_gpus(&dir, &core2);
+                        }
                     },
                     ProgramAccount::Provider(p) => dir.update_provider(address, Some(*p)),
                     ProgramAccount::Closed => {
@@ -172,6 +177,23 @@ fn form_clusters(dir: &ChainDirectory, core: &Core) {
         let id: Arc<str> = lease.to_string().into();
         if !formed.contains(&id) {
             let _ = core.cluster(&id);
+        }
+    }
+}
+
+/// Gives each served lease's cluster the GPU count the chain says (a partial slash shrinks a
+/// lease; the keeper that slashed has already taken the failed workers out).
+fn sync_gpus(dir: &ChainDirectory, core: &Core) {
+    for lease in dir.served_leases() {
+        let id: Arc<str> = lease.to_string().into();
+        let Some(info) = dir.lease(&id) else {
+            continue;
+        };
+        if core
+            .cluster(&id)
+            .is_ok_and(|c| c.gpus_requested != info.gpus)
+        {
+            core.shrink_lease(&id, &[], info.gpus, "its GPU count changed on chain");
         }
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Cluster {
     pub lanes: HashMap<u64, Lane>,
     /// Per scheduling class: recent run time and lanes that may take more tasks.
     pub pipes: HashMap<u32, Pipe>,
+    /// Workers taken out of this lease for good (their GPUs were slashed out of it).
+    expelled: HashSet<Arc<str>>,
 }
 
 /// A worker's share given to one lease's cluster: the lease gets exactly its GPU count, so
@@ -181,6 +183,7 @@ impl Cluster {
             was_ready: false,
             lanes: HashMap::new(),
             pipes: HashMap::new(),
+            expelled: HashSet::new(),
         }
     }
 }
@@ -254,7 +257,11 @@ impl Clusters {
         let Some(w) = self.workers.get(key) else {
             return false;
         };
-        if w.provider != c.info.provider || !w.has_room() || w.slice(lease).is_some() {
+        if w.provider != c.info.provider
+            || !w.has_room()
+            || w.slice(lease).is_some()
+            || c.expelled.contains(key)
+        {
             return false;
         }
         let ready = self.gpus_ready(c, lease);
@@ -319,6 +326,33 @@ impl Clusters {
         }
         info!(lease = %lease, worker = %key, gpus = n, whole, "worker joined cluster");
         true
+    }
+
+    /// Worker `key` leaves `lease`'s cluster for good (a slash took its GPUs out of the lease)
+    /// and never joins it again. Returns its former slice's scheduler index and the tasks of
+    /// the lease it was running, whose holds the caller drops through [`Self::leave`].
+    pub fn expel(&mut self, lease: &Arc<str>, key: &Arc<str>) -> Option<(WorkerIdx, Vec<u64>)> {
+        self.clusters.get_mut(lease)?.expelled.insert(key.clone());
+        let mine: Vec<u64> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.lease == *lease && h.worker == *key)
+            .map(|(t, _)| *t)
+            .collect();
+        let w = self.workers.get_mut(key)?;
+        let pos = w.slices.iter().position(|s| s.lease == *lease)?;
+        let slice = w.slices.remove(pos);
+        for t in &mine {
+            w.running.remove(t);
+        }
+        Some((slice.idx, mine))
+    }
+
+    /// The lease now has `gpus` GPUs (its count changed on chain).
+    pub fn set_gpus(&mut self, lease: &Arc<str>, gpus: u32) {
+        if let Some(c) = self.clusters.get_mut(lease) {
+            c.info.gpus = gpus;
+        }
     }
 
     /// The worker's own GPU indices (`CUDA_VISIBLE_DEVICES`) for a grant's GPUs, which the

@@ -99,6 +99,7 @@ fn challenge(params: ChallengeParams, class: GpuClass, salt: u8) -> Res<SignedCh
             keeper: keeper().verifying_key().to_bytes(),
             worker: worker().verifying_key().to_bytes(),
             gpu_class: class,
+            gpus: 1,
             params,
             keeper_entropy: [salt.wrapping_add(1); 32],
         },

@@ -171,7 +171,9 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
         committee_len: 0,
         paused_mark: ctx.accounts.config.paused_seconds_at(now)?,
         judged_sequence: 0,
-        reserved: [0; 64],
+        rate_since: 0,
+        spent_before_rate: 0,
+        reserved: [0; 48],
     };
     lease.invariant()?;
 

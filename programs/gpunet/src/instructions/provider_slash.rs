@@ -1,9 +1,14 @@
 //! `provider_slash`: at least `slash_quorum` members of the lease's verification committee,
-//! each signing the transaction, take the lease's slash fraction of the stake it locks. The
-//! user is compensated up to what it paid out of escrow for the lease (never more: slashing a
-//! lease one opened is never a profit); the rest goes to the treasury. The provider is jailed
-//! for the configured jail period, and the lease ends (the user then closes it for the refund of
-//! unspent escrow).
+//! each signing the transaction, slash `gpus` of the lease's GPUs (those whose workers failed):
+//! the lease's slash fraction of the stake those GPUs lock (all of `stake_locked` when every GPU
+//! failed, in proportion otherwise). The user is compensated up to what it paid out of escrow
+//! for the lease (never more: slashing a lease one opened is never a profit); the rest goes to
+//! the treasury. The provider is jailed for the configured jail period (no new leases).
+//!
+//! When every GPU failed the lease ends (the user then closes it for the refund of unspent
+//! escrow). Otherwise it goes on with the healthy GPUs ([`Lease::shrink`]): from `paid_until`
+//! it bills the GPUs left, the escrow not yet paid out buys time at that smaller rate, and the
+//! stake of the slashed GPUs leaves the lease (what the slash did not take is unlocked).
 //!
 //! Co-signers come in `remaining_accounts` as pairs `(keeper wallet [signer], keeper account)`
 //! (`quorum.rs`). The committee was drawn at random from the active keepers, so a party that
@@ -13,7 +18,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
 use crate::events::ProviderSlashed;
-use crate::math::{compensation, safe_add, safe_add_time, safe_sub, split_slash};
+use crate::math::{compensation, safe_add, safe_add_time, safe_sub, split_slash, stake_share};
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, LEASE_SEED, Lease, LeaseStatus, PROVIDER_SEED,
     PROVIDER_VAULT_SEED, Provider, ProviderStatus,
@@ -89,14 +94,26 @@ impl ProviderSlash<'_> {
 pub fn handler<'info>(
     ctx: Context<'info, ProviderSlash<'info>>,
     evidence_digest: [u8; 32],
+    gpus: u16,
 ) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let signers = crate::quorum::check(ctx.remaining_accounts, &ctx.accounts.lease, None)?;
     let lease = &ctx.accounts.lease;
+    require!(
+        gpus > 0 && gpus <= lease.gpus,
+        GpunetError::InvalidSlashGpus
+    );
+    let ends = gpus == lease.gpus;
     let terms = lease.terms;
     let stake_locked = lease.stake_locked;
-    let split = split_slash(
+    // The stake the slashed GPUs lock: what stays locked for the healthy ones is the same
+    // share `Lease::shrink` keeps.
+    let stake_slashed_gpus = safe_sub(
         stake_locked,
+        stake_share(stake_locked, lease.gpus - gpus, lease.gpus)?,
+    )?;
+    let split = split_slash(
+        stake_slashed_gpus,
         terms.slash_fraction_bps,
         terms.slash_treasury_bps,
     )?;
@@ -130,22 +147,33 @@ pub fn handler<'info>(
     }
 
     let lease = &mut ctx.accounts.lease;
-    lease.status = LeaseStatus::Ended;
     lease.compensation = safe_add(lease.compensation, to_user)?;
+    let released = if ends {
+        lease.status = LeaseStatus::Ended;
+        stake_locked
+    } else {
+        lease.shrink(gpus)?
+    };
     lease.invariant()?;
-    let gpus = lease.gpus;
+    let gpus_left = if ends { 0 } else { lease.gpus };
 
     let provider = &mut ctx.accounts.provider;
     provider.staked = safe_sub(provider.staked, split.total)?;
-    provider.release_lease(gpus, stake_locked)?;
+    if ends {
+        provider.release_lease(gpus, released)?;
+    } else {
+        provider.release_gpus(gpus, released)?;
+    }
     provider.slashed_total = safe_add(provider.slashed_total, split.total)?;
     provider.status = ProviderStatus::Jailed;
     provider.jailed_until = jailed_until;
     provider.invariant()?;
 
-    let keeper = &mut ctx.accounts.keeper;
-    keeper.unassign_lease()?;
-    keeper.invariant()?;
+    if ends {
+        let keeper = &mut ctx.accounts.keeper;
+        keeper.unassign_lease()?;
+        keeper.invariant()?;
+    }
 
     ctx.accounts.provider_vault.reload()?;
     ctx.accounts
@@ -156,6 +184,8 @@ pub fn handler<'info>(
         lease: ctx.accounts.lease.key(),
         provider: ctx.accounts.provider.key(),
         evidence_digest,
+        gpus,
+        gpus_left,
         slashed: split.total,
         to_user,
         to_treasury,

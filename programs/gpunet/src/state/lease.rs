@@ -155,8 +155,15 @@ pub struct Lease {
     pub paused_mark: i64,
     /// Highest checkpoint sequence a `keeper_slash` has judged: each checkpoint is judged once.
     pub judged_sequence: u64,
+    /// Unix time the current GPU count took effect (a partial slash shrank the lease); 0
+    /// while the count is the one opened. Billing runs at the current rate from
+    /// [`Lease::rate_start`].
+    pub rate_since: i64,
+    /// What the escrow had paid out (provider, protocol and keeper) when the current GPU
+    /// count took effect: the rest of `funded` buys time at the current rate.
+    pub spent_before_rate: u64,
     /// Reserved for growth.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 48],
 }
 
 impl Lease {
@@ -165,9 +172,34 @@ impl Lease {
         crate::math::lease_rate(self.price_per_gpu_second, self.gpus)
     }
 
-    /// Unix time up to which the escrow pays: `start + funded / rate` (whole seconds).
+    /// Unix time from which the current rate bills: the start, or when the GPU count last
+    /// changed.
+    pub fn rate_start(&self) -> i64 {
+        self.start.max(self.rate_since)
+    }
+
+    /// Unix time up to which the escrow pays: `rate_start + (funded - spent_before_rate) /
+    /// rate` (whole seconds; `start + funded / rate` for a lease whose GPU count never
+    /// changed).
     pub fn funded_until(&self) -> Result<i64> {
-        safe_add_time(self.start, seconds_funded(self.funded, self.rate()?)?)
+        let left = crate::math::safe_sub(self.funded, self.spent_before_rate)?;
+        safe_add_time(self.rate_start(), seconds_funded(left, self.rate()?)?)
+    }
+
+    /// Takes `by` GPUs out of an active lease from `paid_until` on (a partial slash): the
+    /// current rate's segment restarts there, so the escrow not yet paid out buys time at the
+    /// smaller rate, and the lease keeps `stake_locked` in proportion to the GPUs left.
+    /// Returns the stake that leaves the lease with the GPUs (rounded up, so the lease never
+    /// keeps more stake per GPU than it had). `by` must leave at least one GPU.
+    pub fn shrink(&mut self, by: u16) -> Result<u64> {
+        require!(by > 0 && by < self.gpus, GpunetError::InvalidSlashGpus);
+        let kept = crate::math::stake_share(self.stake_locked, self.gpus - by, self.gpus)?;
+        let leaving = crate::math::safe_sub(self.stake_locked, kept)?;
+        self.spent_before_rate = self.paid_by_user()?;
+        self.rate_since = self.paid_until;
+        self.gpus -= by;
+        self.stake_locked = kept;
+        Ok(leaving)
     }
 
     /// Tokens that should still be in escrow.
@@ -256,8 +288,13 @@ impl Lease {
             safe_add(self.paid_provider, self.paid_protocol)?,
             self.paid_keeper,
         )?;
+        // Never paid for more time than has been settled, within the current rate's segment
+        // (what was paid before it was settled at the rate of its time).
         require!(
-            paid_gross <= cost(self.rate()?, self.paid_until - self.start)?,
+            self.spent_before_rate <= paid_gross
+                && self.rate_start() <= self.paid_until
+                && paid_gross - self.spent_before_rate
+                    <= cost(self.rate()?, self.paid_until - self.rate_start())?,
             GpunetError::InvariantViolated
         );
         Ok(())

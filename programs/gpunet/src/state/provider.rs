@@ -126,6 +126,14 @@ impl Provider {
         Ok(())
     }
 
+    /// `gpus` of a lease that goes on leave it with `stake` (a partial slash).
+    pub fn release_gpus(&mut self, gpus: u16, stake: u64) -> Result<()> {
+        let underflow = || error!(GpunetError::MathOverflow);
+        self.gpus_leased = self.gpus_leased.checked_sub(gpus).ok_or_else(underflow)?;
+        self.locked = crate::math::safe_sub(self.locked, stake)?;
+        Ok(())
+    }
+
     /// Status after an unbonding change, keeping `Jailed` sticky.
     pub fn refresh_status(&mut self) {
         if self.status != ProviderStatus::Jailed {
