@@ -1,8 +1,9 @@
 //! `gpunet localnet --demo`: one whole lease on the localnet's demo provider, narrated as it
 //! happens. A user opens a lease through the SDK as a dApp would; the cluster comes up; a
 //! small DAG of tasks runs; a checkpoint backed by benchmark proofs pays the provider; one
-//! worker starts skipping its proof work and the committee slashes the provider; the user
-//! closes the lease and is refunded. It ends with every party's balance before and after,
+//! worker starts skipping its proof work and the committee slashes the provider for that
+//! worker's GPUs; the lease goes on with the healthy GPUs, whose next period is paid at their
+//! smaller price; the user closes the lease and is refunded. It ends with every party's balance before and after,
 //! adding up to the token supply.
 //!
 //! The chain's clock is moved forward by each checkpoint interval (surfpool's time travel), so
@@ -121,7 +122,7 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 1/7  provider {provider}: {} GPU(s) at {} per GPU-second, {} staked, {} worker key(s) listed",
+            "demo 1/8  provider {provider}: {} GPU(s) at {} per GPU-second, {} staked, {} worker key(s) listed",
             p.gpu.count,
             p.gpu.price_per_gpu_second,
             p.staked,
@@ -166,7 +167,7 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 2/7  lease {lease}: {gpus} GPU(s), {} escrowed; committee of {} drawn, served by keeper {} ({})",
+            "demo 2/8  lease {lease}: {gpus} GPU(s), {} escrowed; committee of {} drawn, served by keeper {} ({})",
             l.funded,
             l.committee().len(),
             l.keeper,
@@ -194,7 +195,7 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 3/7  cluster ready {} ms after the lease transaction: {} worker(s), {} GPU(s)",
+            "demo 3/8  cluster ready {} ms after the lease transaction: {} worker(s), {} GPU(s)",
             opened.elapsed().as_millis(),
             info.workers.len(),
             info.gpus_ready
@@ -233,7 +234,7 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 4/7  DAG of 4 tasks (6, 7, their product as \"6*7\", evaluated by sh) → {} in {} ms",
+            "demo 4/8  DAG of 4 tasks (6, 7, their product as \"6*7\", evaluated by sh) → {} in {} ms",
             answer,
             t.elapsed().as_millis()
         ),
@@ -250,7 +251,7 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 5/7  checkpoint 1 ({}): {} s verified, provider paid {}, digest {}",
+            "demo 5/8  checkpoint 1 ({}): {} s verified, provider paid {}, digest {}",
             if l1.last_verdict == Verdict::Pass {
                 "pass"
             } else {
@@ -263,30 +264,68 @@ pub async fn run(
     )?;
 
     // One worker starts skipping the work: its next proof fails on its own signed tiles and
-    // the committee slashes the provider.
+    // the committee slashes the provider for that worker's GPUs.
     if let Some(s) = sys.shirk.last() {
         s.store(true, Ordering::SeqCst);
     }
     client.time_travel_by(interval + 1).await?;
-    let ended = until(Duration::from_secs(90), "the slash", || async {
+    let slashed = until(Duration::from_secs(90), "the slash", || async {
         let l = client.lease(&lease).await?;
-        Ok((l.status == LeaseStatus::Ended).then_some(l))
+        Ok((l.status == LeaseStatus::Ended || l.compensation > l1.compensation).then_some(l))
     })
     .await?;
     let p2 = client.provider(&sys.provider_wallet).await?;
+    let goes_on = slashed.status == LeaseStatus::Active;
     say(
         out,
         format!(
-            "demo 6/7  worker skipped its proof work → period {} posted Fail, provider slashed {} by the committee \
-         ({} to the user, the rest to the treasury), provider jailed; lease ended",
-            ended.last_sequence,
+            "demo 6/8  worker skipped its proof work → period {} posted Fail, provider slashed {} for {} GPU(s) by the \
+         committee ({} to the user, the rest to the treasury), provider jailed; {}",
+            slashed.last_sequence,
             p.staked.saturating_sub(p2.staked),
-            ended.compensation
+            l1.gpus - if goes_on { slashed.gpus } else { 0 },
+            slashed.compensation,
+            if goes_on {
+                format!("lease goes on with {} healthy GPU(s)", slashed.gpus)
+            } else {
+                "lease ended".to_string()
+            }
         ),
     )?;
     if let Some(s) = sys.shirk.last() {
         s.store(false, Ordering::SeqCst);
     }
+
+    // The healthy GPUs work another period: it is paid at their (smaller) price.
+    let ended = if goes_on {
+        let seq = slashed.last_sequence + 1;
+        client.time_travel_by(interval + 1).await?;
+        let l3 = until(Duration::from_secs(60), "the next checkpoint", || async {
+            let l = client.lease(&lease).await?;
+            Ok((l.last_sequence >= seq).then_some(l))
+        })
+        .await?;
+        say(
+            out,
+            format!(
+                "demo 7/8  checkpoint {} ({}) on {} GPU(s): {} s verified, provider paid {} more ({} per second)",
+                l3.last_sequence,
+                if l3.last_verdict == Verdict::Pass {
+                    "pass"
+                } else {
+                    "fail"
+                },
+                l3.gpus,
+                l3.paid_until - slashed.paid_until,
+                l3.paid_provider - slashed.paid_provider,
+                l3.price_per_gpu_second * u64::from(l3.gpus),
+            ),
+        )?;
+        l3
+    } else {
+        say(out, "demo 7/8  (no GPU left to go on with)".to_string())?;
+        slashed
+    };
 
     // The user closes the lease: the unspent escrow comes back.
     let escrow = balance(client, &pda::lease_vault(&lease)).await?;
@@ -304,7 +343,7 @@ pub async fn run(
         .context("lease_close")?;
     say(
         out,
-        format!("demo 7/7  lease closed: {escrow} refunded to the user"),
+        format!("demo 8/8  lease closed: {escrow} refunded to the user"),
     )?;
 
     // Every party, before and after.

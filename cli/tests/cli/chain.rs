@@ -330,15 +330,22 @@ fn test_cli_localnet_demo_runs_a_whole_lease_and_exits() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in 1..=7 {
+    for step in 1..=8 {
         assert!(
-            stdout.contains(&format!("demo {step}/7")),
+            stdout.contains(&format!("demo {step}/8")),
             "step {step}: {stdout}"
         );
     }
     assert!(stdout.contains("→ 42"), "{stdout}");
     assert!(stdout.contains("checkpoint 1 (pass)"), "{stdout}");
-    assert!(stdout.contains("provider jailed; lease ended"), "{stdout}");
+    assert!(
+        stdout.contains("provider jailed; lease goes on with 2 healthy GPU(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("checkpoint 3 (pass) on 2 GPU(s)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("total = token supply"), "{stdout}");
     assert!(!stdout.contains("demo failed"), "{stdout}");
 }
