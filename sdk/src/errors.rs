@@ -111,6 +111,7 @@ fn all_errors() -> Vec<GpunetError> {
         NotSuccessor,
         MathOverflow,
         InvariantViolated,
+        InvalidSlashGpus,
     ]
 }
 

@@ -45,6 +45,10 @@ pub struct Metrics {
     /// Transactions the chain refused or that failed to send, by error (the program's error
     /// name, or the kind of failure).
     pub chain_tx_failed: Family<Labels, Counter>,
+    /// Transactions confirmed, by what they were (`checkpoint`, `slash`, `reassign`, …).
+    pub chain_tx_sent: Family<Labels, Counter>,
+    /// Attempts sent again after a transport failure, by what they were.
+    pub chain_tx_retries: Family<Labels, Counter>,
     /// Slashes this keeper sent with a quorum of its committee, by kind (`provider`, `keeper`).
     pub slashes: Family<Labels, Counter>,
     /// Slashes this keeper co-signed for another member, by kind.
@@ -95,6 +99,8 @@ impl Metrics {
             checkpoints_posted: Counter::default(),
             reassignments: Counter::default(),
             chain_tx_failed: Family::default(),
+            chain_tx_sent: Family::default(),
+            chain_tx_retries: Family::default(),
             checkpoint_lag_seconds: Family::default(),
             slashes: Family::default(),
             slashes_cosigned: Family::default(),
@@ -180,6 +186,16 @@ impl Metrics {
             "chain_tx_failed",
             "Transactions refused by the chain or not sent, by error",
             m.chain_tx_failed.clone(),
+        );
+        r.register(
+            "chain_tx_sent",
+            "Transactions confirmed on chain, by what they were",
+            m.chain_tx_sent.clone(),
+        );
+        r.register(
+            "chain_tx_retries",
+            "Transaction attempts sent again after a transport failure, by what they were",
+            m.chain_tx_retries.clone(),
         );
         r.register(
             "checkpoint_lag_seconds",

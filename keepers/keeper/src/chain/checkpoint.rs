@@ -36,6 +36,7 @@ use tracing::{info, warn};
 
 use super::directory::ChainDirectory;
 use super::slash::{Committee, Fault};
+use super::submit::Submitter;
 use crate::core::Core;
 use crate::metrics::label;
 use crate::proofs::{ProveOptions, Prover};
@@ -83,6 +84,7 @@ pub enum Posted {
 /// Posts the checkpoints of the leases a [`ChainDirectory`] serves.
 pub struct Checkpointer {
     client: GpunetClient,
+    submit: Submitter,
     wallet: Keypair,
     dir: Arc<ChainDirectory>,
     prover: Arc<Prover>,
@@ -102,6 +104,7 @@ impl Checkpointer {
     ) -> Self {
         Checkpointer {
             client: GpunetClient::new(rpc_url.to_string()),
+            submit: Submitter::new(rpc_url, core.metrics.clone()),
             wallet,
             dir,
             prover,
@@ -202,7 +205,7 @@ impl Checkpointer {
             &token::ata(&self.wallet.pubkey(), &config.mint),
             args,
         );
-        match self.client.send(&[ixn], &self.wallet, &[]).await {
+        match self.submit.send("checkpoint", &[ixn], &self.wallet).await {
             Ok(sig) => {
                 self.core.metrics.checkpoints_posted.inc();
                 info!(lease = %address, sequence, ?verdict, period_end, %sig, "checkpoint posted");
@@ -223,7 +226,6 @@ impl Checkpointer {
             }
             Err(e) => {
                 warn!(lease = %address, sequence, error = %e, "checkpoint refused or not sent");
-                super::count_tx_failure(&self.core, &e);
                 Err(e.into())
             }
         }

@@ -18,6 +18,8 @@
 //!   transcript does not support), gathers a quorum of co-signatures over keeper-to-keeper
 //!   gRPC ([`PeerSvc`]: each co-signer re-checks on its own before it signs) and sends
 //!   `provider_slash` or `keeper_slash`.
+//! - [`submit`]: the [`Submitter`] every chain write goes through — fresh blockhashes,
+//!   retries with backoff on transport failures only, every failure counted by its error.
 //! - [`audit`]: the [`Auditor`] that re-verifies other members' checkpoints from their
 //!   transcripts and slashes the keeper behind a false (or withheld) one.
 //!
@@ -32,6 +34,7 @@ pub mod directory;
 pub mod evidence;
 pub mod reassign;
 pub mod slash;
+pub mod submit;
 pub mod watch;
 
 pub use audit::Auditor;
@@ -39,29 +42,8 @@ pub use checkpoint::{CheckpointError, Checkpointer, Posted};
 pub use directory::{ChainClock, ChainDirectory, Ended};
 pub use reassign::Reassigner;
 pub use slash::{Committee, CommitteeSlot, Fault, PeerSvc, SlashError};
+pub use submit::{RetryPolicy, Submitter};
 pub use watch::{WatchConfig, Watcher};
-
-/// Counts a transaction the chain refused or that was not sent, by the program's error name
-/// (or the kind of failure), in `chain_tx_failed`.
-pub(crate) fn count_tx_failure(core: &crate::core::Core, e: &gpunet_sdk::SdkError) {
-    count_tx_failure_in(&core.metrics, e);
-}
-
-/// [`count_tx_failure`] for a part of the chain side that holds only the metrics.
-pub(crate) fn count_tx_failure_in(metrics: &crate::metrics::Metrics, e: &gpunet_sdk::SdkError) {
-    use gpunet_sdk::SdkError;
-    let kind = match e {
-        SdkError::Program { error, .. } => error.name.to_string(),
-        SdkError::Anchor { name, .. } => name.to_string(),
-        SdkError::Token { .. } => "token".into(),
-        SdkError::Rpc(_) => "rpc".into(),
-        _ => "other".into(),
-    };
-    metrics
-        .chain_tx_failed
-        .get_or_create(&crate::metrics::label("error", kind))
-        .inc();
-}
 
 /// Awaits `pass()` every `every` (a late pass delays the next, never bunches them) until
 /// `cancel`: the loop of each of the chain side's timed services.

@@ -19,6 +19,8 @@ use solana_sdk::signer::Signer;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::submit::Submitter;
+
 use crate::core::Core;
 
 /// The successor of `keeper` on a committee: the first member after it (cyclically) for which
@@ -59,6 +61,7 @@ pub fn replaceable(lease: &Lease, keeper_active: bool, now: i64, paused_now: i64
 /// Sends `lease_reassign_keeper` for the leases this keeper is the successor of.
 pub struct Reassigner {
     client: GpunetClient,
+    submit: Submitter,
     wallet: Keypair,
     me: Pubkey,
     core: Arc<Core>,
@@ -70,6 +73,7 @@ impl Reassigner {
         let me = gpunet_sdk::pda::keeper(&wallet.pubkey());
         Reassigner {
             client: GpunetClient::new(rpc_url.to_string()),
+            submit: Submitter::new(rpc_url, core.metrics.clone()),
             wallet,
             me,
             core,
@@ -107,16 +111,13 @@ impl Reassigner {
             }
             let ixn =
                 ix::lease_reassign_keeper(&self.wallet.pubkey(), &address, &lease.keeper, &skipped);
-            match self.client.send(&[ixn], &self.wallet, &[]).await {
+            match self.submit.send("reassign", &[ixn], &self.wallet).await {
                 Ok(sig) => {
                     self.core.metrics.reassignments.inc();
                     info!(lease = %address, from = %lease.keeper, %sig, "took over a silent keeper's lease");
                     taken.push(address);
                 }
-                Err(e) => {
-                    super::count_tx_failure(&self.core, &e);
-                    warn!(lease = %address, error = %e, "reassignment not sent");
-                }
+                Err(e) => warn!(lease = %address, error = %e, "reassignment not sent"),
             }
         }
         Ok(taken)

@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::evidence::{self, EvidenceError, Finding};
+use super::submit::Submitter;
 use crate::metrics::{Metrics, label};
 
 /// How long one co-signer may take to answer.
@@ -110,6 +111,7 @@ impl Fault {
 /// answers other members' requests to co-sign.
 pub struct Committee {
     client: GpunetClient,
+    submit: Submitter,
     wallet: Keypair,
     me: Pubkey,
     transcript_window: i64,
@@ -128,6 +130,7 @@ impl Committee {
         let me = pda::keeper(&wallet.pubkey());
         Committee {
             client: GpunetClient::new(rpc_url.to_string()),
+            submit: Submitter::new(rpc_url, metrics.clone()),
             wallet,
             me,
             transcript_window: i64::try_from(transcript_window.as_secs()).unwrap_or(i64::MAX),
@@ -230,7 +233,9 @@ impl Committee {
         let user_token = token::ata(&lease.user, &config.mint);
         if self.client.rpc().get_account(&user_token).await.is_err() {
             let create = token::create_ata(&self.wallet.pubkey(), &lease.user, &config.mint);
-            self.client.send(&[create], &self.wallet, &[]).await?;
+            self.submit
+                .send("create_user_token", &[create], &self.wallet)
+                .await?;
         }
         let need = usize::from(quorum).saturating_sub(1);
         let mut refused: Vec<String> = Vec::new();
@@ -276,8 +281,14 @@ impl Committee {
                 }
             }
             if keep.len() == need {
-                let sig = self.client.send_cosigned(m, &self.wallet, &sigs).await;
-                let sig = sig.inspect_err(|e| super::count_tx_failure_in(&self.metrics, e))?;
+                let what = match fault {
+                    Fault::Provider(_) => "provider_slash",
+                    Fault::Keeper { .. } => "keeper_slash",
+                };
+                let sig = self
+                    .submit
+                    .send_cosigned(what, &m, &self.wallet, &sigs)
+                    .await?;
                 self.metrics
                     .slashes
                     .get_or_create(&label("kind", fault.kind()))
