@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use gpunet_keeper::chain::{
     Auditor, ChainDirectory, Checkpointer, Committee, PeerSvc, Reassigner, WatchConfig, Watcher,
 };
+use gpunet_keeper::explorer::{Explorer, Scope};
 use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
@@ -155,6 +156,7 @@ pub async fn start_on_chain(
         (cfg.audit_every, cfg.audit_sample, cfg.transcript_window);
     // Other committee members ask this keeper to co-sign slashes on the same address.
     let (peer, slot) = PeerSvc::new();
+    let explorer_listen = cfg.explorer_listen.clone();
     let h = gpunet_keeper::start_with(cfg, dir.clone(), dir.clone(), peer.routes(), cancel.clone())
         .await?;
     eprintln!(
@@ -185,8 +187,18 @@ pub async fn start_on_chain(
     let auditor = Auditor::new(rpc, committee, audit_sample, metrics);
     tokio::spawn(Arc::new(auditor).run(audit_every, cancel.clone()));
     // Leases of a silent keeper this one is the successor of.
-    let reassigner = Reassigner::new(rpc, wallet, core);
+    let reassigner = Reassigner::new(rpc, wallet, core.clone());
     tokio::spawn(Arc::new(reassigner).run(every, cancel.clone()));
+    // The explorer page of this keeper's leases, when asked for.
+    if !explorer_listen.is_empty() {
+        let explorer = Arc::new(Explorer::new(rpc, Scope::Keeper(account), vec![core]));
+        explorer.spawn(std::time::Duration::from_secs(1), cancel.clone());
+        let addr = explorer
+            .serve(&explorer_listen, cancel.clone())
+            .await
+            .with_context(|| format!("explorer_listen {explorer_listen}"))?;
+        eprintln!("explorer of this keeper's leases: http://{addr}/");
+    }
     Ok(h)
 }
 

@@ -7,9 +7,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
+use gpunet_keeper::explorer::{Explorer, Scope};
 use gpunet_localnet::{Localnet, LocalnetConfig};
 use gpunet_sdk::task::keys;
 use gpunet_sdk::{GpunetClient, SdkError, setup};
@@ -47,6 +50,10 @@ pub struct LocalnetArgs {
     /// First of the keepers' gRPC ports (the others follow); 0 picks free ports.
     #[arg(long, env = "GPUNET_LOCALNET_KEEPER_PORT", default_value_t = 7401)]
     pub keeper_port: u16,
+    /// Port of the explorer page (providers, keepers, leases, checkpoints, slashes, live
+    /// clusters; on 127.0.0.1); 0 picks a free one.
+    #[arg(long, env = "GPUNET_LOCALNET_EXPLORER_PORT", default_value_t = 7400)]
+    pub explorer_port: u16,
     /// Show every log line here (the validator's, the keepers', the program's) instead of
     /// writing them to the log file.
     #[arg(long, short = 'v')]
@@ -264,7 +271,19 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
         if let (Some(sum), Some(more)) = (summary.as_object_mut(), s.summary.as_object()) {
             sum.extend(more.clone());
         }
+        let cores = s.keepers.iter().map(|k| k.core().clone()).collect();
         system = Some(s);
+        let explorer = Arc::new(Explorer::new(net.rpc_url(), Scope::All, cores));
+        let _ = explorer.refresh().await;
+        explorer.spawn(Duration::from_secs(1), cancel.clone());
+        let listen = format!("127.0.0.1:{}", args.explorer_port);
+        let addr = explorer
+            .serve(&listen, cancel.clone())
+            .await
+            .with_context(|| {
+                format!("explorer on {listen} (--explorer-port 0 picks a free port)")
+            })?;
+        summary["explorer"] = json!(format!("http://{addr}/"));
         anyhow::Ok(())
     }
     .await;

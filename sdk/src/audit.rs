@@ -59,14 +59,15 @@ pub struct Context {
     pub schedule: EpochSchedule,
 }
 
-/// Every `CheckpointPosted` event of `lease` with the slot of its transaction, by sequence,
-/// read from the transactions that touched the lease account.
-pub async fn checkpoints_posted(
+/// Every gpunet event of the transactions that touched `lease` (its open, draw, top-ups,
+/// checkpoints, slashes, reassignments, close) with each transaction's slot, oldest first. It
+/// reads the transaction history of the address, so it works after the account is closed.
+pub async fn lease_events(
     client: &GpunetClient,
     lease: &Pubkey,
-) -> Result<Vec<(CheckpointPosted, u64)>, SdkError> {
+) -> Result<Vec<(GpunetEvent, u64)>, SdkError> {
     let mut before: Option<Signature> = None;
-    let mut found: BTreeMap<u64, (CheckpointPosted, u64)> = BTreeMap::new();
+    let mut found: Vec<(GpunetEvent, u64)> = Vec::new();
     loop {
         let page = client
             .rpc()
@@ -81,6 +82,7 @@ pub async fn checkpoints_posted(
             )
             .await?;
         let n = page.len();
+        // Newest first in each page: reversed below.
         for s in &page {
             if s.err.is_some() {
                 continue;
@@ -88,17 +90,31 @@ pub async fn checkpoints_posted(
             let Ok(sig) = s.signature.parse::<Signature>() else {
                 continue;
             };
-            for e in client.events(&sig).await? {
-                if let GpunetEvent::CheckpointPosted(c) = e
-                    && c.lease == *lease
-                {
-                    found.insert(c.sequence, (c, s.slot));
-                }
+            for e in client.events(&sig).await?.into_iter().rev() {
+                found.push((e, s.slot));
             }
         }
         before = page.last().and_then(|s| s.signature.parse().ok());
         if n < 1000 || before.is_none() {
             break;
+        }
+    }
+    found.reverse();
+    Ok(found)
+}
+
+/// Every `CheckpointPosted` event of `lease` with the slot of its transaction, by sequence,
+/// read from the transactions that touched the lease account.
+pub async fn checkpoints_posted(
+    client: &GpunetClient,
+    lease: &Pubkey,
+) -> Result<Vec<(CheckpointPosted, u64)>, SdkError> {
+    let mut found: BTreeMap<u64, (CheckpointPosted, u64)> = BTreeMap::new();
+    for (e, slot) in lease_events(client, lease).await? {
+        if let GpunetEvent::CheckpointPosted(c) = e
+            && c.lease == *lease
+        {
+            found.insert(c.sequence, (c, slot));
         }
     }
     Ok(found.into_values().collect())

@@ -248,7 +248,12 @@ fn test_cli_localnet_provider_keeper_and_lease_flow() {
 fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
     let dir = tempfile::tempdir().unwrap();
     let admin = dir.path().join("admin.json");
-    let (net, summary) = start_localnet_with(dir.path(), &admin, &["--keeper-port", "0"], &[]);
+    let (net, summary) = start_localnet_with(
+        dir.path(),
+        &admin,
+        &["--keeper-port", "0", "--explorer-port", "0"],
+        &[],
+    );
     assert_eq!(
         summary["keepers"].as_array().map(Vec::len),
         Some(3),
@@ -315,7 +320,14 @@ fn test_cli_localnet_demo_runs_a_whole_lease_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let (rpc, ws) = (crate::free_port(), crate::free_port());
     let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
-        .args(["localnet", "--exit-after-demo", "--keeper-port", "0"])
+        .args([
+            "localnet",
+            "--exit-after-demo",
+            "--keeper-port",
+            "0",
+            "--explorer-port",
+            "0",
+        ])
         .args(["--rpc-port", &rpc.to_string(), "--ws-port", &ws.to_string()])
         .arg("--dir")
         .arg(dir.path().join("wallets"))

@@ -3,6 +3,7 @@
 mod chain;
 mod chain_sigkill;
 mod commands;
+mod explorer;
 mod keys;
 mod readme;
 mod sigkill;

@@ -88,6 +88,7 @@ fn test_cli_readme_first_session_runs_as_printed() {
         ("GPUNET_LOCALNET_RPC_PORT", rpc.to_string()),
         ("GPUNET_LOCALNET_WS_PORT", ws.to_string()),
         ("GPUNET_LOCALNET_KEEPER_PORT", "0".to_string()),
+        ("GPUNET_LOCALNET_EXPLORER_PORT", "0".to_string()),
         (
             "GPUNET_KEEPER_ENDPOINT",
             format!("http://127.0.0.1:{keeper}"),

@@ -5,6 +5,8 @@
 //! ```toml
 //! listen = "127.0.0.1:7400"        # gRPC (WorkerService, KeeperService, health, reflection)
 //! metrics_listen = "127.0.0.1:7401" # Prometheus /metrics; "" disables
+//! explorer_listen = ""              # chain mode: the explorer page of this keeper's leases
+//!                                   #   (e.g. "127.0.0.1:7402"); "" disables
 //! db_path = "gpunet-keeper.redb"    # "" = in-memory database (nothing survives a restart)
 //! durability = "process"            # "process": acknowledged once written to the log: survives
 //!                                   #   SIGKILL at any moment; the log is fdatasync'ed every
@@ -116,6 +118,8 @@ pub struct KeeperConfig {
     pub listen: String,
     /// Prometheus listen address; empty disables.
     pub metrics_listen: String,
+    /// Chain mode: where the explorer page of this keeper's leases is served; empty disables.
+    pub explorer_listen: String,
     /// Database file; empty = in-memory.
     pub db_path: String,
     /// What an acknowledgement survives.
@@ -210,6 +214,7 @@ impl Default for KeeperConfig {
         Self {
             listen: "127.0.0.1:7400".into(),
             metrics_listen: "127.0.0.1:7401".into(),
+            explorer_listen: String::new(),
             db_path: "gpunet-keeper.redb".into(),
             durability: Durability::Process,
             sync_interval: Duration::from_millis(10),
@@ -287,6 +292,9 @@ impl KeeperConfig {
         }
         if let Some(v) = get("GPUNET_KEEPER_METRICS_LISTEN") {
             self.metrics_listen = v;
+        }
+        if let Some(v) = get("GPUNET_KEEPER_EXPLORER_LISTEN") {
+            self.explorer_listen = v;
         }
         if let Some(v) = get("GPUNET_KEEPER_DB_PATH") {
             self.db_path = v;

@@ -32,6 +32,9 @@
 //!   worker's proof messages to it.
 //! - [`server`]: wires it all to tonic (+ health, reflection v1 and v1alpha) and the
 //!   Prometheus endpoint.
+//! - [`explorer`]: the explorer web page — providers, keepers, leases with their checkpoints
+//!   and slashes from the chain, and the live clusters of the leases a keeper in this process
+//!   serves.
 //!
 //! The Rust client of the client ↔ keeper API is not here: it is `gpunet-task-client`
 //! (`sdk/task-client`, re-exported as `gpunet_sdk::task`), so a dApp links no daemon code.
@@ -48,6 +51,7 @@ pub mod config;
 pub mod core;
 pub mod directory;
 pub mod error;
+pub mod explorer;
 mod flow;
 pub mod metrics;
 pub mod proof_routes;
