@@ -241,8 +241,12 @@ pub async fn run(
     )?;
 
     // A period passes on the chain's clock: the keeper proves every worker and is paid.
+    // The clock jumps past the period's end at once, so the wall time from the jump to the
+    // confirmed checkpoint is the checkpoint lag: the keeper noticing, proving every worker,
+    // and the transaction landing.
     let interval = l.terms.checkpoint_interval;
     client.time_travel_by(interval + 1).await?;
+    let due = Instant::now();
     let l1 = until(Duration::from_secs(60), "the first checkpoint", || async {
         let l = client.lease(&lease).await?;
         Ok((l.last_sequence >= 1).then_some(l))
@@ -251,12 +255,13 @@ pub async fn run(
     say(
         out,
         format!(
-            "demo 5/8  checkpoint 1 ({}): {} s verified, provider paid {}, digest {}",
+            "demo 5/8  checkpoint 1 ({}) confirmed {} ms after its period ended: {} s verified, provider paid {}, digest {}",
             if l1.last_verdict == Verdict::Pass {
                 "pass"
             } else {
                 "fail"
             },
+            due.elapsed().as_millis(),
             l1.paid_until - l1.start,
             l1.paid_provider,
             hex::encode(&l1.last_digest[..8])
@@ -300,6 +305,7 @@ pub async fn run(
     let ended = if goes_on {
         let seq = slashed.last_sequence + 1;
         client.time_travel_by(interval + 1).await?;
+        let due = Instant::now();
         let l3 = until(Duration::from_secs(60), "the next checkpoint", || async {
             let l = client.lease(&lease).await?;
             Ok((l.last_sequence >= seq).then_some(l))
@@ -308,7 +314,7 @@ pub async fn run(
         say(
             out,
             format!(
-                "demo 7/8  checkpoint {} ({}) on {} GPU(s): {} s verified, provider paid {} more ({} per second)",
+                "demo 7/8  checkpoint {} ({}) on {} GPU(s) confirmed {} ms after its period ended: {} s verified, provider paid {} more ({} per second)",
                 l3.last_sequence,
                 if l3.last_verdict == Verdict::Pass {
                     "pass"
@@ -316,6 +322,7 @@ pub async fn run(
                     "fail"
                 },
                 l3.gpus,
+                due.elapsed().as_millis(),
                 l3.paid_until - slashed.paid_until,
                 l3.paid_provider - slashed.paid_provider,
                 l3.price_per_gpu_second * u64::from(l3.gpus),

@@ -361,3 +361,45 @@ fn test_cli_localnet_demo_runs_a_whole_lease_and_exits() {
     assert!(stdout.contains("total = token supply"), "{stdout}");
     assert!(!stdout.contains("demo failed"), "{stdout}");
 }
+
+/// `migrations/init.sh` initialises gpunet on a chain by URL (here a localnet started with
+/// `--no-init`), as the localnet does by itself on a fresh chain; run again, it changes nothing.
+#[test]
+fn test_migrations_init_initialises_a_chain_by_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = dir.path().join("admin.json");
+    crate::write_key(&admin, &crate::key(41));
+    let (net, summary) = start_localnet_with(
+        dir.path(),
+        &admin,
+        &["--no-init"],
+        &[("GPUNET_LOG", "warn")],
+    );
+    assert!(summary.get("mint").is_none(), "{summary}");
+    let (ok, _, _) = net.run(&admin, &["config", "show"]);
+    assert!(!ok, "not initialised yet");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/init.sh");
+    let run = || {
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(&net.url)
+            .arg(&admin)
+            .args(["--airdrop", "10"])
+            .env("GPUNET", env!("CARGO_BIN_EXE_gpunet"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    assert!(run().contains("initialising gpunet"));
+    let cfg = net.ok(&admin, &["config", "show"]);
+    assert_eq!(cfg["admin"], crate::b58(&crate::key(41)));
+    assert!(run().contains("already initialised"));
+    assert_eq!(net.ok(&admin, &["config", "show"])["mint"], cfg["mint"]);
+    net.stop();
+}
