@@ -97,6 +97,8 @@ fn lease(i: u64, keeper: Pubkey, provider: Pubkey, terms: LeaseTerms, now: i64) 
 }
 
 async fn set_account(client: &GpunetClient, address: &Pubkey, data: Vec<u8>, lamports: u64) -> Result<(), Error> {
+    // The cheat code takes the data as hex.
+    let data: String = data.iter().map(|b| format!("{b:02x}")).collect();
     let params = serde_json::json!([
         address.to_string(),
         { "lamports": lamports, "data": data, "owner": gpunet::ID.to_string() }
@@ -162,6 +164,13 @@ async fn main() -> Result<(), Error> {
         t.elapsed().as_secs_f64()
     );
 
+    let listed = client
+        .leases(gpunet_sdk::LeaseFilter::Keeper(keeper))
+        .await?
+        .len() as u64;
+    if listed != n {
+        return Err(format!("the chain lists {listed} of the {n} leases written").into());
+    }
     let base = rss();
     let dir = Arc::new(ChainDirectory::new(keeper));
     let watcher = Watcher::new(
@@ -180,7 +189,9 @@ async fn main() -> Result<(), Error> {
         assert!(ended.is_empty(), "round {r}: {} leases ended", ended.len());
     }
     let served = dir.served_leases();
-    assert_eq!(served.len() as u64, n, "every lease is served");
+    if served.len() as u64 != n {
+        return Err(format!("{} of {n} leases served", served.len()).into());
+    }
     let after_watch = rss();
 
     // The keeper's core forms each lease's (empty) cluster, as the watcher does.
@@ -206,8 +217,10 @@ async fn main() -> Result<(), Error> {
         h.core().cluster(&id)?;
     }
     let form = t.elapsed();
-    assert_eq!(h.core().cluster_leases().len() as u64, n);
-    assert!(dir.lease(&served[0].to_string()).is_some());
+    let first: Arc<str> = served[0].to_string().into();
+    if h.core().cluster(&first)?.gpus_requested != 2 || dir.lease(&first).is_none() {
+        return Err("the lease's cluster does not ask for its 2 GPUs".into());
+    }
     let after_core = rss();
     cancel.cancel();
     let _ = h.wait().await;
