@@ -182,7 +182,10 @@ pub async fn start_on_chain(
     let _ = slot.set(committee.clone());
     let checkpointer = Checkpointer::new(rpc, wallet.insecure_clone(), dir, prover, core.clone())
         .with_committee(committee.clone());
-    tokio::spawn(Arc::new(checkpointer).run(every, cancel.clone()));
+    // Due leases are found on the watcher's copies (one clock read a tick), so the tick is
+    // short: it bounds the checkpoint lag.
+    let tick = every.min(std::time::Duration::from_secs(1));
+    tokio::spawn(Arc::new(checkpointer).run(tick, cancel.clone()));
     // Other members' checkpoints re-verified; a false one slashed with the committee.
     let auditor = Auditor::new(rpc, committee, audit_sample, metrics);
     tokio::spawn(Arc::new(auditor).run(audit_every, cancel.clone()));

@@ -102,13 +102,25 @@ async fn supply(client: &GpunetClient, mint: &Pubkey) -> Result<u64> {
     s.amount.parse().context("token supply")
 }
 
+/// What a demo did: its lease, and every party's balance before and after (the table it
+/// printed; the in-process test checks each change against the lease's history).
+pub struct Demo {
+    pub lease: Pubkey,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub accounts: Vec<(String, Pubkey)>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub before: Vec<u64>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub after: Vec<u64>,
+}
+
 /// Runs the demo on the localnet at `client` (admin: the mint authority's wallet).
 pub async fn run(
     client: &GpunetClient,
     admin: &Pubkey,
     sys: &System,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Demo> {
     let say = |out: &mut dyn Write, s: String| -> Result<()> {
         writeln!(out, "{s}")?;
         Ok(out.flush()?)
@@ -394,5 +406,14 @@ pub async fn run(
     if sum_before + others.0 != total || sum_after + others.1 != total || others.0 != others.1 {
         bail!("the balances do not add up to the supply");
     }
-    Ok(())
+    Ok(Demo {
+        lease,
+        accounts: names,
+        before,
+        after,
+    })
 }
+
+#[cfg(test)]
+#[path = "demo_tests.rs"]
+mod tests;

@@ -104,7 +104,7 @@ pub const DECIMALS: u8 = 6;
 const ADMIN_TOKENS: u64 = 1_000_000;
 
 /// The signer's keypair; created (Solana JSON) if missing. Returns whether it was created.
-fn admin_keypair(g: &Global) -> Result<(Keypair, bool)> {
+pub(crate) fn admin_keypair(g: &Global) -> Result<(Keypair, bool)> {
     let path = g.keypair_path();
     if path.exists() {
         return Ok((crate::key::to_solana(&crate::key::load(&path)?), false));
@@ -114,7 +114,10 @@ fn admin_keypair(g: &Global) -> Result<(Keypair, bool)> {
     Ok((crate::key::to_solana(&key), true))
 }
 
-async fn initialise(client: &GpunetClient, admin: &Keypair) -> Result<serde_json::Value> {
+pub(crate) async fn initialise(
+    client: &GpunetClient,
+    admin: &Keypair,
+) -> Result<serde_json::Value> {
     match client.config().await {
         Ok(c) => {
             return Ok(
@@ -306,10 +309,15 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
             .as_ref()
             .context("the demo needs the keepers and the demo provider")?;
         let r = crate::demo::run(&client, &admin.pubkey(), sys, &mut out).await;
-        if let Err(e) = &r {
-            writeln!(out, "demo failed: {e:#}")?;
+        match &r {
+            Ok(d) => {
+                if let Some(url) = summary["explorer"].as_str() {
+                    writeln!(out, "\nthe lease in the explorer: {url}#lease-{}", d.lease)?;
+                }
+            }
+            Err(e) => writeln!(out, "demo failed: {e:#}")?,
         }
-        Some(r)
+        Some(r.map(|_| ()))
     } else {
         None
     };

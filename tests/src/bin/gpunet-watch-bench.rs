@@ -96,7 +96,12 @@ fn lease(i: u64, keeper: Pubkey, provider: Pubkey, terms: LeaseTerms, now: i64) 
     (address, l)
 }
 
-async fn set_account(client: &GpunetClient, address: &Pubkey, data: Vec<u8>, lamports: u64) -> Result<(), Error> {
+async fn set_account(
+    client: &GpunetClient,
+    address: &Pubkey,
+    data: Vec<u8>,
+    lamports: u64,
+) -> Result<(), Error> {
     // The cheat code takes the data as hex.
     let data: String = data.iter().map(|b| format!("{b:02x}")).collect();
     let params = serde_json::json!([
@@ -235,7 +240,10 @@ async fn main() -> Result<(), Error> {
         rounds - 1,
         ms(sorted[sorted.len() / 2])
     );
-    println!("watcher + directory memory: {}", mib(after_watch.saturating_sub(base)));
+    println!(
+        "watcher + directory memory: {}",
+        mib(after_watch.saturating_sub(base))
+    );
     println!(
         "clusters formed on the core: {} ({:.1} µs per lease), memory {}",
         ms(form),

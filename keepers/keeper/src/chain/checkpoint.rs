@@ -329,10 +329,24 @@ impl Checkpointer {
         (verdict, digest, score, verdicts)
     }
 
-    /// Runs until `cancel`: every `every`, checkpoints each served lease that is due.
+    /// Runs until `cancel`: every `every`, checkpoints each served lease that is due. Which
+    /// leases are due is judged on the watcher's copy of each lease and one read of the chain's
+    /// clock per tick, so a keeper serving thousands of leases reads only the due ones again
+    /// (and the tick can be short: it bounds the checkpoint lag).
     pub async fn run(self: Arc<Self>, every: Duration, cancel: CancellationToken) {
         super::every(every, cancel, || async {
+            let now = match self.client.chain_time().await {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(error = %e, "chain clock not read; checkpoints wait for the next tick");
+                    return;
+                }
+            };
             for lease in self.dir.served_leases() {
+                let known = self.dir.lease_state(&lease);
+                if known.is_some_and(|l| due(&l, now).is_none()) {
+                    continue;
+                }
                 if let Err(e) = self.checkpoint(&lease).await {
                     warn!(lease = %lease, error = %e, "checkpoint not posted; retrying next tick");
                 }

@@ -201,6 +201,11 @@ impl ChainDirectory {
         }
     }
 
+    /// The last state of lease `address` the watcher saw (served or not).
+    pub fn lease_state(&self, address: &Pubkey) -> Option<Lease> {
+        self.state.read().leases.get(address).cloned()
+    }
+
     /// Leases served now, by address.
     pub fn served_leases(&self) -> Vec<Pubkey> {
         let mut v: Vec<Pubkey> = self.state.read().served.iter().copied().collect();
