@@ -159,7 +159,7 @@ async fn main() -> Result<(), Error> {
                 r??;
             }
             written = i + 1;
-            if written % 2_000 == 0 {
+            if written.is_multiple_of(2_000) {
                 eprintln!("{written}/{n} lease accounts written");
             }
         }
