@@ -12,7 +12,7 @@ use gpunet_keeper::chain::{
     Auditor, ChainDirectory, Checkpointer, Committee, PeerSvc, Reassigner, WatchConfig, Watcher,
 };
 use gpunet_keeper::explorer::{Explorer, Scope};
-use gpunet_sdk::{LeaseFilter, LeaseStatus, ProviderFilter, SdkError, pda};
+use gpunet_sdk::{ProviderFilter, SdkError, pda};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -230,63 +230,6 @@ async fn provider_of(g: &Global, worker: &Pubkey) -> Result<String> {
     }
 }
 
-/// The endpoints of the keepers serving active leases on `provider` (sorted, deduplicated).
-async fn serving_keepers(g: &Global, provider: &Pubkey) -> Result<Vec<String>> {
-    let client = g.client();
-    let explain = |e| chain::explain(e, "worker run: finding a keeper");
-    let leases = client
-        .leases(LeaseFilter::Provider(*provider))
-        .await
-        .map_err(explain)?;
-    let mut endpoints = Vec::new();
-    for (_, l) in leases {
-        if l.status != LeaseStatus::Active || l.keeper == Pubkey::default() {
-            continue;
-        }
-        let k = client
-            .fetch::<gpunet_sdk::Keeper>("keeper", &l.keeper)
-            .await
-            .map_err(explain)?;
-        endpoints.push(k.endpoint);
-    }
-    endpoints.sort_unstable();
-    endpoints.dedup();
-    Ok(endpoints)
-}
-
-/// The keeper a worker without `--keeper` joins: one serving an active lease on its provider,
-/// by the endpoint its account publishes. Waits (polling) until there is one.
-async fn keeper_for_worker(g: &Global, provider: &Pubkey) -> Result<String> {
-    let mut said = false;
-    loop {
-        if let Some(k) = serving_keepers(g, provider).await?.into_iter().next() {
-            return Ok(k);
-        }
-        if !said {
-            eprintln!(
-                "waiting for an active lease on provider {provider} (its keeper is the one to join)"
-            );
-            said = true;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    }
-}
-
-/// Returns the keeper to move to once `current` serves no lease of `provider` any more and
-/// another keeper does (a lease reassigned to its successor); polls the chain every 5 s.
-async fn keeper_moved(g: &Global, provider: &Pubkey, current: &str) -> String {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-        match serving_keepers(g, provider).await {
-            Ok(s) if !s.is_empty() && !s.iter().any(|k| k == current) => {
-                return s.into_iter().next().unwrap_or_default();
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("warning: {e:#} (retrying)"),
-        }
-    }
-}
-
 /// `gpunet worker run`
 pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     let WorkerCmd::Run(a) = cmd;
@@ -319,50 +262,15 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         h.join().await?;
         return Ok(());
     }
-    // Without: the keeper serving its provider's lease, followed when the lease moves.
+    // Without: every keeper serving a lease of its provider, each offered its share of the
+    // GPUs, followed as leases open, end and move (`worker_follow`).
     let address = provider.parse::<Pubkey>().map_err(|_| {
         anyhow!("--keeper is required: provider {provider:?} is not an account address")
     })?;
     let stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(stop.clone()));
     let proof = Arc::new(gpunet_worker::GpunetProof);
-    follow_leases(g, &address, config, proof, stop).await
-}
-
-/// Runs a worker of `provider` (configured by `config` for a keeper URL) with the keeper
-/// serving an active lease of that provider — waiting for one, and moving to the new keeper
-/// when the lease is reassigned — until `stop` (then it drains).
-pub async fn follow_leases(
-    g: &Global,
-    provider: &Pubkey,
-    config: impl Fn(&str) -> gpunet_worker::WorkerConfig,
-    proof: Arc<dyn gpunet_worker::ProofExecutor>,
-    stop: CancellationToken,
-) -> Result<()> {
-    let mut keeper = tokio::select! {
-        k = keeper_for_worker(g, provider) => k?,
-        _ = stop.cancelled() => return Ok(()),
-    };
-    loop {
-        let h = gpunet_worker::spawn_with(config(&keeper), proof.clone());
-        eprintln!("worker {} of provider {provider}, keeper {keeper}", h.id());
-        let cancel = h.cancel.clone();
-        let join = h.join();
-        tokio::pin!(join);
-        tokio::select! {
-            r = &mut join => return Ok(r?),
-            _ = stop.cancelled() => {
-                cancel.cancel();
-                return Ok(join.await?);
-            }
-            next = keeper_moved(g, provider, &keeper) => {
-                eprintln!("the provider's lease moved to keeper {next}: draining and rejoining there");
-                cancel.cancel();
-                let _ = join.await;
-                keeper = next;
-            }
-        }
-    }
+    crate::worker_follow::follow_leases(g, &address, config, proof, stop).await
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

@@ -230,7 +230,7 @@ pub async fn start(
                 c.work_dir = work_dir.clone();
                 c
             };
-            crate::daemon::follow_leases(&g, &provider, config, proof, stop).await
+            crate::worker_follow::follow_leases(&g, &provider, config, proof, stop).await
         }));
     }
     let prover = if real_gpus > 0 {

@@ -24,6 +24,7 @@ mod localnet;
 mod localnet_system;
 mod output;
 mod task;
+mod worker_follow;
 
 use std::path::PathBuf;
 

@@ -69,6 +69,10 @@ pub struct WorkerConfig {
     pub zone: String,
     /// Declared GPUs (CPU-only mode); `None` = discover with CUDA.
     pub declared_gpus: Option<DeclaredGpus>,
+    /// Offer only these of its GPUs (positions in the discovered or declared list) to this
+    /// keeper, with the CPU and memory in proportion: a machine serving leases of several
+    /// keepers gives each keeper a disjoint share. `None`: all of them.
+    pub gpu_subset: Option<Vec<u32>>,
     /// CPUs offered, in thousandths.
     pub milli_cpus: u32,
     /// Memory offered.
@@ -105,6 +109,7 @@ impl WorkerConfig {
             key,
             zone: String::new(),
             declared_gpus: None,
+            gpu_subset: None,
             milli_cpus: 4000,
             memory_bytes: 16 << 30,
             work_dir: std::env::temp_dir().join("gpunet-worker"),
@@ -199,8 +204,26 @@ pub fn spawn(cfg: WorkerConfig) -> WorkerHandle {
 }
 
 /// Start a worker with a given proof executor.
-pub fn spawn_with(cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHandle {
-    let hw = hw::hardware(cfg.declared_gpus.as_ref());
+pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> WorkerHandle {
+    let mut hw = hw::hardware(cfg.declared_gpus.as_ref());
+    if let Some(subset) = &cfg.gpu_subset {
+        let total = hw.gpus.len().max(1) as u64;
+        hw.gpus = hw
+            .gpus
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| subset.contains(&(*i as u32)))
+            .map(|(_, g)| g)
+            .collect();
+        let share = |x: u64| x * hw.gpus.len() as u64 / total;
+        cfg.milli_cpus = share(u64::from(cfg.milli_cpus)) as u32;
+        cfg.memory_bytes = share(cfg.memory_bytes);
+        hw.note = format!(
+            "{}; offering {} of them to this keeper",
+            hw.note,
+            hw.gpus.len()
+        );
+    }
     let cfg_object_bytes = cfg.object_store_bytes;
     let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
     info!(worker = %worker_id, note = %hw.note, "hardware");
