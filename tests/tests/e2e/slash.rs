@@ -513,3 +513,85 @@ async fn test_a_keeper_posting_a_replayed_transcript_is_slashed_by_the_others() 
         r.h.wait().await.unwrap();
     }
 }
+
+/// A keeper that stops between posting a failed period and slashing for it (a restart, a
+/// co-signer out of reach) sends the slash later: the checkpoint's record says a slash is still
+/// to be sent, the next pass sends it while the evidence is recent, and records it so it is
+/// never sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_slash_not_sent_with_its_checkpoint_is_sent_later_once() {
+    let s = scene(3).await;
+    let cancel = CancellationToken::new();
+    let (keepers, serving) = run_all(&s, &cancel).await;
+    let k = &keepers[serving];
+    let w = worker_with(
+        &k.url,
+        &s.provider,
+        &s.wkey,
+        s.tmp.path(),
+        Arc::new(ShirkingProof {
+            shirk: Arc::new(AtomicBool::new(true)),
+        }),
+    );
+    cluster_ready(k, &s.lease).await;
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    // Posted without its slash (this checkpointer has no committee, as a keeper that died
+    // right after the checkpoint landed).
+    let alone = Checkpointer::new(
+        s.n.net.rpc_url(),
+        k.wallet.insecure_clone(),
+        k.dir.clone(),
+        k.h.prover().clone(),
+        k.h.core().clone(),
+    );
+    assert_eq!(
+        alone.checkpoint(&s.lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 1,
+            verdict: Verdict::Fail
+        }
+    );
+    let id = s.lease.to_string();
+    let record = k.h.core().checkpoint(&id, 1).unwrap();
+    assert!(record.slash.is_empty(), "still to be sent: {record:?}");
+    assert_eq!(
+        s.n.client.lease(&s.lease).await.unwrap().status,
+        LeaseStatus::Active
+    );
+
+    // The keeper's checkpointer, with its committee, finds it and sends it, once.
+    let checkpointer = k.checkpointer(&s);
+    assert_eq!(checkpointer.resume_slash(&s.lease, 1).await, Some(0));
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    assert_eq!(
+        l.status,
+        LeaseStatus::Ended,
+        "the only worker failed: all GPUs"
+    );
+    let p =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &s.provider)
+            .await
+            .unwrap();
+    assert_eq!(p.status, ProviderStatus::Jailed);
+    let record = k.h.core().checkpoint(&id, 1).unwrap();
+    assert!(record.slash.starts_with("sent "), "{record:?}");
+    assert_eq!(checkpointer.resume_slash(&s.lease, 1).await, None);
+    assert_eq!(
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &s.provider)
+            .await
+            .unwrap()
+            .slashed_total,
+        p.slashed_total,
+        "not slashed twice"
+    );
+
+    cancel.cancel();
+    w.cancel.cancel();
+    let _ = w.join().await;
+    for r in keepers {
+        r.h.wait().await.unwrap();
+    }
+}

@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::directory::ChainDirectory;
-use super::slash::{Committee, Fault};
+use super::evidence::EvidenceError;
+use super::slash::{Committee, Fault, SlashError};
 use super::submit::Submitter;
 use crate::core::Core;
 use crate::metrics::label;
@@ -196,6 +197,7 @@ impl Checkpointer {
             digest: digest.to_vec().into(),
             score,
             proofs,
+            slash: String::new(),
         };
         self.core.record_checkpoint(record.clone()).await?;
         let ixn = ix::lease_checkpoint(
@@ -210,9 +212,8 @@ impl Checkpointer {
                 self.core.metrics.checkpoints_posted.inc();
                 info!(lease = %address, sequence, ?verdict, period_end, %sig, "checkpoint posted");
                 if verdict == Verdict::Fail
-                    && let Some((signature, faulty)) = self.slash_for(address, &record.proofs).await
+                    && let Some((signature, gpus_left)) = self.settle_slash(address, record).await
                 {
-                    let gpus_left = self.after_slash(address, &faulty).await;
                     return Ok(Posted::Slashed {
                         sequence,
                         signature,
@@ -255,15 +256,23 @@ impl Checkpointer {
         }
     }
 
-    /// Slashes the provider for the proofs that failed by the worker's own doing, if any;
-    /// the slash's signature once sent, and the failed workers.
-    async fn slash_for(
+    /// Slashes the provider for the proofs of failed checkpoint `record` that failed by the
+    /// worker's own doing, if any and not done yet, and records the outcome with the
+    /// checkpoint: the slash's signature and the GPUs the lease goes on with once sent. A slash
+    /// that could not be sent (co-signers unreachable) stays to do: the next tick tries again,
+    /// after a restart too, until it is sent or its evidence no longer holds (then it is given
+    /// up, saying why).
+    async fn settle_slash(
         &self,
         address: &Pubkey,
-        proofs: &[pb::ProofVerdict],
-    ) -> Option<(solana_sdk::signature::Signature, Vec<Arc<str>>)> {
+        mut record: pb::CheckpointTranscript,
+    ) -> Option<(solana_sdk::signature::Signature, u16)> {
         let committee = self.committee.as_ref()?;
-        let faults: Vec<pb::ProofVerdict> = proofs
+        if record.pass || !record.slash.is_empty() {
+            return None;
+        }
+        let faults: Vec<pb::ProofVerdict> = record
+            .proofs
             .iter()
             .filter(|p| !p.ok && own_fault(p))
             .cloned()
@@ -271,14 +280,31 @@ impl Checkpointer {
         if faults.is_empty() {
             return None;
         }
-        let workers = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
-        match committee.slash(address, Fault::Provider(faults)).await {
-            Ok(sig) => Some((sig, workers)),
-            Err(e) => {
-                warn!(lease = %address, error = %e, "provider not slashed");
-                None
+        let workers: Vec<Arc<str>> = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
+        let (outcome, done) = match committee.slash(address, Fault::Provider(faults)).await {
+            Ok(sig) => (format!("sent {sig}"), Some(sig)),
+            Err(SlashError::Evidence(EvidenceError::Refuted(why))) => {
+                warn!(lease = %address, sequence = record.sequence, why, "slash given up");
+                (format!("given up: {why}"), None)
             }
+            Err(e) => {
+                warn!(lease = %address, sequence = record.sequence, error = %e, "provider not slashed yet; retrying next tick");
+                return None;
+            }
+        };
+        record.slash = outcome;
+        if let Err(e) = self.core.record_checkpoint(record).await {
+            warn!(lease = %address, error = %e, "slash outcome not recorded");
         }
+        let sig = done?;
+        Some((sig, self.after_slash(address, &workers).await))
+    }
+
+    /// Sends the slash a failed checkpoint of `address` still calls for (see
+    /// [`Self::settle_slash`]): the last checkpoint, as the lease's account says.
+    pub async fn resume_slash(&self, address: &Pubkey, last_sequence: u64) -> Option<u16> {
+        let record = self.core.checkpoint(&address.to_string(), last_sequence)?;
+        self.settle_slash(address, record).await.map(|(_, g)| g)
     }
 
     /// Proves every worker of the lease's cluster at once. Pass only if every one passes and
@@ -344,6 +370,11 @@ impl Checkpointer {
             };
             for lease in self.dir.served_leases() {
                 let known = self.dir.lease_state(&lease);
+                if let Some(l) = &known
+                    && l.last_verdict == Verdict::Fail
+                {
+                    self.resume_slash(&lease, l.last_sequence).await;
+                }
                 if known.is_some_and(|l| due(&l, now).is_none()) {
                     continue;
                 }
