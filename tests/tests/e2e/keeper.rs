@@ -12,6 +12,7 @@ use gpunet_keeper::KeeperConfig;
 use gpunet_keeper::chain::{
     ChainDirectory, Checkpointer, Ended, Posted, Reassigner, WatchConfig, Watcher,
 };
+use gpunet_keeper::explorer::{Explorer, Scope};
 use gpunet_proof::Transcript;
 use gpunet_sdk::audit::{AuditOutcome, Context, audit_lease, check};
 use gpunet_sdk::ix::{self, LeaseParties};
@@ -280,6 +281,37 @@ async fn test_chain_keeper_serves_the_lease_its_account_is_named_on_and_ends_it_
         .await
         .unwrap();
     assert_eq!(&served.digest[..], &l.last_digest[..]);
+    // The keeper's own explorer page shows the lease, its paid checkpoint with its digest, and
+    // the live cluster: the worker and the task it ran.
+    let explorer = Arc::new(Explorer::new(
+        n.net.rpc_url(),
+        Scope::Keeper(keeper_account),
+        vec![h.core().clone()],
+    ));
+    explorer.refresh().await.unwrap();
+    let addr = explorer.serve("127.0.0.1:0", cancel.clone()).await.unwrap();
+    let page = http_get(addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains(&format!("id=\"lease-{lease}\"")), "{page}");
+    assert!(page.contains("Checkpoints (1)"), "{page}");
+    assert!(page.contains("class=\"pass\">pass"), "{page}");
+    assert!(page.contains(&hex8(&l.last_digest)), "{page}");
+    assert!(
+        page.contains(&wkey.pubkey().to_string()),
+        "the worker: {page}"
+    );
+    // The user's task and the checkpoint's proof task, both finished.
+    assert!(page.contains("Tasks (2 most recent)"), "{page}");
+    assert!(page.contains("<td>sh</td><td>finished</td>"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "benchmark proof of {}</td><td>finished</td>",
+            wkey.pubkey()
+        )),
+        "{page}"
+    );
+    let fragment = http_get(addr, "/fragment").await;
+    assert!(fragment.contains("<h1>gpunet explorer</h1>") && !fragment.contains("<script>"));
     let ctx = Context {
         keeper_wallet: kw.pubkey().to_bytes(),
         posted_slot: audits[0].slot,
@@ -505,4 +537,22 @@ async fn test_a_silent_keepers_lease_passes_to_its_successor_which_serves_it() {
     w.cancel.cancel();
     let _ = w.join().await;
     h.wait().await.unwrap();
+}
+
+/// A plain HTTP/1.1 GET on loopback: the response, head and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn hex8(d: &[u8; 32]) -> String {
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
