@@ -225,7 +225,8 @@ mod tests {
             judged_sequence: 0,
             rate_since: 0,
             spent_before_rate: 0,
-            reserved: [0; 48],
+            slashed_sequence: 0,
+            reserved: [0; 40],
         }
     }
 

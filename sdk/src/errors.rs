@@ -112,6 +112,7 @@ fn all_errors() -> Vec<GpunetError> {
         MathOverflow,
         InvariantViolated,
         InvalidSlashGpus,
+        AlreadySlashed,
     ]
 }
 

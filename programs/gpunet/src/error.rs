@@ -188,4 +188,6 @@ pub enum GpunetError {
     // numbers.
     #[msg("a slash takes between one GPU and all of the lease's GPUs")]
     InvalidSlashGpus,
+    #[msg("the provider was already slashed on this lease since its last checkpoint")]
+    AlreadySlashed,
 }

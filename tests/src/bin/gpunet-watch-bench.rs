@@ -91,7 +91,8 @@ fn lease(i: u64, keeper: Pubkey, provider: Pubkey, terms: LeaseTerms, now: i64) 
         judged_sequence: 0,
         rate_since: 0,
         spent_before_rate: 0,
-        reserved: [0; 48],
+        slashed_sequence: 0,
+        reserved: [0; 40],
     };
     (address, l)
 }

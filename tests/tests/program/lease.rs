@@ -874,6 +874,11 @@ async fn test_provider_slash_of_some_gpus_keeps_the_lease_on_the_rest() {
     let user0 = w.f.balance(&w.user.token).await;
     let tres0 = w.f.balance(&w.f.treasury.clone()).await;
     w.slash_gpus(&p, &[&k0, &k1], 1).await.unwrap();
+    // The same failed period cannot be slashed for twice (a retried slash after a crash).
+    assert_gpunet_err(
+        w.slash_gpus(&p, &[&k0, &k1], 1).await,
+        GpunetError::AlreadySlashed,
+    );
 
     // One GPU's stake (1,000 of the 3,000 locked) is slashed at 50%.
     let slashed = 500 * TOKEN;

@@ -571,6 +571,8 @@ struct LeaseModel {
     /// paid out then.
     rate_since: i64,
     spent_before_rate: u64,
+    /// `last_sequence + 1` at the last provider slash (0: none): one slash per checkpoint.
+    slashed_sequence: u64,
 }
 
 impl LeaseModel {
@@ -931,6 +933,7 @@ impl Sim {
                             stake_locked: lock,
                             rate_since: 0,
                             spent_before_rate: 0,
+                            slashed_sequence: 0,
                         });
                         true
                     }
@@ -1132,6 +1135,7 @@ impl Sim {
                     && l.status == LeaseStatus::Active
                     && gpus >= 1
                     && gpus <= l.gpus
+                    && l.slashed_sequence <= l.last_sequence
                     && distinct.len() == signers.len()
                     && signers.len() >= usize::from(l.terms.slash_quorum)
                     && signers
@@ -1196,6 +1200,7 @@ impl Sim {
                     }
                     let lm = &mut self.leases[i];
                     lm.compensation += to_user;
+                    lm.slashed_sequence = lm.last_sequence + 1;
                     if ends {
                         lm.status = LeaseStatus::Ended;
                     } else {
@@ -1711,6 +1716,7 @@ impl Sim {
                     lease.gpus,
                     lease.rate_since,
                     lease.spent_before_rate,
+                    lease.slashed_sequence,
                 ),
                 (
                     l.start,
@@ -1722,6 +1728,7 @@ impl Sim {
                     l.gpus,
                     l.rate_since,
                     l.spent_before_rate,
+                    l.slashed_sequence,
                 ),
                 "step {step} {op:?}: lease {} times",
                 l.lease

@@ -287,6 +287,16 @@ impl Checkpointer {
                 warn!(lease = %address, sequence = record.sequence, why, "slash given up");
                 (format!("given up: {why}"), None)
             }
+            // Sent before (by this keeper before a crash, before it could record it): the
+            // program takes one slash per checkpoint.
+            Err(SlashError::Chain(SdkError::Program { error, .. }))
+                if error.name == "AlreadySlashed" =>
+            {
+                (
+                    "sent before (the chain refused a second slash)".to_string(),
+                    None,
+                )
+            }
             Err(e) => {
                 warn!(lease = %address, sequence = record.sequence, error = %e, "provider not slashed yet; retrying next tick");
                 return None;

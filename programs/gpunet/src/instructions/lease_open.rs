@@ -173,7 +173,8 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
         judged_sequence: 0,
         rate_since: 0,
         spent_before_rate: 0,
-        reserved: [0; 48],
+        slashed_sequence: 0,
+        reserved: [0; 40],
     };
     lease.invariant()?;
 

@@ -103,6 +103,11 @@ pub fn handler<'info>(
         gpus > 0 && gpus <= lease.gpus,
         GpunetError::InvalidSlashGpus
     );
+    // One slash per checkpoint: the evidence of a failed period cannot be used twice.
+    require!(
+        lease.slashed_sequence <= lease.last_sequence,
+        GpunetError::AlreadySlashed
+    );
     let ends = gpus == lease.gpus;
     let terms = lease.terms;
     let stake_locked = lease.stake_locked;
@@ -148,6 +153,7 @@ pub fn handler<'info>(
 
     let lease = &mut ctx.accounts.lease;
     lease.compensation = safe_add(lease.compensation, to_user)?;
+    lease.slashed_sequence = safe_add(lease.last_sequence, 1)?;
     let released = if ends {
         lease.status = LeaseStatus::Ended;
         stake_locked

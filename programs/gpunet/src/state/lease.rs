@@ -162,8 +162,12 @@ pub struct Lease {
     /// What the escrow had paid out (provider, protocol and keeper) when the current GPU
     /// count took effect: the rest of `funded` buys time at the current rate.
     pub spent_before_rate: u64,
+    /// `last_sequence + 1` at the last `provider_slash` (0: never slashed): a provider is
+    /// slashed at most once per checkpoint, so a slash sent twice (a keeper retrying after a
+    /// crash) cannot take the same GPUs' stake twice.
+    pub slashed_sequence: u64,
     /// Reserved for growth.
-    pub reserved: [u8; 48],
+    pub reserved: [u8; 40],
 }
 
 impl Lease {
@@ -288,6 +292,10 @@ impl Lease {
             safe_add(self.paid_provider, self.paid_protocol)?,
             self.paid_keeper,
         )?;
+        require!(
+            self.slashed_sequence <= self.last_sequence.saturating_add(1),
+            GpunetError::InvariantViolated
+        );
         // Never paid for more time than has been settled, within the current rate's segment
         // (what was paid before it was settled at the rate of its time).
         require!(
