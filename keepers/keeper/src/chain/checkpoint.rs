@@ -278,6 +278,12 @@ impl Checkpointer {
             .cloned()
             .collect();
         if faults.is_empty() {
+            // Failed without evidence against the provider (a worker missing or slow): no
+            // slash. Recorded, so later passes do not look again.
+            record.slash = "none: no worker failed by its own doing".into();
+            if let Err(e) = self.core.record_checkpoint(record).await {
+                warn!(lease = %address, error = %e, "checkpoint record not updated");
+            }
             return None;
         }
         let workers: Vec<Arc<str>> = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
