@@ -64,9 +64,12 @@ pub struct WorkerArgs {
     /// Memory offered, GiB.
     #[arg(long, default_value_t = 16)]
     memory_gib: u64,
-    /// Zone label.
+    /// Zone label (tasks select it as `zone`; SPREAD spreads over zones first).
     #[arg(long, default_value = "")]
     zone: String,
+    /// Another label tasks can select, LABEL=VALUE (`region=eu-west`, `rack=r7`); repeatable.
+    #[arg(long = "label", value_name = "LABEL=VALUE")]
+    labels: Vec<String>,
     /// Working directory root for process tasks.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -238,6 +241,14 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         Some(p) => p,
         None => provider_of(g, &key::to_solana(&key).pubkey()).await?,
     };
+    let mut labels = std::collections::HashMap::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').context("--label takes LABEL=VALUE")?;
+        if k.is_empty() || v.is_empty() || k == "zone" {
+            bail!("--label {l:?}: a non-empty LABEL=VALUE (the zone comes from --zone)");
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
     let config = |keeper: &str| {
         let mut c = gpunet_worker::WorkerConfig::new(keeper, &provider, key.clone());
         c.declared_gpus = a.gpus.map(|n| gpunet_worker::DeclaredGpus {
@@ -248,6 +259,7 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         c.milli_cpus = (a.cpus * 1000.0) as u32;
         c.memory_bytes = a.memory_gib << 30;
         c.zone = a.zone.clone();
+        c.labels = labels.clone();
         if let Some(d) = &a.work_dir {
             c.work_dir = d.clone();
         }

@@ -127,6 +127,13 @@ pub struct SubmitArgs {
     /// Max retries after worker failure.
     #[arg(long)]
     max_retries: Option<u32>,
+    /// Spread the copies over the workers, zones first (Ray's SPREAD).
+    #[arg(long)]
+    spread: bool,
+    /// Only workers whose labels match LABEL=VALUE (also `!v`, `in(a,b)`, `!in(a,b)`), e.g.
+    /// `--select zone=eu-west-1a`; repeatable (all must match).
+    #[arg(long = "select", value_name = "LABEL=VALUE")]
+    select: Vec<String>,
     /// Submit this many copies.
     #[arg(long, default_value_t = 1)]
     count: u32,
@@ -281,6 +288,17 @@ fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
     };
     s.resources = Some(spec::resources((a.cpus * 1000.0) as u32, a.gpus));
     s.max_retries = a.max_retries;
+    if a.spread {
+        s.strategy = Some(pb::SchedulingStrategy {
+            kind: Some(pb::scheduling_strategy::Kind::Spread(pb::SpreadStrategy {})),
+        });
+    }
+    for e in &a.select {
+        let (k, v) = e
+            .split_once('=')
+            .context("--select takes LABEL=VALUE (VALUE: v, !v, in(a,b), !in(a,b))")?;
+        s.label_selector.insert(k.to_string(), v.to_string());
+    }
     Ok(s)
 }
 

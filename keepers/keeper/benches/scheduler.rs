@@ -44,6 +44,7 @@ fn cluster(n: usize) -> Scheduler {
                 memory: 64 << 30,
             },
             gpu_model: "H100".into(),
+            labels: Default::default(),
         });
     }
     s
@@ -57,6 +58,7 @@ fn req(strategy: Strategy) -> Request {
             memory: 0,
         },
         gpu_model: None,
+        labels: None,
         strategy,
     }
 }

@@ -53,6 +53,7 @@ pub mod directory;
 pub mod error;
 pub mod explorer;
 mod flow;
+pub mod labels;
 pub mod metrics;
 pub mod proof_routes;
 pub mod proofs;

@@ -16,6 +16,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::labels::{Labels, Selector};
+
 /// Index of a worker inside one scheduler; never reused.
 pub type WorkerIdx = u32;
 /// Task id (unique per keeper).
@@ -87,6 +89,8 @@ pub struct Request {
     pub res: Res,
     /// Required GPU model substring.
     pub gpu_model: Option<Arc<str>>,
+    /// Required worker labels (`crate::labels`).
+    pub labels: Option<Arc<Selector>>,
     /// Strategy.
     pub strategy: Strategy,
 }
@@ -100,6 +104,8 @@ pub struct WorkerSpec {
     pub res: Res,
     /// GPU model (of its first GPU; workers are homogeneous).
     pub gpu_model: String,
+    /// Its labels (`zone`, `region`, …), for label selectors and zone spreading.
+    pub labels: Labels,
 }
 
 /// Resources a running task holds; give it back with [`Scheduler::release`].
@@ -205,6 +211,8 @@ pub struct Scheduler {
     queued: usize,
     groups: HashMap<u64, Group>,
     next_pg: u64,
+    /// SPREAD placements per zone so far: SPREAD takes the least used zone first.
+    zone_spread: HashMap<String, u64>,
 }
 
 fn take_gpus(mask: u64, n: u32) -> u64 {
@@ -602,6 +610,14 @@ impl Scheduler {
         }
     }
 
+    fn zone_of(&self, idx: WorkerIdx) -> Option<&str> {
+        self.worker(idx)?
+            .spec
+            .labels
+            .get("zone")
+            .map(String::as_str)
+    }
+
     fn fits_worker(&self, idx: WorkerIdx, req: &Request) -> bool {
         match self.worker(idx) {
             Some(w) => {
@@ -609,6 +625,10 @@ impl Scheduler {
                     && !w.draining
                     && req.res.fits_in(&w.free)
                     && model_ok(&w.spec.gpu_model, &req.gpu_model)
+                    && req
+                        .labels
+                        .as_ref()
+                        .is_none_or(|s| s.matches(&w.spec.labels))
             }
             None => false,
         }
@@ -662,17 +682,38 @@ impl Scheduler {
             }
             Strategy::Group { pg, bundle } => self.place_in_group(*pg, *bundle, req),
             Strategy::Spread => {
+                // Round-robin over the workers that fit; across zones first: of the fitting
+                // workers scanned, one in the zone with the fewest SPREAD placements so far.
+                // Workers without a zone keep plain round-robin.
                 let n = self.avail.len();
+                // Within a zone, the least used worker.
+                let mut best: Option<((u64, u64), usize)> = None;
                 for i in 0..n.min(SCAN_LIMIT) {
                     let pos = (self.spread_cursor + i) % n;
                     let w = self.avail[pos];
-                    if self.fits_worker(w, req) {
-                        self.spread_cursor = pos + 1;
-                        return Some(self.take_worker(w, &req.res));
+                    if !self.fits_worker(w, req) {
+                        continue;
+                    }
+                    let Some(zone) = self.zone_of(w) else {
+                        best = Some(((0, 0), pos));
+                        break;
+                    };
+                    let placed = self.zone_spread.get(zone).copied().unwrap_or(0);
+                    let used = (self.utilisation_after(w, &req.res) * 1e6) as u64;
+                    if best.is_none_or(|(b, _)| (placed, used) < b) {
+                        best = Some(((placed, used), pos));
                     }
                 }
-                self.spread_cursor = self.spread_cursor.wrapping_add(SCAN_LIMIT);
-                None
+                let Some((_, pos)) = best else {
+                    self.spread_cursor = self.spread_cursor.wrapping_add(SCAN_LIMIT);
+                    return None;
+                };
+                let w = self.avail[pos];
+                self.spread_cursor = pos + 1;
+                if let Some(zone) = self.zone_of(w).map(str::to_string) {
+                    *self.zone_spread.entry(zone).or_default() += 1;
+                }
+                Some(self.take_worker(w, &req.res))
             }
             Strategy::Default => {
                 let n = self.avail.len();
@@ -704,381 +745,11 @@ impl Scheduler {
             }
         }
     }
-
-    fn place_in_group(&mut self, pg: u64, bundle: Option<u32>, req: &Request) -> Option<Grant> {
-        let g = self.groups.get_mut(&pg)?;
-        let range: Vec<usize> = match bundle {
-            Some(b) => vec![b as usize],
-            None => (0..g.bundles.len()).collect(),
-        };
-        for b in range {
-            let Some(bd) = g.bundles.get_mut(b) else {
-                continue;
-            };
-            let Some(w) = bd.worker else { continue };
-            if req.res.fits_in(&bd.free) {
-                let gpus = take_gpus(bd.free_gpus, req.res.gpus);
-                bd.free_gpus &= !gpus;
-                bd.free.sub(&req.res);
-                return Some(Grant {
-                    worker: w,
-                    res: req.res,
-                    gpus,
-                    bundle: Some((pg, b as u32)),
-                    class: 0,
-                });
-            }
-        }
-        None
-    }
-
-    /// Create a placement group. Returns its id; it is placed at once if resources allow
-    /// (all bundles atomically), otherwise it stays pending and is retried as resources free up.
-    pub fn create_group(&mut self, bundles: Vec<Res>, strategy: PgStrategy) -> u64 {
-        let id = self.next_pg.max(1);
-        self.restore_group(id, bundles, strategy);
-        id
-    }
-
-    /// Re-create a placement group with a known id (after a restart); later groups get
-    /// higher ids.
-    pub fn restore_group(&mut self, id: u64, bundles: Vec<Res>, strategy: PgStrategy) {
-        self.next_pg = self.next_pg.max(id + 1);
-        let g = Group {
-            strategy,
-            bundles: bundles
-                .into_iter()
-                .map(|r| Bundle {
-                    res: r,
-                    worker: None,
-                    gpus: 0,
-                    free: r,
-                    free_gpus: 0,
-                })
-                .collect(),
-        };
-        self.groups.insert(id, g);
-        self.place_pending_groups();
-    }
-
-    /// Snapshot of a placement group.
-    pub fn group_info(&self, pg: u64) -> Option<GroupInfo> {
-        let g = self.groups.get(&pg)?;
-        Some(GroupInfo {
-            strategy: g.strategy,
-            created: g.placed(),
-            bundle_workers: g
-                .bundles
-                .iter()
-                .map(|b| b.worker.and_then(|w| self.worker_key(w).cloned()))
-                .collect(),
-        })
-    }
-
-    /// Ids of all placement groups.
-    pub fn group_ids(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.groups.keys().copied().collect();
-        v.sort_unstable();
-        v
-    }
-
-    fn place_pending_groups(&mut self) {
-        let pending: Vec<u64> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| !g.placed())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in pending {
-            if let Some(plan) = self.plan_group(id) {
-                for (b, w) in plan {
-                    let res = self.groups[&id].bundles[b].res;
-                    let grant = self.take_worker(w, &res);
-                    if let Some(bd) = self.groups.get_mut(&id).and_then(|g| g.bundles.get_mut(b)) {
-                        bd.worker = Some(w);
-                        bd.gpus = grant.gpus;
-                        bd.free = res;
-                        bd.free_gpus = grant.gpus;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A plan for the unplaced bundles of a group: `(bundle index, worker)`, all or nothing.
-    fn plan_group(&self, id: u64) -> Option<Vec<(usize, WorkerIdx)>> {
-        let g = self.groups.get(&id)?;
-        let mut free: HashMap<WorkerIdx, Res> = HashMap::new();
-        let candidates: Vec<WorkerIdx> = self
-            .workers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, w)| {
-                w.as_ref()
-                    .filter(|w| w.alive && !w.draining)
-                    .map(|w| (i as WorkerIdx, w))
-            })
-            .map(|(i, w)| {
-                free.insert(i, w.free);
-                i
-            })
-            .collect();
-        let placed: Vec<WorkerIdx> = g.bundles.iter().filter_map(|b| b.worker).collect();
-        let missing: Vec<usize> = (0..g.bundles.len())
-            .filter(|&b| g.bundles[b].worker.is_none())
-            .collect();
-        let mut plan = Vec::new();
-        let mut used: HashSet<WorkerIdx> = placed.iter().copied().collect();
-        match g.strategy {
-            PgStrategy::StrictPack | PgStrategy::Pack => {
-                // All missing bundles on one worker: the one already used, or any that fits the sum.
-                let mut sum = Res::default();
-                for &b in &missing {
-                    sum.add(&g.bundles[b].res);
-                }
-                let target = match placed.first() {
-                    Some(&w) => free.get(&w).filter(|f| sum.fits_in(f)).map(|_| w),
-                    None => candidates
-                        .iter()
-                        .copied()
-                        .find(|w| free.get(w).is_some_and(|f| sum.fits_in(f))),
-                };
-                if let Some(w) = target {
-                    return Some(missing.iter().map(|&b| (b, w)).collect());
-                }
-                if g.strategy == PgStrategy::StrictPack {
-                    return None;
-                }
-                // PACK fallback: fill workers one after another.
-                let mut last: Option<WorkerIdx> = placed.first().copied();
-                for &b in &missing {
-                    let r = g.bundles[b].res;
-                    let pick = last
-                        .filter(|w| free.get(w).is_some_and(|f| r.fits_in(f)))
-                        .or_else(|| {
-                            candidates
-                                .iter()
-                                .copied()
-                                .find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))
-                        })?;
-                    if let Some(f) = free.get_mut(&pick) {
-                        f.sub(&r);
-                    }
-                    last = Some(pick);
-                    plan.push((b, pick));
-                }
-                Some(plan)
-            }
-            PgStrategy::StrictSpread | PgStrategy::Spread => {
-                for &b in &missing {
-                    let r = g.bundles[b].res;
-                    let fresh = candidates
-                        .iter()
-                        .copied()
-                        .find(|w| !used.contains(w) && free.get(w).is_some_and(|f| r.fits_in(f)));
-                    let pick = match fresh {
-                        Some(w) => w,
-                        None if g.strategy == PgStrategy::Spread => candidates
-                            .iter()
-                            .copied()
-                            .find(|w| free.get(w).is_some_and(|f| r.fits_in(f)))?,
-                        None => return None,
-                    };
-                    if let Some(f) = free.get_mut(&pick) {
-                        f.sub(&r);
-                    }
-                    used.insert(pick);
-                    plan.push((b, pick));
-                }
-                Some(plan)
-            }
-        }
-    }
 }
+
+#[path = "sched_groups.rs"]
+mod groups;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(key: &str, cpus: u32, gpus: u32) -> WorkerSpec {
-        WorkerSpec {
-            key: key.into(),
-            res: Res {
-                milli_cpus: cpus * 1000,
-                gpus,
-                memory: 1 << 30,
-            },
-            gpu_model: "H100".into(),
-        }
-    }
-
-    fn req(cpus: u32, gpus: u32, strategy: Strategy) -> Request {
-        Request {
-            res: Res {
-                milli_cpus: cpus * 1000,
-                gpus,
-                memory: 0,
-            },
-            gpu_model: None,
-            strategy,
-        }
-    }
-
-    #[test]
-    fn queues_when_full_and_dispatches_on_release() {
-        let mut s = Scheduler::new();
-        let w = s.add_worker(spec("a", 1, 0));
-        let r = req(1, 0, Strategy::Default);
-        let Decision::Run(g) = s.submit(1, &r) else {
-            panic!("should run")
-        };
-        assert_eq!(g.worker, w);
-        assert_eq!(s.submit(2, &r), Decision::Queued);
-        s.release(&g);
-        let mut out = Vec::new();
-        s.dispatch_queued(&mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].0, 2);
-        assert_eq!(s.queued(), 0);
-    }
-
-    #[test]
-    fn classes_take_turns_at_freed_resources() {
-        let mut s = Scheduler::new();
-        s.add_worker(spec("a", 1, 0));
-        let (a, b) = (req(1, 0, Strategy::Default), req(1, 0, Strategy::Spread));
-        let Decision::Run(mut g) = s.submit(1, &a) else {
-            panic!("should run")
-        };
-        for i in 0..100 {
-            assert_eq!(s.submit(10 + i, &a), Decision::Queued);
-        }
-        assert_eq!(s.submit(1000, &b), Decision::Queued);
-        // One slot frees at a time: class b gets it within two releases, not after 100.
-        let mut order = Vec::new();
-        for _ in 0..4 {
-            s.release(&g);
-            let mut out = Vec::new();
-            s.dispatch_queued(&mut out);
-            assert_eq!(out.len(), 1);
-            order.push(out[0].0);
-            g = out.remove(0).1;
-        }
-        assert!(order[..2].contains(&1000), "{order:?}");
-    }
-
-    #[test]
-    fn pop_queued_takes_the_oldest_live_task_of_a_class() {
-        let mut s = Scheduler::new();
-        s.add_worker(spec("a", 1, 0));
-        let r = req(1, 0, Strategy::Default);
-        let Decision::Run(g) = s.submit(1, &r) else {
-            panic!("should run")
-        };
-        for id in 2..6 {
-            assert_eq!(s.submit(id, &r), Decision::Queued);
-        }
-        s.cancel_queued(2);
-        assert_eq!(s.peek_queued(g.class), Some(3));
-        assert_eq!(s.pop_queued(g.class), Some(3));
-        assert_eq!(s.queued(), 2);
-        assert!(!s.others_waiting(g.class, g.worker));
-        // A class that can never run on the worker does not count.
-        assert_eq!(s.submit(8, &req(1, 4, Strategy::Default)), Decision::Queued);
-        assert!(!s.others_waiting(g.class, g.worker));
-        assert_eq!(s.submit(9, &req(1, 0, Strategy::Spread)), Decision::Queued);
-        assert!(s.others_waiting(g.class, g.worker));
-        assert_eq!(s.pop_queued(g.class), Some(4));
-        assert_eq!(s.pop_queued(g.class), Some(5));
-        assert_eq!(s.pop_queued(g.class), None);
-        // The emptied class left the dispatch list; the other class still gets the slot.
-        s.release(&g);
-        let mut out = Vec::new();
-        s.dispatch_queued(&mut out);
-        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![9]);
-        assert_eq!(s.queued(), 1, "the 4-GPU task stays queued");
-    }
-
-    #[test]
-    fn gpu_ids_are_distinct() {
-        let mut s = Scheduler::new();
-        s.add_worker(spec("a", 8, 4));
-        let r = req(1, 2, Strategy::Default);
-        let Decision::Run(g1) = s.submit(1, &r) else {
-            panic!()
-        };
-        let Decision::Run(g2) = s.submit(2, &r) else {
-            panic!()
-        };
-        assert_eq!(g1.gpu_ids(), vec![0, 1]);
-        assert_eq!(g2.gpu_ids(), vec![2, 3]);
-        assert_eq!(s.submit(3, &r), Decision::Queued);
-    }
-
-    #[test]
-    fn strict_spread_needs_distinct_workers() {
-        let mut s = Scheduler::new();
-        s.add_worker(spec("a", 4, 0));
-        s.add_worker(spec("b", 4, 0));
-        let b = Res {
-            milli_cpus: 1000,
-            gpus: 0,
-            memory: 0,
-        };
-        let pg = s.create_group(vec![b, b, b], PgStrategy::StrictSpread);
-        assert!(!s.group_info(pg).unwrap().created);
-        s.add_worker(spec("c", 4, 0));
-        let mut out = Vec::new();
-        s.dispatch_queued(&mut out);
-        let info = s.group_info(pg).unwrap();
-        assert!(info.created);
-        let set: HashSet<_> = info.bundle_workers.iter().flatten().collect();
-        assert_eq!(set.len(), 3);
-    }
-
-    #[test]
-    fn strict_pack_on_one_worker() {
-        let mut s = Scheduler::new();
-        s.add_worker(spec("a", 2, 0));
-        s.add_worker(spec("b", 4, 0));
-        let b = Res {
-            milli_cpus: 1000,
-            gpus: 0,
-            memory: 0,
-        };
-        let pg = s.create_group(vec![b, b, b], PgStrategy::StrictPack);
-        let info = s.group_info(pg).unwrap();
-        assert!(info.created);
-        assert!(
-            info.bundle_workers
-                .iter()
-                .all(|w| w.as_deref() == Some("b"))
-        );
-    }
-
-    #[test]
-    fn hard_affinity_to_dead_worker_fails_queued_tasks() {
-        let mut s = Scheduler::new();
-        let a = s.add_worker(spec("a", 1, 0));
-        let st = s
-            .affinity(
-                "a",
-                false,
-                &Res {
-                    milli_cpus: 1000,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let r = req(1, 0, st);
-        assert!(matches!(s.submit(1, &r), Decision::Run(_)));
-        assert_eq!(s.submit(2, &r), Decision::Queued);
-        let failed = s.remove_worker(a);
-        assert_eq!(failed.len(), 1);
-        assert!(s.affinity("a", false, &Res::default()).is_err());
-        assert_eq!(
-            s.affinity("a", true, &Res::default()),
-            Ok(Strategy::Default)
-        );
-    }
-}
+#[path = "sched_tests.rs"]
+mod tests;

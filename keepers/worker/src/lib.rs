@@ -67,6 +67,8 @@ pub struct WorkerConfig {
     pub key: SigningKey,
     /// Zone label.
     pub zone: String,
+    /// Other labels tasks can select (`region`, `rack`, …; Ray's node labels).
+    pub labels: std::collections::HashMap<String, String>,
     /// Declared GPUs (CPU-only mode); `None` = discover with CUDA.
     pub declared_gpus: Option<DeclaredGpus>,
     /// Offer only these of its GPUs (positions in the discovered or declared list) to this
@@ -110,6 +112,7 @@ impl WorkerConfig {
             zone: String::new(),
             declared_gpus: None,
             gpu_subset: None,
+            labels: Default::default(),
             milli_cpus: 4000,
             memory_bytes: 16 << 30,
             work_dir: std::env::temp_dir().join("gpunet-worker"),
@@ -324,6 +327,7 @@ async fn connection(
             memory_bytes: cfg.memory_bytes,
             cpu_only: shared.hw.cpu_only,
             zone: cfg.zone.clone(),
+            labels: cfg.labels.clone(),
             executors: vec!["builtin".into(), "process".into(), "proof".into()],
             lanes: cfg.lanes,
         })),

@@ -300,6 +300,7 @@ impl Clusters {
             .map(|g| g.model.clone())
             .unwrap_or_default();
         let spec = WorkerSpec {
+            labels: crate::labels::of_worker(&w.reg.zone, &w.reg.labels),
             key: key.clone(),
             res: Res {
                 milli_cpus,
@@ -510,9 +511,14 @@ impl Clusters {
                 bundle: (p.bundle_index >= 0).then_some(p.bundle_index as u32),
             },
         };
+        let labels = match crate::labels::Selector::parse(&spec.label_selector) {
+            Ok(l) => l.map(Arc::new),
+            Err(e) => return Some(Err(e)),
+        };
         Some(Ok(Request {
             res,
             gpu_model,
+            labels,
             strategy,
         }))
     }

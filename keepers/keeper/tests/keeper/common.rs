@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use gpunet_keeper::{InMemoryLeases, InMemoryRegistry, KeeperConfig, KeeperHandle, LeaseInfo};
+use gpunet_proto::v1 as pb;
 use gpunet_task_client::Client;
 use gpunet_worker::{DeclaredGpus, WorkerConfig, WorkerHandle};
 use tokio_util::sync::CancellationToken;
@@ -129,6 +130,19 @@ pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
             tokio::time::Instant::now() < deadline,
             "condition not reached within {limit:?}"
         );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The worker task `id` runs on, once it runs (within 30 s).
+pub async fn running_on(c: &gpunet_task_client::Client, id: u64) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = c.status(&[id]).await.unwrap().remove(0);
+        if st.state == pb::TaskState::Running as i32 && !st.worker_id.is_empty() {
+            return st.worker_id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task never ran");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

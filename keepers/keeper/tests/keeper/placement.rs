@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use gpunet_proto::v1 as pb;
@@ -281,4 +281,76 @@ async fn test_leases_share_a_worker_on_disjoint_gpus() {
         pb::TaskState::Finished,
         "ran on GPUs it does not hold"
     );
+}
+
+/// Zones: six workers in three zones. A task selecting a zone runs only there; SPREAD puts
+/// tasks in every zone; killing every worker of one zone while its tasks run loses no task —
+/// they run again in the other zones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_zones_select_spread_and_a_dark_zone_loses_no_task() {
+    let mut env = Env::start(test_config(), 6).await;
+    let mut zone_of: HashMap<String, &str> = HashMap::new();
+    for zone in ["z-a", "z-a", "z-b", "z-b", "z-c", "z-c"] {
+        let mut c = env.worker_config(1, 2);
+        c.zone = zone.into();
+        let h = gpunet_worker::spawn(c);
+        zone_of.insert(h.id().to_string(), zone);
+        env.workers.push(h);
+    }
+    wait_until(T, || env.keeper.core().connected_workers() == 6).await;
+    let c = env.client().await;
+    for _ in 0..200 {
+        if c.cluster().await.unwrap().gpus_ready == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.cluster().await.unwrap().gpus_ready, 6);
+
+    // Selected: only z-b's workers.
+    let mut only_b = task::builtin("echo", "b");
+    only_b.label_selector.insert("zone".into(), "z-b".into());
+    let ids = c.submit(vec![only_b; 4]).await.unwrap();
+    for id in ids {
+        let st = c.get(id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(zone_of[&st.worker_id], "z-b");
+    }
+
+    // Spread: six long tasks, two per zone.
+    let mut long = task::builtin("sleep", "1500");
+    long.strategy = Some(pb::SchedulingStrategy {
+        kind: Some(Kind::Spread(pb::SpreadStrategy {})),
+    });
+    let ids = c.submit(vec![long; 6]).await.unwrap();
+    let mut first: HashMap<u64, String> = HashMap::new();
+    for &id in &ids {
+        first.insert(id, running_on(&c, id).await);
+    }
+    let mut per_zone: HashMap<&str, usize> = HashMap::new();
+    for w in first.values() {
+        *per_zone.entry(zone_of[w]).or_default() += 1;
+    }
+    assert_eq!(per_zone.len(), 3, "{per_zone:?}");
+
+    // Zone z-a goes dark.
+    for h in &env.workers {
+        if zone_of[h.id()] == "z-a" {
+            h.kill();
+        }
+    }
+    for &id in &ids {
+        let st = c
+            .get(id, 0, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .status
+            .unwrap();
+        assert_eq!(st.state, pb::TaskState::Finished as i32, "{st:?}");
+        assert_ne!(zone_of[&st.worker_id], "z-a", "{st:?}");
+        if zone_of[&first[&id]] == "z-a" {
+            // Ran again elsewhere (a third time when its retry landed on the zone's other
+            // worker before that one died too).
+            assert!(st.attempts >= 2, "ran again elsewhere: {st:?}");
+        }
+    }
 }
