@@ -23,7 +23,8 @@ use crate::{Global, chain};
 
 /// Which of worker `me`'s GPUs (positions in its list, `my_gpus` of them) each keeper account
 /// gets: `leases` (any, of the provider whose listed worker keys are `workers` and which offers
-/// `provider_gpus`) that are active are laid, oldest first (then by address), over the
+/// `provider_gpus`) that are active are laid, oldest first (by the slot of their open, then by
+/// address), over the
 /// provider's GPUs split evenly over its workers in listed order. A worker without GPUs serves
 /// a lease whole: the keeper of the oldest active lease, with no positions. A worker the
 /// provider does not list gets nothing.
@@ -42,7 +43,7 @@ pub fn plan(
         .iter()
         .filter(|(_, l)| l.status == LeaseStatus::Active && l.keeper != Pubkey::default())
         .collect();
-    active.sort_by_key(|(a, l)| (l.start, *a));
+    active.sort_by_key(|(a, l)| (l.opened_slot, *a));
     if my_gpus == 0 {
         if let Some((_, l)) = active.first() {
             out.insert(l.keeper, Vec::new());
@@ -133,11 +134,20 @@ pub async fn follow_leases(
                     .filter(|(ep, (gpus, _))| want.get(*ep) != Some(gpus))
                     .map(|(ep, _)| ep.clone())
                     .collect();
+                // Those connections end (drained) before any new one starts, so that two
+                // keepers never hold the same GPU of this machine, not even for a moment.
+                let mut ending = Vec::new();
                 for ep in leaving {
                     if let Some((_, h)) = running.remove(&ep) {
                         eprintln!("worker {me}: draining from keeper {ep} (its share changed)");
                         h.cancel.cancel();
-                        tokio::spawn(h.join());
+                        ending.push(h.join());
+                    }
+                }
+                // All were told to drain at once: they drain side by side.
+                for h in ending {
+                    if let Err(e) = h.await {
+                        eprintln!("warning: worker {me}: a drained connection ended with {e}");
                     }
                 }
                 for (ep, gpus) in want {
@@ -215,7 +225,7 @@ mod tests {
             last_score: 0,
             bump: 0,
             vault_bump: 0,
-            opened_slot: 0,
+            opened_slot: start as u64,
             terms: gpunet_sdk::gpunet::state::LeaseTerms::from_params(
                 &gpunet_sdk::setup::default_params(6),
             ),

@@ -106,30 +106,34 @@ async fn test_one_worker_serves_two_keepers_each_on_its_own_gpu() {
             .expect("one of the localnet's keepers");
         sys.keepers[i].core().clone()
     };
-    let mut seen = Vec::new();
-    for (lease, l) in [(first, &l1), (second, &l2)] {
-        let core = keeper_of(&l.keeper);
+    // Each lease's cluster as its keeper sees it: one worker, one GPU. The plan moves GPUs
+    // between keepers as leases open and close above, so wait for it to settle.
+    let sees = |lease: Pubkey, keeper: &Pubkey| {
+        let core = keeper_of(keeper);
         let id: Arc<str> = lease.to_string().into();
-        let mut info = None;
-        for _ in 0..300 {
-            match core.cluster(&id) {
-                Ok(c) if c.gpus_ready >= 1 => {
-                    info = Some(c);
-                    break;
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        match core.cluster(&id) {
+            Ok(c) if c.gpus_ready >= 1 && c.workers.len() == 1 && c.workers[0].gpus.len() == 1 => {
+                Some((c.workers[0].worker_id.clone(), c.workers[0].gpus[0].index))
             }
+            _ => None,
         }
-        let c = info.unwrap_or_else(|| panic!("lease {lease}'s cluster not ready in 30 s"));
-        assert_eq!(c.workers.len(), 1, "{c:?}");
-        assert_eq!(c.workers[0].gpus.len(), 1, "{c:?}");
-        seen.push((c.workers[0].worker_id.clone(), c.workers[0].gpus[0].index));
+    };
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        seen = [(first, &l1), (second, &l2)]
+            .into_iter()
+            .filter_map(|(lease, l)| sees(lease, &l.keeper))
+            .collect();
+        if seen.len() == 2 && seen[0].1 != seen[1].1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(seen.len(), 2, "both clusters ready in 60 s: {seen:?}");
     // The same machine (the plan lays the oldest leases over the first worker's GPUs), two
     // different GPUs.
     assert_eq!(seen[0].0, seen[1].0, "{seen:?}");
     assert_ne!(seen[0].1, seen[1].1, "{seen:?}");
-
     // A task asking for a GPU sees only its lease's.
     let key = SigningKey::from_bytes(user.secret_bytes());
     for ((lease, l), (_, gpu)) in [(first, &l1), (second, &l2)].into_iter().zip(&seen) {
