@@ -3,45 +3,18 @@
 //! its open, three checkpoints (pass, fail, pass), the slash of the cheating worker's GPUs, and
 //! the close — and the provider, the lease and the keepers end as they should.
 
-use gpunet_localnet::{Localnet, LocalnetConfig};
 use gpunet_sdk::audit::lease_events;
 use gpunet_sdk::events::GpunetEvent;
 use gpunet_sdk::gpunet::state::{ProviderStatus, Verdict};
-use gpunet_sdk::{GpunetClient, SdkError, pda};
+use gpunet_sdk::{SdkError, pda};
 use solana_sdk::signature::Signer;
-use tokio_util::sync::CancellationToken;
-
-use crate::Global;
-use crate::output::Output;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_the_demo_path_in_process_every_balance_explained_by_the_lease_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = tokio::task::spawn_blocking(|| Localnet::start(LocalnetConfig::ephemeral()))
-        .await
-        .unwrap()
-        .expect("the localnet starts");
-    let g = Global {
-        url: net.rpc_url().to_string(),
-        keypair: Some(dir.path().join("admin.json")),
-        output: Output::Json,
-    };
-    let client = GpunetClient::new(net.rpc_url());
-    let (admin, created) = crate::localnet::admin_keypair(&g).unwrap();
-    assert!(created);
-    crate::localnet::initialise(&client, &admin).await.unwrap();
-    let cancel = CancellationToken::new();
-    let args = crate::localnet_system::SystemArgs {
-        dir: dir.path().join("wallets"),
-        persist: false,
-        keeper_port: 0,
-        ws_url: net.ws_url().to_string(),
-    };
-    let sys = crate::localnet_system::start(&g, &admin, &args, &cancel)
-        .await
-        .unwrap();
+    let ip = crate::in_process::InProcess::start().await;
+    let (client, admin, sys) = (&ip.client, &ip.admin, &ip.sys);
     let mut out = Vec::new();
-    let d = super::run(&client, &admin.pubkey(), &sys, &mut out)
+    let d = super::run(client, &admin.pubkey(), sys, &mut out)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&out)));
     let said = String::from_utf8_lossy(&out).to_string();
@@ -51,7 +24,7 @@ async fn test_the_demo_path_in_process_every_balance_explained_by_the_lease_hist
         client.lease(&d.lease).await,
         Err(SdkError::NotFound { .. })
     ));
-    let events: Vec<GpunetEvent> = lease_events(&client, &d.lease)
+    let events: Vec<GpunetEvent> = lease_events(client, &d.lease)
         .await
         .unwrap()
         .into_iter()
@@ -154,10 +127,5 @@ async fn test_the_demo_path_in_process_every_balance_explained_by_the_lease_hist
     assert_eq!((p.gpus_leased, p.active_leases, p.locked), (0, 0, 0));
     assert_eq!(p.slashed_total, slash.slashed);
 
-    cancel.cancel();
-    crate::localnet_system::stop(sys).await;
-    tokio::task::spawn_blocking(move || net.stop())
-        .await
-        .unwrap()
-        .unwrap();
+    ip.stop().await;
 }

@@ -19,6 +19,8 @@ mod bench;
 mod chain;
 mod daemon;
 mod demo;
+#[cfg(test)]
+mod in_process;
 mod key;
 mod localnet;
 mod localnet_system;

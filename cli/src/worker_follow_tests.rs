@@ -7,43 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gpunet_localnet::{Localnet, LocalnetConfig};
 use gpunet_sdk::gpunet::instructions::LeaseOpenArgs;
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::task::{Client, SigningKey, pb, spec};
-use gpunet_sdk::{GpunetClient, pda, token};
+use gpunet_sdk::{pda, token};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
-use tokio_util::sync::CancellationToken;
-
-use crate::Global;
-use crate::output::Output;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_one_worker_serves_two_keepers_each_on_its_own_gpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = tokio::task::spawn_blocking(|| Localnet::start(LocalnetConfig::ephemeral()))
-        .await
-        .unwrap()
-        .expect("the localnet starts");
-    let g = Global {
-        url: net.rpc_url().to_string(),
-        keypair: Some(dir.path().join("admin.json")),
-        output: Output::Json,
-    };
-    let client = GpunetClient::new(net.rpc_url());
-    let (admin, _) = crate::localnet::admin_keypair(&g).unwrap();
-    crate::localnet::initialise(&client, &admin).await.unwrap();
-    let cancel = CancellationToken::new();
-    let args = crate::localnet_system::SystemArgs {
-        dir: dir.path().join("wallets"),
-        persist: false,
-        keeper_port: 0,
-        ws_url: net.ws_url().to_string(),
-    };
-    let sys = crate::localnet_system::start(&g, &admin, &args, &cancel)
-        .await
-        .unwrap();
+    let ip = crate::in_process::InProcess::start().await;
+    let (client, sys) = (&ip.client, &ip.sys);
     let config = client.config().await.unwrap();
     let user = &sys.user;
     let user_token = token::ata(&user.pubkey(), &config.mint);
@@ -156,10 +130,5 @@ async fn test_one_worker_serves_two_keepers_each_on_its_own_gpu() {
         assert_eq!(String::from_utf8_lossy(&out.data).trim(), gpu.to_string());
     }
 
-    cancel.cancel();
-    crate::localnet_system::stop(sys).await;
-    tokio::task::spawn_blocking(move || net.stop())
-        .await
-        .unwrap()
-        .unwrap();
+    ip.stop().await;
 }
