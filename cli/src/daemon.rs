@@ -176,11 +176,14 @@ pub async fn start_on_chain(
     let rpc = &watch.rpc_url;
     let (core, prover) = (h.core().clone(), h.prover().clone());
     let metrics = core.metrics.clone();
+    // Workers heard from are stamped with the chain's time (a slash for silence rests on it).
+    core.liveness.set_clock(dir.clone());
     let committee = Arc::new(Committee::new(
         rpc,
         wallet.insecure_clone(),
         window,
         metrics.clone(),
+        core.liveness.clone(),
     ));
     let _ = slot.set(committee.clone());
     let checkpointer = Checkpointer::new(rpc, wallet.insecure_clone(), dir, prover, core.clone())

@@ -18,6 +18,7 @@ pub mod errors;
 pub mod events;
 pub mod ix;
 pub mod pda;
+pub mod plan;
 pub mod setup;
 pub mod token;
 pub mod watch;

@@ -78,6 +78,8 @@ pub struct Core {
     events: broadcast::Sender<Arc<Event>>,
     /// Where proof messages from workers go (the keeper's running benchmark proofs).
     pub proofs: ProofRoutes,
+    /// When each worker key was last heard from (a slash for silence rests on it).
+    pub liveness: Arc<crate::liveness::Liveness>,
     /// Checkpoints the chain side recorded, by lease and sequence (served to auditors; the
     /// store keeps them across restarts). Beside the state lock, not under it.
     checkpoints: Mutex<BTreeMap<(String, u64), pb::CheckpointTranscript>>,
@@ -114,6 +116,7 @@ impl Core {
             .into_iter()
             .map(|c| ((c.lease_id.clone(), c.sequence), c))
             .collect();
+        let dead_after = cfg.dead_after;
         let core = Arc::new(Core {
             inner: Mutex::new(Inner::default()),
             store,
@@ -123,6 +126,7 @@ impl Core {
             registry,
             events,
             proofs: ProofRoutes::default(),
+            liveness: Arc::new(crate::liveness::Liveness::new(dead_after)),
             checkpoints: Mutex::new(checkpoints),
         });
         let weak: Weak<Core> = Arc::downgrade(&core);

@@ -26,6 +26,8 @@
 //! - [`directory`]: the chain-facing traits ([`WorkerRegistry`], [`LeaseDirectory`]) with
 //!   in-memory implementations (offline mode, tests, benchmarks); [`chain`]: their
 //!   chain-backed implementation and the watcher that keeps it current and ends leases.
+//! - [`liveness`]: when each worker key was last heard from, on any connection (serving or
+//!   standby): what a slash for a worker's silence rests on.
 //! - [`auth`]: challenges, signed sessions and nonce windows ([`auth::Gate`]).
 //! - [`proofs`]: benchmark proofs over the task stream — challenge a worker, time its rounds,
 //!   request an opening, verify, record the verdict as evidence; [`proof_routes`] routes the
@@ -54,6 +56,7 @@ pub mod error;
 pub mod explorer;
 mod flow;
 pub mod labels;
+pub mod liveness;
 pub mod metrics;
 pub mod proof_routes;
 pub mod proofs;

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub workers_dead: Counter,
     /// Workers connected now.
     pub workers_connected: Gauge,
+    /// Standby connections open now (workers of other keepers' leases on whose committee this
+    /// keeper sits).
+    pub workers_standby: Gauge,
     /// Workers refused at registration.
     pub workers_refused: Counter,
     /// Requests refused for auth reasons (bad session, replayed nonce, bad signature).
@@ -91,6 +94,7 @@ impl Metrics {
             tasks_pipelined: Counter::default(),
             workers_dead: Counter::default(),
             workers_connected: Gauge::default(),
+            workers_standby: Gauge::default(),
             workers_refused: Counter::default(),
             auth_refused: Counter::default(),
             leases_served: Gauge::default(),
@@ -146,6 +150,11 @@ impl Metrics {
             "workers_connected",
             "Workers connected",
             m.workers_connected.clone(),
+        );
+        r.register(
+            "workers_standby",
+            "Standby connections of workers (liveness only)",
+            m.workers_standby.clone(),
         );
         r.register(
             "workers_refused",

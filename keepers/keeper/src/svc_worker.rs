@@ -90,6 +90,10 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
             return Err(Status::invalid_argument("at most 64 GPUs per worker"));
         }
         let key: Arc<str> = bs58::encode(key).into_string().into();
+        let live = self.core.liveness.connected(&key);
+        if reg.standby {
+            return Ok(Response::new(self.standby(key, inbound, live)));
+        }
         let (conn_id, _session, rx) = self.core.register_worker(key.clone(), reg)?;
         let core = self.core.clone();
         let cancel = self.cancel.child_token();
@@ -97,11 +101,15 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
         let reader_cancel = cancel.clone();
         tokio::spawn(
             async move {
+                let _live = live;
                 let reason = loop {
                     let m = tokio::select! {
                         _ = reader_cancel.cancelled() => break "keeper shutting down".to_string(),
                         m = inbound.message() => m,
                     };
+                    if let Ok(Some(_)) = &m {
+                        core.liveness.heard(&key);
+                    }
                     match m {
                         Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
                             Up::Heartbeat(_) => core.touch(&key, conn_id),
@@ -153,6 +161,49 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
             .ok_or_else(|| Status::invalid_argument("object is required"))?;
         let data = self.core.object(None, r, Duration::from_secs(30)).await?;
         Ok(Response::new(pb::ObjectData { data }))
+    }
+}
+
+impl WorkerSvc {
+    /// A standby connection (see `Register.standby`): the worker is heard from on every
+    /// message it sends, and gets no work. Its stream carries `Registered` and ends when the
+    /// worker's does or the keeper shuts down.
+    fn standby(
+        &self,
+        key: Arc<str>,
+        mut inbound: Streaming<pb::WorkerMessage>,
+        live: crate::liveness::Connected,
+    ) -> KeeperStream {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = tx.send(pb::KeeperMessage {
+            msg: Some(pb::keeper_message::Msg::Registered(pb::Registered {
+                worker_id: key.to_string(),
+                session: Default::default(),
+                heartbeat_interval_ms: self.core.cfg.heartbeat_interval.as_millis() as u64,
+                inline_limit_bytes: 0,
+            })),
+        });
+        let core = self.core.clone();
+        let cancel = self.cancel.child_token();
+        let reader_cancel = cancel.clone();
+        self.core.metrics.workers_standby.inc();
+        info!(worker = %key, "worker standing by");
+        tokio::spawn(async move {
+            loop {
+                let m = tokio::select! {
+                    _ = reader_cancel.cancelled() => break,
+                    m = inbound.message() => m,
+                };
+                match m {
+                    Ok(Some(_)) => core.liveness.heard(&key),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            core.metrics.workers_standby.dec();
+            info!(worker = %key, "standby connection ended");
+            drop((tx, live));
+        });
+        merged(rx, cancel)
     }
 }
 

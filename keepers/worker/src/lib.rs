@@ -99,6 +99,10 @@ pub struct WorkerConfig {
     /// in a slot). Off, the keeper sends one task per free slot, as to a worker that predates
     /// lanes.
     pub lanes: bool,
+    /// A standby connection: registers as alive and offers nothing (no GPUs, no tasks). A
+    /// worker keeps one to each other committee member of its leases (see
+    /// `gpunet_sdk::plan::standby_keepers`).
+    pub standby: bool,
 }
 
 impl WorkerConfig {
@@ -123,6 +127,7 @@ impl WorkerConfig {
             object_store_bytes: 4 << 30,
             proof_open_timeout: Duration::from_secs(60),
             lanes: true,
+            standby: false,
         }
     }
 }
@@ -227,6 +232,10 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
             hw.gpus.len()
         );
     }
+    if cfg.standby {
+        hw.gpus.clear();
+        hw.note = format!("{}; standby connection (no GPUs offered)", hw.note);
+    }
     let cfg_object_bytes = cfg.object_store_bytes;
     let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
     info!(worker = %worker_id, note = %hw.note, "hardware");
@@ -330,6 +339,7 @@ async fn connection(
             labels: cfg.labels.clone(),
             executors: vec!["builtin".into(), "process".into(), "proof".into()],
             lanes: cfg.lanes,
+            standby: cfg.standby,
         })),
     });
     let mut down = rpc

@@ -9,6 +9,11 @@
 //!   next period passes and pays exactly one GPU's price. Alone, the keeper cannot slash; a
 //!   member asked to co-sign evidence that does not hold refuses, and so does one asked to sign
 //!   a message that is not the slash.
+//! - Of a 2-GPU lease whose provider's two workers owe it one GPU each, one falls silent: once
+//!   a period fails and the grace period has passed on the chain's clock, the serving keeper
+//!   slashes the provider for that worker's GPU with a member that has not heard from it
+//!   either; a member the healthy worker keeps a standby connection to refuses to call that
+//!   one silent, and none co-signs before the grace period has passed.
 //! - A keeper that posts a checkpoint on a transcript replayed from an earlier period is found
 //!   out by another member's audit and slashed by a quorum of the others.
 
@@ -70,11 +75,13 @@ async fn run_keeper(s: &Scene, i: usize, cancel: &CancellationToken) -> Running 
         .await
         .expect("keeper starts");
     h.prover().set_anchor(dir.clone());
+    h.core().liveness.set_clock(dir.clone());
     let committee = Arc::new(Committee::new(
         &rpc,
         wallet.insecure_clone(),
         Duration::from_secs(600),
         h.core().metrics.clone(),
+        h.core().liveness.clone(),
     ));
     assert!(slot.set(committee.clone()).is_ok());
     Running {
@@ -381,6 +388,243 @@ async fn test_a_shirking_worker_is_slashed_by_two_keepers_and_the_lease_goes_on_
     for r in keepers {
         r.h.wait().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_worker_silent_past_the_grace_period_is_slashed_and_the_lease_goes_on() {
+    let s = scene(3).await;
+    let cancel = CancellationToken::new();
+    // A provider of 2 GPUs with two listed workers: the layout gives each one GPU of the
+    // 2-GPU lease (gpunet_sdk::plan).
+    let (a, b) = (Keypair::new(), Keypair::new());
+    let (pw, _) = crate::flows::register_provider_with_workers(
+        &s.n,
+        "eu-west",
+        crate::flows::offer(gpunet::state::GpuClass::H100, 2, 10),
+        4_000 * crate::harness::TOKEN,
+        vec![a.pubkey(), b.pubkey()],
+    )
+    .await;
+    let provider = pda::provider(&pw.pubkey());
+    let args = gpunet::instructions::LeaseOpenArgs {
+        nonce: 2,
+        gpus: 2,
+        duration: 7_200,
+        max_price_per_gpu_second: 10,
+    };
+    let open = ix::lease_open(
+        &s.user.pubkey(),
+        &s.user.pubkey(),
+        &s.user_ata,
+        &provider,
+        &s.n.mint,
+        args,
+    );
+    s.n.client.send(&[open], &s.user, &[]).await.unwrap();
+    let lease = pda::lease(&s.user.pubkey(), 2);
+    s.n.client.draw_committee(&s.user, &lease).await.unwrap();
+    let l0 = s.n.client.lease(&lease).await.unwrap();
+    let mut keepers = Vec::new();
+    for i in 0..s.keepers.len() {
+        keepers.push(run_keeper(&s, i, &cancel).await);
+    }
+    let k = keepers
+        .iter()
+        .find(|r| pda::keeper(&r.wallet.pubkey()) == l0.keeper)
+        .unwrap();
+    let others: Vec<&Running> = keepers.iter().filter(|r| r.url != k.url).collect();
+    let one_gpu = |url: &str, key: &Keypair, dir: &str| {
+        let d = s.tmp.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut c = crate::keeper::worker_config(url, &provider, key, &d);
+        c.declared_gpus.as_mut().unwrap().count = 1;
+        c
+    };
+    let healthy = gpunet_worker::spawn(one_gpu(&k.url, &a, "a"));
+    let silent = gpunet_worker::spawn(one_gpu(&k.url, &b, "b"));
+    // The healthy worker stands by for the other members (as `gpunet worker run` does).
+    let standby: Vec<gpunet_worker::WorkerHandle> = others
+        .iter()
+        .map(|r| {
+            let mut c = one_gpu(&r.url, &a, "a-standby");
+            c.standby = true;
+            gpunet_worker::spawn(c)
+        })
+        .collect();
+    cluster_has(k, &lease, 2).await;
+    for r in &others {
+        for _ in 0..200 {
+            if r.h.core().metrics.render().contains("workers_standby 1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(r.h.core().metrics.render().contains("workers_standby 1"));
+        assert!(r.h.core().metrics.render().contains("workers_connected 0"));
+    }
+    let checkpointer = k.checkpointer(&s);
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert_eq!(
+        checkpointer.checkpoint(&lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 1,
+            verdict: Verdict::Pass
+        }
+    );
+
+    // Worker b falls silent: its process is gone.
+    silent.cancel.cancel();
+    let _ = silent.join().await;
+    cluster_has_exactly(k, &lease, 1).await;
+    // Half a grace period past the interval, the period is judged Fail (a GPU missing); b
+    // has been silent for less than the grace period: no slash yet.
+    let grace = l0.terms.grace_period;
+    s.n.client.time_travel_by(301 + grace / 2).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert_eq!(
+        checkpointer.checkpoint(&lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 2,
+            verdict: Verdict::Fail
+        }
+    );
+    let id = lease.to_string();
+    assert!(k.h.core().checkpoint(&id, 2).unwrap().slash.is_empty());
+    let config = s.n.client.config().await.unwrap();
+    let user_token = token::ata(&s.user.pubkey(), &config.mint);
+    let parties = LeaseParties {
+        lease,
+        provider,
+        keeper: l0.keeper,
+        mint: config.mint,
+        treasury: s.n.treasury,
+    };
+    let blockhash = s.n.client.rpc().get_latest_blockhash().await.unwrap();
+    let any_slash = ix::provider_slash(
+        &parties,
+        &user_token,
+        &[k.wallet.pubkey(), others[0].wallet.pubkey()],
+        [9; 32],
+        1,
+    );
+    let ask = |workers: Vec<String>| pb::CoSignRequest {
+        lease_id: lease.to_string(),
+        evidence: Some(pb::co_sign_request::Evidence::Silent(pb::SilentWorkers {
+            workers,
+        })),
+        message: gpunet_sdk::cosign::message(
+            std::slice::from_ref(&any_slash),
+            &k.wallet.pubkey(),
+            blockhash,
+        )
+        .serialize()
+        .into(),
+    };
+    let early = cosign_direct(&others[0].url, ask(vec![b.pubkey().to_string()]))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), tonic::Code::FailedPrecondition, "{early:?}");
+    assert!(early.message().contains("grace period"), "{early:?}");
+    assert_eq!(checkpointer.resume_slash(&lease, 2).await, None, "not yet");
+
+    // Past the grace period on the chain's clock.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.n.client.time_travel_by(grace / 2 + 60).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    // The healthy worker, standing by for every other member, is alive to each of them.
+    for r in &others {
+        let alive = cosign_direct(&r.url, ask(vec![a.pubkey().to_string()]))
+            .await
+            .unwrap_err();
+        assert_eq!(alive.code(), tonic::Code::FailedPrecondition, "{alive:?}");
+        assert!(alive.message().contains("alive"), "{alive:?}");
+    }
+    let provider_before =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &provider)
+            .await
+            .unwrap();
+    let (user_before, treasury_before) = (
+        s.n.balance(&user_token).await,
+        s.n.balance(&s.n.treasury).await,
+    );
+    let vault = pda::provider_vault(&provider);
+    let vault_before = s.n.balance(&vault).await;
+    let l1 = s.n.client.lease(&lease).await.unwrap();
+    assert_eq!(checkpointer.resume_slash(&lease, 2).await, Some(1));
+    let l = s.n.client.lease(&lease).await.unwrap();
+    assert_eq!(l.status, LeaseStatus::Active, "the lease goes on");
+    assert_eq!(l.gpus, 1, "without the silent worker's GPU");
+    let record = k.h.core().checkpoint(&id, 2).unwrap();
+    assert!(record.slash.starts_with("sent "), "{record:?}");
+    let p =
+        s.n.client
+            .fetch::<gpunet::state::Provider>("provider", &provider)
+            .await
+            .unwrap();
+    assert_eq!(p.status, ProviderStatus::Jailed);
+    let slashed = provider_before.staked - p.staked;
+    assert!(slashed > 0);
+    assert_eq!(l.stake_locked, l1.stake_locked / 2);
+    let to_user = s.n.balance(&user_token).await - user_before;
+    let to_treasury = s.n.balance(&s.n.treasury).await - treasury_before;
+    assert_eq!(to_user, l.compensation - l1.compensation);
+    assert_eq!(to_user + to_treasury, slashed, "no token created or lost");
+    assert_eq!(vault_before - s.n.balance(&vault).await, slashed);
+    let silent_cosigned = keepers
+        .iter()
+        .filter(|r| {
+            r.h.core()
+                .metrics
+                .render()
+                .contains("slashes_cosigned_total{kind=\"silent\"} 1")
+        })
+        .count();
+    assert_eq!(silent_cosigned, 1, "exactly one other member signed");
+    assert_eq!(checkpointer.resume_slash(&lease, 2).await, None, "once");
+
+    // The lease goes on with worker a: its next period passes and pays one GPU's price.
+    s.n.client.time_travel_by(301).await.unwrap();
+    k.watcher.reconcile().await.unwrap();
+    assert_eq!(
+        checkpointer.checkpoint(&lease).await.unwrap(),
+        Posted::Posted {
+            sequence: 3,
+            verdict: Verdict::Pass
+        }
+    );
+    let l3 = s.n.client.lease(&lease).await.unwrap();
+    let gross = |l: &gpunet::state::Lease| l.paid_provider + l.paid_protocol + l.paid_keeper;
+    assert_eq!(
+        gross(&l3) - gross(&l),
+        l.price_per_gpu_second * (l3.paid_until - l.paid_until) as u64
+    );
+
+    cancel.cancel();
+    for w in standby.into_iter().chain([healthy]) {
+        w.cancel.cancel();
+        let _ = w.join().await;
+    }
+    for r in keepers {
+        r.h.wait().await.unwrap();
+    }
+}
+
+/// Waits until the keeper at `r` has exactly `workers` workers in the lease's cluster.
+async fn cluster_has_exactly(r: &Running, lease: &Pubkey, workers: usize) {
+    let id: Arc<str> = lease.to_string().into();
+    for _ in 0..400 {
+        if r.h
+            .core()
+            .cluster(&id)
+            .is_ok_and(|c| c.workers.len() == workers)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the lease's cluster did not come to {workers} workers in 20 s");
 }
 
 /// The proofs of checkpoint `sequence` as its keeper serves them.

@@ -10,11 +10,14 @@
 //! proof transcript's, or, for several workers, SHA-256 over their digests in worker order;
 //! each transcript stays in the keeper's evidence table, where `GetTranscript` serves it.
 //!
-//! A period failed because a worker's own signed answer is wrong (not merely slow or silent)
-//! is also evidence against the provider: with a [`Committee`], the checkpointer then slashes
-//! it with a quorum of the lease's committee ([`super::slash`]) for the GPUs those workers
-//! answered for. When GPUs remain, the lease goes on with them: the failed workers leave its
-//! cluster for good and their tasks run again on the healthy ones.
+//! A period failed because a worker's own signed answer is wrong (not merely slow) is also
+//! evidence against the provider: with a [`Committee`], the checkpointer then slashes it with
+//! a quorum of the lease's committee ([`super::slash`]) for the GPUs those workers answered
+//! for. So is a failed period while workers that owe the lease GPUs ([`gpunet_sdk::plan`])
+//! have been silent past the grace period, as this keeper and each co-signer saw it
+//! ([`crate::liveness`]): the slash takes the GPUs they owe. When GPUs remain, the lease goes
+//! on with them: the failed workers leave its cluster for good and their tasks run again on
+//! the healthy ones.
 //!
 //! Exactly once without a local ledger: the program accepts only sequence `last + 1` starting
 //! at `paid_until`, so a checkpoint sent twice (a retry, a restart after SIGKILL) is refused
@@ -32,10 +35,10 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::directory::ChainDirectory;
-use super::evidence::EvidenceError;
+use super::evidence::{self, EvidenceError};
 use super::slash::{Committee, Fault, SlashError};
 use super::submit::Submitter;
 use crate::core::Core;
@@ -158,6 +161,9 @@ impl Checkpointer {
             epoch,
         });
         let (verdict, digest, score, proofs) = self.prove_all(address).await;
+        // GPUs missing past the patience: the lease was not served whole, however well the
+        // connected workers prove (the period is not paid for GPUs that were not there).
+        let verdict = if complete { verdict } else { Verdict::Fail };
         let sequence = lease.last_sequence + 1;
         // Read again: a checkpoint posted while the proofs ran (by this keeper's previous
         // life, or the lease moved) makes this one stale.
@@ -241,7 +247,7 @@ impl Checkpointer {
                     &address.to_string(),
                     faulty,
                     u32::from(l.gpus),
-                    "its provider was slashed for this worker's proof",
+                    "its provider was slashed for this worker (a failed proof, or silence)",
                 );
                 info!(lease = %address, gpus = l.gpus, expelled = faulty.len(), "lease goes on with its healthy GPUs");
                 l.gpus
@@ -277,17 +283,41 @@ impl Checkpointer {
             .filter(|p| !p.ok && own_fault(p))
             .cloned()
             .collect();
-        if faults.is_empty() {
-            // Failed without evidence against the provider (a worker missing or slow): no
-            // slash. Recorded, so later passes do not look again.
-            record.slash = "none: no worker failed by its own doing".into();
-            if let Err(e) = self.core.record_checkpoint(record).await {
-                warn!(lease = %address, error = %e, "checkpoint record not updated");
+        let (fault, workers): (Fault, Vec<Arc<str>>) = if !faults.is_empty() {
+            let workers = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
+            (Fault::Provider(faults), workers)
+        } else {
+            // No worker failed by its own doing: is one that owes the lease GPUs silent past
+            // the grace period?
+            match evidence::find_silent(&self.client, address, committee.liveness()).await {
+                Ok(silent) if silent.is_empty() => {
+                    // Failed without evidence against the provider (a worker slow, or one
+                    // missing for less than the grace period): no slash. Recorded, so later
+                    // passes do not look again.
+                    record.slash =
+                        "none: no worker failed by its own doing or was silent past the grace \
+                         period"
+                            .into();
+                    if let Err(e) = self.core.record_checkpoint(record).await {
+                        warn!(lease = %address, error = %e, "checkpoint record not updated");
+                    }
+                    return None;
+                }
+                Ok(silent) => {
+                    let workers = silent.iter().map(|w| w.to_string().into()).collect();
+                    (Fault::Silent(silent), workers)
+                }
+                Err(EvidenceError::NotYet(why)) => {
+                    debug!(lease = %address, sequence = record.sequence, why, "a worker may be silent past the grace period; looking again next tick");
+                    return None;
+                }
+                Err(e) => {
+                    warn!(lease = %address, sequence = record.sequence, error = %e, "silent workers not checked; retrying next tick");
+                    return None;
+                }
             }
-            return None;
-        }
-        let workers: Vec<Arc<str>> = faults.iter().map(|p| p.worker_id.as_str().into()).collect();
-        let (outcome, done) = match committee.slash(address, Fault::Provider(faults)).await {
+        };
+        let (outcome, done) = match committee.slash(address, fault).await {
             Ok(sig) => (format!("sent {sig}"), Some(sig)),
             Err(SlashError::Evidence(EvidenceError::Refuted(why))) => {
                 warn!(lease = %address, sequence = record.sequence, why, "slash given up");

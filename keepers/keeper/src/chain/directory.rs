@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use solana_sdk::pubkey::Pubkey;
 
 use crate::directory::{LeaseDirectory, LeaseInfo, WorkerRegistry};
+use crate::liveness::ChainTime;
 use crate::proofs::{Anchor, ChallengeAnchor};
 
 /// Why a lease this keeper served is no longer served.
@@ -62,6 +63,8 @@ struct State {
     /// exactly once, and that is when its end is reported.
     served: HashSet<Pubkey>,
     clock: ChainClock,
+    /// When (this process's clock) `clock` was read; `None` before the first read.
+    clock_read: Option<std::time::Instant>,
 }
 
 /// [`WorkerRegistry`] and [`LeaseDirectory`] from the program's accounts.
@@ -118,6 +121,7 @@ impl ChainDirectory {
             .map(|(k, p)| (k, p.workers.iter().map(|w| w.to_bytes()).collect()))
             .collect();
         s.clock = clock;
+        s.clock_read = Some(std::time::Instant::now());
         let listed: HashSet<Pubkey> = leases.iter().map(|(k, _)| *k).collect();
         let mut unlisted: Vec<Pubkey> = s
             .leases
@@ -226,6 +230,16 @@ impl ChainDirectory {
 impl ChallengeAnchor for ChainDirectory {
     fn anchor(&self) -> Option<Anchor> {
         self.state.read().anchor
+    }
+}
+
+impl ChainTime for ChainDirectory {
+    /// The last read of the chain's clock, moved on by the time since it was read.
+    fn chain_now(&self) -> Option<i64> {
+        let s = self.state.read();
+        let read = s.clock_read?;
+        let since = i64::try_from(read.elapsed().as_secs()).unwrap_or(i64::MAX);
+        Some(s.clock.now.saturating_add(since))
     }
 }
 

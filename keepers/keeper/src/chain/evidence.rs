@@ -6,6 +6,10 @@
 //!   ([`gpunet_proof::worker_fault`]: its own signed words are wrong), by a worker the lease's
 //!   provider lists, challenged by the lease's keeper and anchored at a slot still in the
 //!   chain's `SlotHashes` (recent: a stale failure cannot be saved up and replayed).
+//! - [`silent_workers`]: workers that owe the lease GPUs ([`gpunet_sdk::plan::share`]) and
+//!   that this signer has not heard from for the lease's grace period
+//!   ([`crate::liveness`]), after a failed checkpoint. Unlike the other two, this rests on what
+//!   each signer saw itself: a worker alive to any of them is not slashed.
 //! - [`keeper_fault`]: a checkpoint whose transcript, fetched from the keeper that posted it,
 //!   does not support what it posted ([`gpunet_sdk::audit`]), or that it still withholds
 //!   `transcript_window` after the period's end.
@@ -18,9 +22,12 @@ use gpunet_proof::{Expectations, TimingPolicy, Transcript, checkpoint_digest, wo
 use gpunet_proto::v1 as pb;
 use gpunet_sdk::audit::{AuditOutcome, audit_checkpoint};
 use gpunet_sdk::gpunet::state::{Lease, LeaseStatus};
-use gpunet_sdk::{GpunetClient, Keeper, Provider, SdkError};
+use gpunet_sdk::plan::share;
+use gpunet_sdk::{GpunetClient, Keeper, LeaseFilter, Provider, SdkError, Verdict};
 use sha2::{Digest, Sha256};
 use solana_sdk::pubkey::Pubkey;
+
+use crate::liveness::{Liveness, Silence};
 
 /// Why a slash's evidence does not hold (or could not be checked).
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,9 @@ pub enum EvidenceError {
     /// The evidence does not support the slash.
     #[error("{0}")]
     Refuted(String),
+    /// It may, later: a worker has not been silent for long enough yet.
+    #[error("not yet: {0}")]
+    NotYet(String),
 }
 
 /// What a slash's evidence supports.
@@ -173,6 +183,114 @@ fn slashed_gpus(shares: &[u16], lease_gpus: u16) -> Result<u16, EvidenceError> {
         )));
     }
     Ok(sum as u16)
+}
+
+/// Domain tag of a silent-workers evidence digest.
+const SILENT_TAG: &[u8] = b"gpunet-silent-workers-v1";
+
+/// The lease, its provider's listed workers and GPU count, and its provider's leases: what
+/// the layout of [`gpunet_sdk::plan`] is computed from.
+async fn layout_inputs(
+    client: &GpunetClient,
+    lease: &Lease,
+) -> Result<(Provider, Vec<(Pubkey, Lease)>), EvidenceError> {
+    let provider = client
+        .fetch::<Provider>("provider", &lease.provider)
+        .await?;
+    let leases = client.leases(LeaseFilter::Provider(lease.provider)).await?;
+    Ok((provider, leases))
+}
+
+/// The workers that owe `address`'s lease GPUs and that `liveness` says are silent past the
+/// lease's grace period: what the lease's keeper asks its committee to slash for, once a
+/// checkpoint failed. `NotYet` while one of them may still become so (all go in one slash:
+/// the program takes one per checkpoint); empty when none is silent.
+pub async fn find_silent(
+    client: &GpunetClient,
+    address: &Pubkey,
+    liveness: &Liveness,
+) -> Result<Vec<Pubkey>, EvidenceError> {
+    let lease = client.lease(address).await?;
+    let (provider, leases) = layout_inputs(client, &lease).await?;
+    let now = client.chain_time().await?;
+    let mut silent = Vec::new();
+    let mut waiting = Vec::new();
+    for w in &provider.workers {
+        if share(&provider.workers, provider.gpu.count, &leases, address, w) == 0 {
+            continue;
+        }
+        match liveness.silence(&w.to_string(), now, lease.terms.grace_period) {
+            Silence::Alive => {}
+            Silence::NotYet(why) => waiting.push(format!("worker {w}: {why}")),
+            Silence::Past { .. } => silent.push(*w),
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(EvidenceError::NotYet(waiting.join("; ")));
+    }
+    silent.sort();
+    Ok(silent)
+}
+
+/// Checks `workers` (sorted, each once) as silent past the grace period on `address`'s lease,
+/// for committee member `me` on its own record `liveness`: the lease is active and its last
+/// checkpoint failed; each worker is listed by the lease's provider and owes the lease GPUs;
+/// `me` has not heard from it for the grace period. The finding: the GPUs they owe the lease,
+/// and SHA-256 over a tag, the lease, its last sequence and the workers.
+pub async fn silent_workers(
+    client: &GpunetClient,
+    address: &Pubkey,
+    me: &Pubkey,
+    workers: &[Pubkey],
+    liveness: &Liveness,
+) -> Result<Finding, EvidenceError> {
+    let lease = client.lease(address).await?;
+    on_committee(&lease, me)?;
+    if lease.status != LeaseStatus::Active {
+        return Err(refuted("the lease is not active"));
+    }
+    if lease.last_sequence == 0 || lease.last_verdict != Verdict::Fail {
+        return Err(refuted("the lease's last checkpoint did not fail"));
+    }
+    if workers.is_empty() || workers.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(refuted("the workers must be named sorted, each once"));
+    }
+    let (provider, leases) = layout_inputs(client, &lease).await?;
+    let now = client.chain_time().await?;
+    let mut gpus: u32 = 0;
+    for w in workers {
+        if !provider.workers.contains(w) {
+            return Err(refuted(format!(
+                "worker {w} is not listed by provider {}",
+                lease.provider
+            )));
+        }
+        let owed = share(&provider.workers, provider.gpu.count, &leases, address, w);
+        if owed == 0 {
+            return Err(refuted(format!("worker {w} owes this lease no GPU")));
+        }
+        match liveness.silence(&w.to_string(), now, lease.terms.grace_period) {
+            Silence::Alive => {
+                return Err(refuted(format!(
+                    "worker {w} is alive: this keeper heard from it moments ago"
+                )));
+            }
+            Silence::NotYet(why) => return Err(EvidenceError::NotYet(format!("worker {w}: {why}"))),
+            Silence::Past { .. } => {}
+        }
+        gpus += u32::from(owed);
+    }
+    let mut h = Sha256::new();
+    h.update(SILENT_TAG);
+    h.update(address.as_ref());
+    h.update(lease.last_sequence.to_le_bytes());
+    for w in workers {
+        h.update(w.as_ref());
+    }
+    Ok(Finding {
+        digest: h.finalize().into(),
+        gpus: gpus.min(u32::from(lease.gpus)) as u16,
+    })
 }
 
 /// Domain tag of a keeper-fault evidence digest.

@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use super::evidence::{self, EvidenceError, Finding};
 use super::submit::Submitter;
+use crate::liveness::Liveness;
 use crate::metrics::{Metrics, label};
 
 /// How long one co-signer may take to answer.
@@ -61,6 +62,9 @@ pub enum SlashError {
 pub enum Fault {
     /// The lease's provider: these proofs failed by its worker's own doing.
     Provider(Vec<pb::ProofVerdict>),
+    /// The lease's provider: these workers (sorted), which owe the lease GPUs, have been
+    /// silent past the grace period.
+    Silent(Vec<Pubkey>),
     /// A committee member (keeper account) posted checkpoint `sequence` falsely or withholds
     /// its transcript.
     Keeper {
@@ -75,6 +79,7 @@ impl Fault {
     fn kind(&self) -> &'static str {
         match self {
             Fault::Provider(_) => "provider",
+            Fault::Silent(_) => "silent",
             Fault::Keeper { .. } => "keeper",
         }
     }
@@ -83,6 +88,9 @@ impl Fault {
         match self {
             Fault::Provider(proofs) => pb::co_sign_request::Evidence::Provider(pb::ProviderFault {
                 proofs: proofs.clone(),
+            }),
+            Fault::Silent(workers) => pb::co_sign_request::Evidence::Silent(pb::SilentWorkers {
+                workers: workers.iter().map(|w| w.to_string()).collect(),
             }),
             Fault::Keeper { accused, sequence } => {
                 pb::co_sign_request::Evidence::Keeper(pb::KeeperFault {
@@ -96,6 +104,13 @@ impl Fault {
     fn from_pb(e: pb::co_sign_request::Evidence) -> Result<Fault, Status> {
         Ok(match e {
             pb::co_sign_request::Evidence::Provider(p) => Fault::Provider(p.proofs),
+            pb::co_sign_request::Evidence::Silent(s) => Fault::Silent(
+                s.workers
+                    .iter()
+                    .map(|w| w.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| Status::invalid_argument("silent: a worker is not a key"))?,
+            ),
             pb::co_sign_request::Evidence::Keeper(k) => Fault::Keeper {
                 accused: k
                     .keeper
@@ -116,16 +131,19 @@ pub struct Committee {
     me: Pubkey,
     transcript_window: i64,
     metrics: Metrics,
+    liveness: Arc<Liveness>,
 }
 
 impl Committee {
     /// A member signing with keeper wallet `wallet`; `transcript_window`: how long after a
-    /// period's end a checkpoint's transcript may be missing before that is slashable.
+    /// period's end a checkpoint's transcript may be missing before that is slashable;
+    /// `liveness`: this keeper's record of when it heard from each worker (the keeper core's).
     pub fn new(
         rpc_url: &str,
         wallet: Keypair,
         transcript_window: Duration,
         metrics: Metrics,
+        liveness: Arc<Liveness>,
     ) -> Self {
         let me = pda::keeper(&wallet.pubkey());
         Committee {
@@ -135,7 +153,13 @@ impl Committee {
             me,
             transcript_window: i64::try_from(transcript_window.as_secs()).unwrap_or(i64::MAX),
             metrics,
+            liveness,
         }
+    }
+
+    /// This member's record of when it heard from each worker.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
     }
 
     /// This member's keeper account.
@@ -148,6 +172,10 @@ impl Committee {
         match fault {
             Fault::Provider(proofs) => {
                 evidence::provider_fault(&self.client, lease, &self.me, proofs).await
+            }
+            Fault::Silent(workers) => {
+                evidence::silent_workers(&self.client, lease, &self.me, workers, &self.liveness)
+                    .await
             }
             Fault::Keeper { accused, sequence } => {
                 evidence::keeper_fault(
@@ -184,7 +212,7 @@ impl Committee {
         };
         let user_token = token::ata(&lease.user, &config.mint);
         Ok(match fault {
-            Fault::Provider(_) => {
+            Fault::Provider(_) | Fault::Silent(_) => {
                 ix::provider_slash(&parties, &user_token, wallets, digest, finding.gpus)
             }
             Fault::Keeper { accused, sequence } => {
@@ -212,7 +240,7 @@ impl Committee {
         let quorum = lease.terms.slash_quorum;
         let accused = match &fault {
             Fault::Keeper { accused, .. } => Some(*accused),
-            Fault::Provider(_) => None,
+            Fault::Provider(_) | Fault::Silent(_) => None,
         };
         // The others, each with its wallet and endpoint.
         let mut others: Vec<(Pubkey, Keeper)> = Vec::new();
@@ -282,7 +310,7 @@ impl Committee {
             }
             if keep.len() == need {
                 let what = match fault {
-                    Fault::Provider(_) => "provider_slash",
+                    Fault::Provider(_) | Fault::Silent(_) => "provider_slash",
                     Fault::Keeper { .. } => "keeper_slash",
                 };
                 let sig = self
@@ -326,7 +354,9 @@ impl Committee {
         };
         let finding = match self.check(&address, &fault).await {
             Ok(d) => d,
-            Err(EvidenceError::Refuted(why)) => return Err(refuse(why)),
+            Err(EvidenceError::Refuted(why) | EvidenceError::NotYet(why)) => {
+                return Err(refuse(why));
+            }
             Err(EvidenceError::Chain(e)) => return Err(Status::unavailable(e.to_string())),
         };
         let lease = self
