@@ -2,7 +2,7 @@
 //! provider's two workers of two GPUs, following leases as `gpunet worker run` does), two
 //! 1-GPU leases of the provider served by different keepers land on the same machine on
 //! different GPUs — each keeper was offered only its share — and a task on each lease sees
-//! only its own GPU.
+//! only its own GPU; the third keeper, on both committees, gets a standby connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +108,32 @@ async fn test_one_worker_serves_two_keepers_each_on_its_own_gpu() {
     // different GPUs.
     assert_eq!(seen[0].0, seen[1].0, "{seen:?}");
     assert_ne!(seen[0].1, seen[1].1, "{seen:?}");
+    // The third keeper sits on both leases' committees and serves neither: the machine keeps a
+    // standby connection to it (liveness only), and it gives that connection no work.
+    let third = sys
+        .keeper_wallets
+        .iter()
+        .map(gpunet_sdk::pda::keeper)
+        .find(|k| *k != l1.keeper && *k != l2.keeper)
+        .expect("a third keeper");
+    assert!(l1.in_committee(&third) && l2.in_committee(&third));
+    let standby = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("gpunet_keeper_workers_standby "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = keeper_of(&third).metrics.render();
+        if standby(&metrics) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(standby(&metrics) >= 1, "{metrics}");
+    assert!(metrics.contains("\ngpunet_keeper_workers_connected 0"), "{metrics}");
+
     // A task asking for a GPU sees only its lease's.
     let key = SigningKey::from_bytes(user.secret_bytes());
     for ((lease, l), (_, gpu)) in [(first, &l1), (second, &l2)].into_iter().zip(&seen) {

@@ -7,7 +7,9 @@
 //! (`PeerService.CoSign`, at the endpoint its keeper account publishes). Each co-signer
 //! ([`PeerSvc`]) re-checks the evidence on its own reading of the chain, checks that the message
 //! is exactly the slash that evidence supports (one instruction, someone else paying,
-//! [`gpunet_sdk::cosign`]), and only then signs. A member that refuses or cannot be reached is
+//! [`gpunet_sdk::cosign`]), and only then signs. For workers silent past the grace period
+//! ([`Fault::Silent`]) "re-checks" means its own record of when it last heard from each
+//! ([`crate::liveness`]): a worker alive to the co-signer is not silent. A member that refuses or cannot be reached is
 //! replaced by the next one, and the message (whose signer list changed) is signed again.
 
 use std::sync::{Arc, OnceLock};
