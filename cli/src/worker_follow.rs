@@ -50,12 +50,17 @@ async fn wanted(g: &Global, provider: &Pubkey, me: &Pubkey, my_gpus: u32) -> Res
     let mut out = Wanted::default();
     let mut endpoints: HashMap<Pubkey, Option<String>> = HashMap::new();
     for (keeper, gpus) in worker_plan(&p.workers, p.gpu.count, &leases, me, my_gpus) {
-        if let Some(ep) = endpoint(&client, &mut endpoints, keeper).await.map_err(explain)? {
+        if let Some(ep) = endpoint(&client, &mut endpoints, keeper)
+            .await
+            .map_err(explain)?
+        {
             out.serving.insert(ep, gpus);
         }
     }
     for keeper in standby_keepers(&p.workers, p.gpu.count, &leases, me, my_gpus) {
-        if let Some(ep) = endpoint(&client, &mut endpoints, keeper).await.map_err(explain)?
+        if let Some(ep) = endpoint(&client, &mut endpoints, keeper)
+            .await
+            .map_err(explain)?
             && !out.serving.contains_key(&ep)
         {
             out.standby.insert(ep);
@@ -154,13 +159,7 @@ pub async fn follow_leases(
                     running.insert(ep.clone(), (gpus.clone(), h));
                     waiting_said = false;
                 }
-                stand_by(
-                    &want.standby,
-                    &mut standing,
-                    &mut refused,
-                    &config,
-                    &proof,
-                );
+                stand_by(&want.standby, &mut standing, &mut refused, &config, &proof);
                 if running.is_empty() && !waiting_said {
                     eprintln!(
                         "waiting for an active lease on provider {provider} (its keeper is the one to join)"
@@ -183,7 +182,10 @@ pub async fn follow_leases(
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     };
-    for h in standing.into_values().chain(running.into_values().map(|(_, h)| h)) {
+    for h in standing
+        .into_values()
+        .chain(running.into_values().map(|(_, h)| h))
+    {
         h.cancel.cancel();
         let _ = h.join().await;
     }

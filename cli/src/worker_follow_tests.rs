@@ -132,7 +132,10 @@ async fn test_one_worker_serves_two_keepers_each_on_its_own_gpu() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(standby(&metrics) >= 1, "{metrics}");
-    assert!(metrics.contains("\ngpunet_keeper_workers_connected 0"), "{metrics}");
+    assert!(
+        metrics.contains("\ngpunet_keeper_workers_connected 0"),
+        "{metrics}"
+    );
 
     // A task asking for a GPU sees only its lease's.
     let key = SigningKey::from_bytes(user.secret_bytes());

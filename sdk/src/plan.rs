@@ -133,7 +133,11 @@ pub fn standby_keepers(
     };
     let serving = worker_plan(workers, provider_gpus, leases, me, my_gpus);
     let owed: BTreeSet<Pubkey> = if my_gpus == 0 {
-        active(leases).first().map(|(a, _)| *a).into_iter().collect()
+        active(leases)
+            .first()
+            .map(|(a, _)| *a)
+            .into_iter()
+            .collect()
     } else {
         layout(workers, provider_gpus, leases)
             .iter()

@@ -168,7 +168,10 @@ mod tests {
     fn silence_needs_the_grace_period_on_the_chain_and_dead_after_on_this_clock() {
         let l = Arc::new(Liveness::new(Duration::from_millis(100)));
         let w = "worker";
-        assert!(matches!(l.silence(w, 1_000, 60), Silence::NotYet(_)), "no clock");
+        assert!(
+            matches!(l.silence(w, 1_000, 60), Silence::NotYet(_)),
+            "no clock"
+        );
         let clock = Arc::new(Clock(AtomicI64::new(1_000)));
         l.set_clock(clock.clone());
         let stream = l.connected(w);
@@ -176,10 +179,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(120));
         // dead_after has passed, not the grace period on the chain.
         assert!(matches!(l.silence(w, 1_059, 60), Silence::NotYet(_)));
-        assert_eq!(
-            l.silence(w, 1_060, 60),
-            Silence::Past { chain_seconds: 60 }
-        );
+        assert_eq!(l.silence(w, 1_060, 60), Silence::Past { chain_seconds: 60 });
         // Heard again, later on the chain: counted from then.
         clock.0.store(2_000, Ordering::SeqCst);
         l.heard(w);
@@ -203,9 +203,6 @@ mod tests {
         assert!(matches!(l.silence("x", 10_000, 60), Silence::NotYet(_)));
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(l.silence("x", 559, 60), Silence::NotYet(_)));
-        assert_eq!(
-            l.silence("x", 560, 60),
-            Silence::Past { chain_seconds: 60 }
-        );
+        assert_eq!(l.silence("x", 560, 60), Silence::Past { chain_seconds: 60 });
     }
 }

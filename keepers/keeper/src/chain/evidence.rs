@@ -275,7 +275,9 @@ pub async fn silent_workers(
                     "worker {w} is alive: this keeper heard from it moments ago"
                 )));
             }
-            Silence::NotYet(why) => return Err(EvidenceError::NotYet(format!("worker {w}: {why}"))),
+            Silence::NotYet(why) => {
+                return Err(EvidenceError::NotYet(format!("worker {w}: {why}")));
+            }
             Silence::Past { .. } => {}
         }
         gpus += u32::from(owed);
