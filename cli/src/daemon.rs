@@ -77,6 +77,18 @@ pub struct WorkerArgs {
     /// short tasks on this worker ahead of time (pipelining).
     #[arg(long)]
     no_lanes: bool,
+    /// Process tasks run in a bubblewrap sandbox (own namespaces, only their directory
+    /// writable, no network unless asked, an unprivileged user): `on` refuses to start without
+    /// one, `auto` falls back to unsandboxed with a warning, `off` never sandboxes.
+    #[arg(long, default_value = "on", value_parser = parse_sandbox)]
+    sandbox: gpunet_worker::SandboxMode,
+    /// Refuse tasks that ask for the network (`task submit --network`).
+    #[arg(long)]
+    no_network: bool,
+}
+
+fn parse_sandbox(s: &str) -> Result<gpunet_worker::SandboxMode, String> {
+    s.parse()
 }
 
 /// `gpunet keeper run`: the keeper signs with `--keypair` if given, else with the config's
@@ -244,6 +256,10 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         Some(p) => p,
         None => provider_of(g, &key::to_solana(&key).pubkey()).await?,
     };
+    // A sandbox that cannot be built stops the worker here, before it joins anyone.
+    if let Err(why) = a.sandbox.resolve() {
+        bail!("worker run: {why}");
+    }
     let mut labels = std::collections::HashMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').context("--label takes LABEL=VALUE")?;
@@ -267,6 +283,8 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
             c.work_dir = d.clone();
         }
         c.lanes = !a.no_lanes;
+        c.sandbox = a.sandbox;
+        c.allow_network = !a.no_network;
         c
     };
     // With --keeper: that keeper, for good.

@@ -124,6 +124,9 @@ pub struct SubmitArgs {
     /// Memory limit, MiB.
     #[arg(long)]
     memory_limit_mib: Option<u64>,
+    /// The process may open network connections (a sandboxed task has none otherwise).
+    #[arg(long)]
+    network: bool,
     /// Max retries after worker failure.
     #[arg(long)]
     max_retries: Option<u32>,
@@ -282,6 +285,7 @@ fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
                 }
                 p.time_limit_ms = a.time_limit.map(|t| (t * 1000.0) as u64).unwrap_or(0);
                 p.memory_limit_bytes = a.memory_limit_mib.unwrap_or(0) << 20;
+                p.network = a.network;
             }
             s
         }

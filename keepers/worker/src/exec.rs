@@ -12,6 +12,8 @@ use pb::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::sandbox::Sandbox;
+
 /// Most bytes kept from a process's stdout or stderr.
 pub const MAX_CAPTURE: usize = 256 << 20;
 
@@ -164,14 +166,18 @@ pub struct ProcessLimits {
 ///
 /// - `CUDA_VISIBLE_DEVICES` is exactly `gpu_ids`; `HOME` and the working directory are a fresh
 ///   directory under `work_root`, removed afterwards; `PATH` is inherited; then the task's env.
+/// - In `sandbox` when given ([`crate::sandbox`]): its own namespaces, only its directory
+///   writable, no network unless `p.network`, an unprivileged user.
 /// - The memory limit is `RLIMIT_AS`, set in the child before `exec` (no cgroups needed).
-/// - Time limit and cancellation SIGKILL the whole process group; so does leaving early.
+/// - Time limit and cancellation SIGKILL the whole process group (a sandbox's PID namespace
+///   dies with it); so does leaving early.
 pub async fn process(
     p: &pb::ProcessTask,
     stdin: Bytes,
     gpu_ids: &[u32],
     dir: &Path,
     limits: ProcessLimits,
+    sandbox: Option<&Sandbox>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
     if let Err(e) = std::fs::create_dir_all(dir) {
@@ -180,7 +186,16 @@ pub async fn process(
             format!("cannot create working directory: {e}"),
         );
     }
-    let out = run_in(p, stdin, gpu_ids, dir, limits, cancel).await;
+    if let Some(s) = sandbox
+        && let Err(e) = s.hand_over(dir)
+    {
+        let _ = std::fs::remove_dir_all(dir);
+        return ExecOutcome::err(
+            ErrorKind::Invalid,
+            format!("cannot hand the working directory to the task user: {e}"),
+        );
+    }
+    let out = run_in(p, stdin, gpu_ids, dir, limits, sandbox, cancel).await;
     let _ = std::fs::remove_dir_all(dir);
     out
 }
@@ -191,12 +206,20 @@ async fn run_in(
     gpu_ids: &[u32],
     dir: &Path,
     limits: ProcessLimits,
+    sandbox: Option<&Sandbox>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
     let Some(prog) = p.argv.first() else {
         return ExecOutcome::err(ErrorKind::Invalid, "empty argv");
     };
-    let mut cmd = std::process::Command::new(prog);
+    let mut cmd = match sandbox {
+        Some(s) => {
+            let mut c = std::process::Command::new(s.program());
+            c.args(s.args(dir, gpu_ids, p.network)).arg("--").arg(prog);
+            c
+        }
+        None => std::process::Command::new(prog),
+    };
     cmd.args(&p.argv[1..])
         .current_dir(dir)
         .env_clear()
@@ -233,6 +256,9 @@ async fn run_in(
                 Ok(())
             });
         }
+    }
+    if let Some(s) = sandbox {
+        s.drop_privileges(&mut cmd);
     }
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);

@@ -19,6 +19,7 @@
 pub mod exec;
 pub mod hw;
 mod objects;
+pub mod sandbox;
 pub mod shirk;
 
 use std::collections::HashMap;
@@ -43,11 +44,15 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use exec::{GpunetProof, ProofExecutor, ProofIo};
 pub use hw::{DeclaredGpus, Hardware};
+pub use sandbox::{Sandbox, SandboxMode};
 use objects::ObjectStore;
 
 /// Worker errors.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// This worker cannot run here (a sandbox was required and cannot be built).
+    #[error("{0}")]
+    Unusable(String),
     /// The keeper refused us for good (unknown key, bad signature).
     #[error("refused by keeper: {}: {}", .0.code(), .0.message())]
     Refused(Status),
@@ -103,6 +108,10 @@ pub struct WorkerConfig {
     /// worker keeps one to each other committee member of its leases (see
     /// `gpunet_sdk::plan::standby_keepers`).
     pub standby: bool,
+    /// Whether process tasks run sandboxed ([`sandbox`]).
+    pub sandbox: SandboxMode,
+    /// Whether a process task may ask for the network (`ProcessTask.network`).
+    pub allow_network: bool,
 }
 
 impl WorkerConfig {
@@ -128,6 +137,8 @@ impl WorkerConfig {
             proof_open_timeout: Duration::from_secs(60),
             lanes: true,
             standby: false,
+            sandbox: SandboxMode::Auto,
+            allow_network: true,
         }
     }
 }
@@ -159,6 +170,8 @@ struct Shared {
     proof_opens: Mutex<HashMap<u64, (u32, std::sync::mpsc::Sender<Bytes>)>>,
     pause_heartbeats: AtomicBool,
     worker_id: String,
+    /// Where process tasks run (`None`: unsandboxed).
+    sandbox: Option<Sandbox>,
 }
 
 /// A running worker.
@@ -244,6 +257,23 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         let p = proof.clone();
         tokio::task::spawn_blocking(move || p.warm_up());
     }
+    let sandbox = if cfg.standby {
+        Ok(None)
+    } else {
+        cfg.sandbox.resolve()
+    };
+    let (sandbox, unusable) = match sandbox {
+        Ok(s) => {
+            if s.is_none() && cfg.sandbox == SandboxMode::Auto && !cfg.standby {
+                warn!(
+                    "process tasks run UNSANDBOXED: bubblewrap is not installed or cannot build \
+                     a sandbox here (install `bubblewrap`, or choose --sandbox off to say so)"
+                );
+            }
+            (s, None)
+        }
+        Err(why) => (None, Some(why)),
+    };
     let shared = Arc::new(Shared {
         cfg,
         hw,
@@ -252,11 +282,16 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         proof_opens: Mutex::new(HashMap::new()),
         pause_heartbeats: AtomicBool::new(false),
         worker_id: worker_id.clone(),
+        sandbox,
     });
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(
-        run(shared.clone(), cancel.clone()).instrument(info_span!("worker", worker = %worker_id)),
-    );
+    let task = match unusable {
+        Some(why) => tokio::spawn(async move { Err(WorkerError::Unusable(why)) }),
+        None => tokio::spawn(
+            run(shared.clone(), cancel.clone())
+                .instrument(info_span!("worker", worker = %worker_id)),
+        ),
+    };
     WorkerHandle {
         cancel,
         shared,
@@ -850,7 +885,18 @@ async fn execute(
                 },
                 memory: p.memory_limit_bytes,
             };
-            exec::process(&p, stdin, &a.gpu_ids, &dir, limits, ct).await
+            if p.network && !shared.cfg.allow_network {
+                exec::ExecOutcome {
+                    kind: pb::ErrorKind::Invalid as i32,
+                    error: "the task asks for the network; this provider's workers give tasks \
+                            none"
+                        .into(),
+                    ..Default::default()
+                }
+            } else {
+                let sandbox = shared.sandbox.as_ref();
+                exec::process(&p, stdin, &a.gpu_ids, &dir, limits, sandbox, ct).await
+            }
         }
         Some(pb::task_spec::Executor::Proof(p)) => {
             prove(shared, (a.task_id, a.attempt), p, ct, up).await
