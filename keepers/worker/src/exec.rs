@@ -332,6 +332,13 @@ async fn run_in(
                 );
                 o.exit_code = st.code();
                 o
+            } else if sandbox.is_some() && st.code() == Some(1) && stderr.starts_with(b"bwrap: ")
+            {
+                // bubblewrap itself failed: the program could not be started in the sandbox.
+                ExecOutcome::err(
+                    ErrorKind::Invalid,
+                    format!("cannot start {prog:?} in the sandbox: {}", tail(&stderr)),
+                )
             } else if let Some(code) = st.code() {
                 let mut o = ExecOutcome::err(
                     ErrorKind::Application,

@@ -12,8 +12,8 @@
 //!   read-only; nothing else of the host's files: not the worker's key, not the other tasks'
 //!   directories, not `/home`, `/root` or `/var`;
 //! - its own PID namespace (it sees only its own processes), IPC and UTS namespaces (hostname
-//!   `gpunet-task`), and no network at all (an empty network namespace) unless the task asks
-//!   for one (`ProcessTask.network`) and the worker allows it;
+//!   `gpunet-task`), and no network (a network namespace of its own: only its own loopback)
+//!   unless the task asks for one (`ProcessTask.network`) and the worker allows it;
 //! - `/dev` with the null/zero/random/tty nodes, plus the NVIDIA control nodes and only the
 //!   device nodes of its own GPUs (`/dev/nvidia<i>` for each index it was given);
 //! - an unprivileged user: the worker's own if it does not run as root, else `nobody`

@@ -36,6 +36,8 @@ pub struct Env {
     pub user: SigningKey,
     pub workers: Vec<WorkerHandle>,
     pub tmp: tempfile::TempDir,
+    /// How the workers added from now on run process tasks.
+    pub sandbox: gpunet_worker::SandboxMode,
     next_worker: u64,
 }
 
@@ -65,6 +67,7 @@ impl Env {
             user,
             workers: Vec::new(),
             tmp: tempfile::tempdir().expect("tmp"),
+            sandbox: gpunet_worker::SandboxMode::Auto,
             next_worker: 1000,
         }
     }
@@ -83,6 +86,7 @@ impl Env {
         c.work_dir = self.tmp.path().join(format!("w{}", self.next_worker));
         c.backoff_max = Duration::from_millis(200);
         c.drain_timeout = Duration::from_secs(5);
+        c.sandbox = self.sandbox;
         c
     }
 

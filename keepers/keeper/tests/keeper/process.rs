@@ -39,6 +39,10 @@ async fn pids(path: &std::path::Path, n: usize) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cancel_kills_the_whole_process_tree() {
     let mut env = Env::start(test_config(), 4).await;
+    // The task writes its pids to a file outside its directory and the test looks them up
+    // in the host's PID namespace: the unsandboxed path (the sandbox's own kill test is in
+    // the worker crate, `sandbox_tests.rs`).
+    env.sandbox = gpunet_worker::SandboxMode::Off;
     env.add_worker(1, 2).await;
     let c = env.client().await;
     let pidfile = env.tmp.path().join("cancel.pids");
@@ -59,6 +63,10 @@ async fn test_cancel_kills_the_whole_process_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_time_limit_kills_the_whole_process_tree() {
     let mut env = Env::start(test_config(), 4).await;
+    // The task writes its pids to a file outside its directory and the test looks them up
+    // in the host's PID namespace: the unsandboxed path (the sandbox's own kill test is in
+    // the worker crate, `sandbox_tests.rs`).
+    env.sandbox = gpunet_worker::SandboxMode::Off;
     env.add_worker(1, 2).await;
     let c = env.client().await;
     let pidfile = env.tmp.path().join("time.pids");
