@@ -115,6 +115,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: chain::lease::LeaseCmd,
     },
+    /// Clusters: a spec (GPUs, class, regions, zones, price) matched across providers and
+    /// opened as one lease per provider.
+    Cluster {
+        #[command(subcommand)]
+        cmd: chain::cluster::ClusterCmd,
+    },
     /// Localnet faucet: SOL by airdrop, tokens from the mint authority (the signer).
     Faucet(chain::faucet::FaucetArgs),
     /// Keepers: on-chain registration, and the keeper daemon.
@@ -198,6 +204,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Config { cmd } => chain::config::run(g, cmd).await,
         Cmd::Provider { cmd } => chain::provider::run(g, cmd).await,
         Cmd::Lease { cmd } => chain::lease::run(g, cmd).await,
+        Cmd::Cluster { cmd } => chain::cluster::run(g, cmd).await,
         Cmd::Faucet(args) => chain::faucet::run(g, args).await,
         Cmd::Keeper { cmd } => chain::keeper::run(g, cmd).await,
         Cmd::Worker { cmd } => daemon::run_worker(g, cmd).await,

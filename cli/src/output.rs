@@ -103,6 +103,13 @@ impl Spinner {
         }))
     }
 
+    /// Says `msg` from now on.
+    pub fn set(&self, msg: impl Into<String>) {
+        if let Some(pb) = &self.0 {
+            pb.set_message(msg.into());
+        }
+    }
+
     /// Clears the spinner.
     pub fn stop(self) {}
 }

@@ -12,6 +12,7 @@
 #[cfg(feature = "audit")]
 pub mod audit;
 pub mod client;
+pub mod cluster;
 pub mod committee;
 pub mod cosign;
 pub mod errors;

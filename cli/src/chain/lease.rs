@@ -260,6 +260,17 @@ async fn top_up(g: &Global, lease: Pubkey, amount: u64) -> Result<()> {
 }
 
 async fn close(g: &Global, lease: Pubkey) -> Result<()> {
+    let (sig, v) = close_lease(g, lease).await?;
+    done(g.output, "lease close", &sig, v);
+    Ok(())
+}
+
+/// Closes `lease` (refunding the unspent escrow to its user); the signature and what was
+/// refunded and paid.
+pub(crate) async fn close_lease(
+    g: &Global,
+    lease: Pubkey,
+) -> Result<(solana_sdk::signature::Signature, Value)> {
     let client = g.client();
     let closer = g.signer()?;
     let (l, p) = parties(&client, &lease).await?;
@@ -283,13 +294,10 @@ async fn close(g: &Global, lease: Pubkey) -> Result<()> {
         ),
     ];
     let sig = send(&client, "lease close", &ixs, &closer, g.output).await?;
-    done(
-        g.output,
-        "lease close",
-        &sig,
+    Ok((
+        sig,
         json!({"refunded": escrow, "paid_provider": l.paid_provider}),
-    );
-    Ok(())
+    ))
 }
 
 async fn list(g: &Global, filter: LeaseFilter) -> Result<()> {

@@ -5,6 +5,7 @@
 //! Y"). What the groups share is here: sending, error sentences, the config, GPU classes.
 
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod faucet;
 pub mod keeper;

@@ -403,3 +403,152 @@ fn test_migrations_init_initialises_a_chain_by_url() {
     assert_eq!(net.ok(&admin, &["config", "show"])["mint"], cfg["mint"]);
     net.stop();
 }
+
+/// `gpunet cluster open`: a spec matched across three providers in three zones, opened as three
+/// leases in one transaction and addressed by one id; a spec nobody can meet is refused saying
+/// why; `cluster close` closes every lease.
+#[test]
+fn test_cli_cluster_open_matches_a_spec_across_three_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = dir.path().join("admin.json");
+    let (net, _) = start_localnet(dir.path(), &admin);
+    net.ok(&admin, &["keeper", "register"]);
+    let wallet = |name: &str, tokens: &str| {
+        let path = dir.path().join(format!("{name}.json"));
+        let kp = solana_sdk::signature::Keypair::new();
+        solana_sdk::signature::write_keypair_file(&kp, &path).unwrap();
+        let key = solana_sdk::signer::Signer::pubkey(&kp).to_string();
+        net.ok(&admin, &["faucet", &key, "--sol", "5", "--tokens", tokens]);
+        path
+    };
+    for (name, region, zone, price) in [
+        ("p1", "eu-west", "a", "10"),
+        ("p2", "eu-west", "b", "11"),
+        ("p3", "eu-north", "a", "12"),
+        ("far", "us-east", "a", "1"),
+    ] {
+        let p = wallet(name, "2000000000");
+        net.ok(
+            &p,
+            &[
+                "provider",
+                "register",
+                "--region",
+                region,
+                "--zone",
+                zone,
+                "--endpoint",
+                "grpc://127.0.0.1:7000",
+                "--gpu-class",
+                "h100",
+                "--gpus",
+                "2",
+                "--vram",
+                "80",
+                "--price",
+                price,
+            ],
+        );
+        net.ok(&p, &["provider", "stake", "2000000000"]);
+    }
+    let user = wallet("user", "1000000");
+    let spec = [
+        "cluster",
+        "open",
+        "--gpus",
+        "5",
+        "--gpu-class",
+        "h100",
+        "--regions",
+        "eu-west,eu-north",
+        "--spread-zones",
+        "--duration",
+        "600",
+    ];
+    // The plan first: the cheap provider in us-east is out of region; three zones share five
+    // GPUs two, two and one.
+    let plan = net.ok(&user, &[&spec[..], &["--dry-run"]].concat());
+    let mut split: Vec<(String, u64)> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                format!(
+                    "{}/{}",
+                    p["region"].as_str().unwrap(),
+                    p["zone"].as_str().unwrap()
+                ),
+                p["gpus"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    split.sort();
+    assert_eq!(
+        split,
+        vec![
+            ("eu-north/a".to_string(), 1),
+            ("eu-west/a".to_string(), 2),
+            ("eu-west/b".to_string(), 2)
+        ]
+    );
+    assert!(
+        net.ok(&user, &["cluster", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a dry run opens nothing"
+    );
+
+    let opened = net.ok(&user, &spec);
+    assert_eq!(opened["cluster"], 0);
+    assert_eq!(opened["atomic"], true, "{opened}");
+    let leases = opened["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 3);
+    for l in leases {
+        let shown = net.ok(&user, &["lease", "show", l["lease"].as_str().unwrap()]);
+        assert_eq!(shown["status"], "Active", "{shown}");
+        assert_eq!(shown["gpus"], l["gpus"]);
+    }
+    let listed = net.ok(&user, &["cluster", "list"]);
+    assert_eq!(listed[0]["leases"], 3);
+    assert_eq!(listed[0]["gpus"], 5);
+    assert_eq!(listed[0]["active"], 3);
+    let shown = net.ok(&user, &["cluster", "show", "0"]);
+    assert_eq!(shown["leases"].as_array().unwrap().len(), 3);
+
+    // One GPU of the three zones is left: a second cluster of two cannot be had.
+    let (ok, _, err) = net.run(
+        &user,
+        &[
+            "cluster",
+            "open",
+            "--gpus",
+            "2",
+            "--regions",
+            "eu-west,eu-north",
+            "--duration",
+            "600",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("only 1 GPUs match the spec"), "{err}");
+    assert_eq!(
+        net.ok(&user, &["cluster", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let closed = net.ok(&user, &["cluster", "close", "0"]);
+    assert_eq!(closed["closed"].as_array().unwrap().len(), 3, "{closed}");
+    assert!(closed["refunded"].as_u64().unwrap() > 0);
+    assert!(
+        net.ok(&user, &["cluster", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    net.stop();
+}

@@ -332,8 +332,7 @@ async fn run_in(
                 );
                 o.exit_code = st.code();
                 o
-            } else if sandbox.is_some() && st.code() == Some(1) && stderr.starts_with(b"bwrap: ")
-            {
+            } else if sandbox.is_some() && st.code() == Some(1) && stderr.starts_with(b"bwrap: ") {
                 // bubblewrap itself failed: the program could not be started in the sandbox.
                 ExecOutcome::err(
                     ErrorKind::Invalid,

@@ -44,8 +44,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use exec::{GpunetProof, ProofExecutor, ProofIo};
 pub use hw::{DeclaredGpus, Hardware};
-pub use sandbox::{Sandbox, SandboxMode};
 use objects::ObjectStore;
+pub use sandbox::{Sandbox, SandboxMode};
 
 /// Worker errors.
 #[derive(Debug, thiserror::Error)]

@@ -137,7 +137,10 @@ async fn a_task_has_no_network_unless_it_asks_and_a_time_limit_kills_all_of_it()
     let caged = sh(&root, &connect, Some(&s), false).await;
     assert!(!ok(&caged), "connected without the network: {caged:?}");
     let asked = sh(&root, &connect, Some(&s), true).await;
-    assert!(ok(&asked) && stdout(&asked).contains("connected"), "{asked:?}");
+    assert!(
+        ok(&asked) && stdout(&asked).contains("connected"),
+        "{asked:?}"
+    );
 
     // A time limit takes the whole sandbox down, background processes included.
     let p = pb::ProcessTask {
@@ -149,7 +152,16 @@ async fn a_task_has_no_network_unless_it_asks_and_a_time_limit_kills_all_of_it()
         memory: 0,
     };
     let ct = CancellationToken::new();
-    let o = process(&p, Bytes::new(), &[], &root.join("t"), limits, Some(&s), &ct).await;
+    let o = process(
+        &p,
+        Bytes::new(),
+        &[],
+        &root.join("t"),
+        limits,
+        Some(&s),
+        &ct,
+    )
+    .await;
     assert_eq!(o.kind, pb::ErrorKind::TimeLimit as i32, "{o:?}");
     let mut left = Vec::new();
     for _ in 0..50 {
@@ -163,5 +175,9 @@ async fn a_task_has_no_network_unless_it_asks_and_a_time_limit_kills_all_of_it()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(left.is_empty(), "{} sandboxed processes outlived it", left.len());
+    assert!(
+        left.is_empty(),
+        "{} sandboxed processes outlived it",
+        left.len()
+    );
 }
