@@ -104,6 +104,11 @@ impl Liveness {
         }
     }
 
+    /// Streams worker `key` has open to this keeper now.
+    pub fn open_streams(&self, key: &str) -> u32 {
+        self.heard.lock().get(key).map_or(0, |h| h.open)
+    }
+
     /// How worker `key` stands at chain time `chain_now` against a grace period of `grace`
     /// chain seconds.
     pub fn silence(&self, key: &str, chain_now: i64, grace: i64) -> Silence {

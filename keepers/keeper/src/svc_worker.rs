@@ -14,6 +14,9 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::auth::Gate;
 use crate::core::Core;
 
+/// Streams one worker key may hold open at once before a standby connection is refused.
+const MAX_STREAMS_PER_KEY: u32 = 4;
+
 /// How long a new stream may take to send `Register`.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +93,13 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
             return Err(Status::invalid_argument("at most 64 GPUs per worker"));
         }
         let key: Arc<str> = bs58::encode(key).into_string().into();
+        // A worker needs one standby connection per keeper; a few allow for reconnects
+        // overlapping the stream they replace. More is a listed key flooding this keeper.
+        if reg.standby && self.core.liveness.open_streams(&key) >= MAX_STREAMS_PER_KEY {
+            return Err(Status::resource_exhausted(format!(
+                "worker {key} already has {MAX_STREAMS_PER_KEY} streams open to this keeper"
+            )));
+        }
         let live = self.core.liveness.connected(&key);
         if reg.standby {
             return Ok(Response::new(self.standby(key, inbound, live)));
@@ -166,7 +176,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
 
 impl WorkerSvc {
     /// A standby connection (see `Register.standby`): the worker is heard from on every
-    /// message it sends, and gets no work. Its stream carries `Registered` and ends when the
+    /// message it sends, and gets no work (a drain is acknowledged at once). Its stream carries `Registered` and ends when the
     /// worker's does or the keeper shuts down.
     fn standby(
         &self,
@@ -195,7 +205,15 @@ impl WorkerSvc {
                     m = inbound.message() => m,
                 };
                 match m {
-                    Ok(Some(_)) => core.liveness.heard(&key),
+                    Ok(Some(m)) => {
+                        core.liveness.heard(&key);
+                        // Nothing to drain: a standby connection holds no work.
+                        if let Some(Up::Draining(_)) = m.msg {
+                            let _ = tx.send(pb::KeeperMessage {
+                                msg: Some(pb::keeper_message::Msg::DrainAck(pb::DrainAck {})),
+                            });
+                        }
+                    }
                     Ok(None) | Err(_) => break,
                 }
             }

@@ -1,6 +1,7 @@
 use ed25519_dalek::Signer;
 use gpunet_proto::v1 as pb;
 use gpunet_task_client::{Client, ClientError, spec as task};
+use std::time::Duration;
 use tonic::Code;
 
 use crate::common::*;
@@ -152,4 +153,35 @@ async fn test_replayed_request_is_refused() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_standby_connections_get_no_work_and_a_key_cannot_flood_them() {
+    let mut env = Env::start(test_config(), 4).await;
+    let mut c = env.worker_config(2, 2);
+    c.standby = true;
+    let standby: Vec<_> = (0..6).map(|_| gpunet_worker::spawn(c.clone())).collect();
+    let core = env.keeper.core().clone();
+    let key = bs58::encode(c.key.verifying_key().to_bytes()).into_string();
+    wait_until(Duration::from_secs(10), || {
+        core.liveness.open_streams(&key) == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        core.liveness.open_streams(&key),
+        4,
+        "at most 4 streams a key"
+    );
+    assert!(core.metrics.render().contains("workers_standby 4"));
+    // Standing by is not joining: no worker in the lease's cluster, no task placed.
+    assert_eq!(core.connected_workers(), 0);
+    for w in standby {
+        w.cancel.cancel();
+        let _ = w.join().await;
+    }
+    wait_until(Duration::from_secs(10), || {
+        core.liveness.open_streams(&key) == 0
+    })
+    .await;
 }
