@@ -4,8 +4,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use gpunet_sdk::cluster::{self, ClusterSpec, Pick};
-use gpunet_sdk::{LeaseStatus, Provider, ProviderFilter, token};
+use gpunet_sdk::{Lease, LeaseStatus, Provider, ProviderFilter, token};
 use serde_json::{Value, json};
+use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
 use super::{ClassArg, config, explain, need_tokens};
@@ -239,17 +240,21 @@ async fn list(g: &Global) -> Result<()> {
     Ok(())
 }
 
-async fn show(g: &Global, id: u32) -> Result<()> {
-    let client = g.client();
+/// The leases of the signer's cluster `id`, or why there are none.
+async fn leases_of(g: &Global, id: u32) -> Result<Vec<(Pubkey, Lease)>> {
     let user = g.signer()?;
-    let all = cluster::clusters(&client, &user.pubkey())
+    let mut all = cluster::clusters(&g.client(), &user.pubkey())
         .await
         .map_err(|e| explain(e, "clusters"))?;
-    let leases = all
-        .get(&id)
-        .ok_or_else(|| anyhow!("no cluster {id} of {}", user.pubkey()))?;
+    all.remove(&id)
+        .ok_or_else(|| anyhow!("no cluster {id} of {}", user.pubkey()))
+}
+
+async fn show(g: &Global, id: u32) -> Result<()> {
+    let client = g.client();
+    let leases = leases_of(g, id).await?;
     let mut rows = Vec::new();
-    for (a, l) in leases {
+    for (a, l) in &leases {
         let p = client
             .fetch::<Provider>("provider", &l.provider)
             .await
@@ -282,16 +287,9 @@ async fn show(g: &Global, id: u32) -> Result<()> {
 }
 
 async fn close(g: &Global, id: u32) -> Result<()> {
-    let client = g.client();
-    let user = g.signer()?;
-    let all = cluster::clusters(&client, &user.pubkey())
-        .await
-        .map_err(|e| explain(e, "clusters"))?;
-    let leases = all
-        .get(&id)
-        .ok_or_else(|| anyhow!("no cluster {id} of {}", user.pubkey()))?;
+    let leases = leases_of(g, id).await?;
     let mut closed = Vec::new();
-    for (lease, _) in leases {
+    for (lease, _) in &leases {
         let (sig, mut v) = super::lease::close_lease(g, *lease)
             .await
             .with_context(|| format!("cluster {id}: lease {lease}"))?;
