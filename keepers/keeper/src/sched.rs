@@ -610,7 +610,7 @@ impl Scheduler {
         }
     }
 
-    fn zone_of(&self, idx: WorkerIdx) -> Option<&str> {
+    pub(super) fn zone_of(&self, idx: WorkerIdx) -> Option<&str> {
         self.worker(idx)?
             .spec
             .labels

@@ -1,4 +1,5 @@
-//! Placement groups (Ray's PACK, SPREAD, STRICT_PACK, STRICT_SPREAD): creating them,
+//! Placement groups (Ray's PACK, SPREAD, STRICT_PACK, STRICT_SPREAD; the spreading ones over
+//! zones first): creating them,
 //! placing their bundles on workers, and placing tasks inside a bundle.
 
 use std::collections::{HashMap, HashSet};
@@ -176,12 +177,19 @@ impl Scheduler {
                 Some(plan)
             }
             PgStrategy::StrictSpread | PgStrategy::Spread => {
+                // Bundles per zone so far: a fresh worker is taken in the zone with the fewest
+                // (so a group spreads over zones before it doubles up in one).
+                let mut per_zone: HashMap<Option<&str>, usize> = HashMap::new();
+                for &w in &placed {
+                    *per_zone.entry(self.zone_of(w)).or_default() += 1;
+                }
                 for &b in &missing {
                     let r = g.bundles[b].res;
                     let fresh = candidates
                         .iter()
                         .copied()
-                        .find(|w| !used.contains(w) && free.get(w).is_some_and(|f| r.fits_in(f)));
+                        .filter(|w| !used.contains(w) && free.get(w).is_some_and(|f| r.fits_in(f)))
+                        .min_by_key(|w| per_zone.get(&self.zone_of(*w)).copied().unwrap_or(0));
                     let pick = match fresh {
                         Some(w) => w,
                         None if g.strategy == PgStrategy::Spread => candidates
@@ -194,6 +202,7 @@ impl Scheduler {
                         f.sub(&r);
                     }
                     used.insert(pick);
+                    *per_zone.entry(self.zone_of(pick)).or_default() += 1;
                     plan.push((b, pick));
                 }
                 Some(plan)

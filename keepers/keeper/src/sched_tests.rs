@@ -200,6 +200,40 @@ fn strict_spread_needs_distinct_workers() {
 }
 
 #[test]
+fn strict_spread_groups_spread_over_zones_first() {
+    let mut s = Scheduler::new();
+    // Two workers in zone a (listed first), two in b: two bundles land in both zones, four
+    // take every worker.
+    for (key, zone) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b")] {
+        s.add_worker(in_zone(key, 4, zone));
+    }
+    let b = Res {
+        milli_cpus: 1000,
+        gpus: 0,
+        memory: 0,
+    };
+    let two = s.create_group(vec![b, b], PgStrategy::StrictSpread);
+    let zones: HashSet<char> = s
+        .group_info(two)
+        .unwrap()
+        .bundle_workers
+        .iter()
+        .flatten()
+        .map(|w| w.chars().next().unwrap())
+        .collect();
+    assert_eq!(zones, HashSet::from(['a', 'b']));
+    let four = s.create_group(vec![b, b, b, b], PgStrategy::Spread);
+    let workers: HashSet<Arc<str>> = s
+        .group_info(four)
+        .unwrap()
+        .bundle_workers
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(workers.len(), 4);
+}
+
+#[test]
 fn strict_pack_on_one_worker() {
     let mut s = Scheduler::new();
     s.add_worker(spec("a", 2, 0));
