@@ -18,8 +18,8 @@ use solana_sdk::signature::{Keypair, Signer};
 
 use crate::gpunet::instructions::LeaseOpenArgs;
 use crate::{
-    Config, GpuClass, GpunetClient, Lease, LeaseFilter, Provider, ProviderStatus, SdkError, ix,
-    pda, token,
+    Config, GpuClass, GpunetClient, Lease, LeaseFilter, Provider, SdkError, ix, location, pda,
+    token,
 };
 
 /// What the user asks for.
@@ -76,24 +76,19 @@ pub enum MatchError {
     OneZone(usize),
 }
 
-/// A NUL-padded location label as text.
-pub fn location(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim_end_matches('\0')
-        .to_string()
-}
-
 /// GPUs `p` can lease out now under `config`: free GPUs, as far as its free stake covers the
 /// stake each locks (0 unless it is active and staked for its whole offer).
 pub fn free_gpus(p: &Provider, config: &Config) -> u16 {
     let per_gpu = config.params.min_stake_per_gpu[p.gpu.class.index()];
-    let min_stake = per_gpu.saturating_mul(u64::from(p.gpu.count));
-    if p.status != ProviderStatus::Active || p.staked < min_stake {
+    if !p.can_take_leases(config).unwrap_or(false) {
         return 0;
     }
     let by_count = p.gpu.count.saturating_sub(p.gpus_leased);
-    let free_stake = p.staked.saturating_sub(p.locked);
-    let by_stake = free_stake.checked_div(per_gpu).unwrap_or(u64::MAX);
+    let by_stake = p
+        .free_stake()
+        .unwrap_or(0)
+        .checked_div(per_gpu)
+        .unwrap_or(u64::MAX);
     by_count.min(u16::try_from(by_stake).unwrap_or(u16::MAX))
 }
 

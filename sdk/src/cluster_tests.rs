@@ -1,7 +1,7 @@
 use anchor_lang::{AnchorDeserialize, Space};
 
 use super::*;
-use crate::GpuOffer;
+use crate::{GpuOffer, ProviderStatus};
 
 fn config() -> Config {
     let mut c = Config::deserialize(&mut &vec![0u8; Config::INIT_SPACE][..]).unwrap();

@@ -34,3 +34,10 @@ pub use gpunet::state::{
 };
 
 pub use client::{GpunetClient, LeaseFilter, ProviderFilter, SdkError};
+
+/// A region or zone label as text: the NUL-padded bytes `gpunet::state::encode_location` wrote.
+pub fn location(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches('\0')
+        .to_string()
+}

@@ -70,6 +70,22 @@ pub fn layout(workers: &[Pubkey], provider_gpus: u16, leases: &[(Pubkey, Lease)]
     out
 }
 
+/// The GPUs each worker owes `lease` in the [`layout`]: only the workers that owe some.
+pub fn owed(
+    workers: &[Pubkey],
+    provider_gpus: u16,
+    leases: &[(Pubkey, Lease)],
+    lease: &Pubkey,
+) -> BTreeMap<Pubkey, u16> {
+    let mut out = BTreeMap::new();
+    for s in layout(workers, provider_gpus, leases) {
+        if s.lease == *lease {
+            *out.entry(workers[s.worker]).or_default() += 1;
+        }
+    }
+    out
+}
+
 /// GPUs of `lease` that worker `worker` owes it in the [`layout`] (0: none, or not listed).
 pub fn share(
     workers: &[Pubkey],
@@ -78,13 +94,10 @@ pub fn share(
     lease: &Pubkey,
     worker: &Pubkey,
 ) -> u16 {
-    let Some(me) = workers.iter().position(|w| w == worker) else {
-        return 0;
-    };
-    layout(workers, provider_gpus, leases)
-        .iter()
-        .filter(|s| s.worker == me && s.lease == *lease)
-        .count() as u16
+    owed(workers, provider_gpus, leases, lease)
+        .get(worker)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Which of worker `me`'s GPUs (positions in its list, `my_gpus` of them) each keeper account

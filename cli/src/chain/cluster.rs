@@ -263,8 +263,8 @@ async fn show(g: &Global, id: u32) -> Result<()> {
             "lease": a.to_string(),
             "status": format!("{:?}", l.status),
             "provider": l.provider.to_string(),
-            "region": cluster::location(&p.region),
-            "zone": cluster::location(&p.zone),
+            "region": gpunet_sdk::location(&p.region),
+            "zone": gpunet_sdk::location(&p.zone),
             "gpus": l.gpus,
             "keeper": l.keeper.to_string(),
         }));

@@ -123,13 +123,6 @@ async fn config(client: &GpunetClient) -> Result<Config> {
     })
 }
 
-/// A fixed-size, NUL-padded location label as text.
-fn location(bytes: &[u8; 16]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim_end_matches('\0')
-        .to_string()
-}
-
 /// `wallet`, or the signer's public key.
 fn wallet_or_signer(g: &crate::Global, wallet: Option<Pubkey>) -> Result<Pubkey> {
     use solana_sdk::signature::Signer;

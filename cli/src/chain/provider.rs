@@ -4,14 +4,12 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use gpunet_sdk::gpunet::instructions::{ProviderRegisterArgs, ProviderUpdateArgs};
 use gpunet_sdk::gpunet::state::{GpuOffer, Provider};
-use gpunet_sdk::{ProviderFilter, ix, pda, token};
+use gpunet_sdk::{ProviderFilter, ix, location, pda, token};
 use serde_json::{Value, json};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
-use super::{
-    ClassArg, config, explain, explain_missing, location, need_tokens, send, wallet_or_signer,
-};
+use super::{ClassArg, config, explain, explain_missing, need_tokens, send, wallet_or_signer};
 use crate::Global;
 use crate::output::{done, kv, print, table};
 

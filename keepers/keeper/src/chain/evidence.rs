@@ -6,7 +6,7 @@
 //!   ([`gpunet_proof::worker_fault`]: its own signed words are wrong), by a worker the lease's
 //!   provider lists, challenged by the lease's keeper and anchored at a slot still in the
 //!   chain's `SlotHashes` (recent: a stale failure cannot be saved up and replayed).
-//! - [`silent_workers`]: workers that owe the lease GPUs ([`gpunet_sdk::plan::share`]) and
+//! - [`silent_workers`]: workers that owe the lease GPUs ([`gpunet_sdk::plan::owed`]) and
 //!   that this signer has not heard from for the lease's grace period
 //!   ([`crate::liveness`]), after a failed checkpoint. Unlike the other two, this rests on what
 //!   each signer saw itself: a worker alive to any of them is not slashed.
@@ -22,7 +22,7 @@ use gpunet_proof::{Expectations, TimingPolicy, Transcript, checkpoint_digest, wo
 use gpunet_proto::v1 as pb;
 use gpunet_sdk::audit::{AuditOutcome, audit_checkpoint};
 use gpunet_sdk::gpunet::state::{Lease, LeaseStatus};
-use gpunet_sdk::plan::share;
+use gpunet_sdk::plan::owed;
 use gpunet_sdk::{GpunetClient, Keeper, LeaseFilter, Provider, SdkError, Verdict};
 use sha2::{Digest, Sha256};
 use solana_sdk::pubkey::Pubkey;
@@ -215,10 +215,7 @@ pub async fn find_silent(
     let now = client.chain_time().await?;
     let mut silent = Vec::new();
     let mut waiting = Vec::new();
-    for w in &provider.workers {
-        if share(&provider.workers, provider.gpu.count, &leases, address, w) == 0 {
-            continue;
-        }
+    for w in owed(&provider.workers, provider.gpu.count, &leases, address).keys() {
         match liveness.silence(&w.to_string(), now, lease.terms.grace_period) {
             Silence::Alive => {}
             Silence::NotYet(why) => waiting.push(format!("worker {w}: {why}")),
@@ -257,6 +254,7 @@ pub async fn silent_workers(
     }
     let (provider, leases) = layout_inputs(client, &lease).await?;
     let now = client.chain_time().await?;
+    let owed_by = owed(&provider.workers, provider.gpu.count, &leases, address);
     let mut gpus: u32 = 0;
     for w in workers {
         if !provider.workers.contains(w) {
@@ -265,7 +263,7 @@ pub async fn silent_workers(
                 lease.provider
             )));
         }
-        let owed = share(&provider.workers, provider.gpu.count, &leases, address, w);
+        let owed = owed_by.get(w).copied().unwrap_or(0);
         if owed == 0 {
             return Err(refuted(format!("worker {w} owes this lease no GPU")));
         }

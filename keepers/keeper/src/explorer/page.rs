@@ -6,6 +6,7 @@ use std::fmt::Write;
 use gpunet_proto::v1 as pb;
 use gpunet_sdk::events::GpunetEvent;
 use gpunet_sdk::gpunet::state::{KeeperStatus, LeaseStatus, ProviderStatus, Verdict};
+use gpunet_sdk::location;
 
 use super::{LeaseView, Scope, View};
 
@@ -383,13 +384,6 @@ fn verdict(v: Verdict) -> &'static str {
         Verdict::Fail => "<span class=\"fail\">fail</span>",
         _ => "—",
     }
-}
-
-/// A region or zone as registered (zero-padded bytes).
-fn location(b: &[u8]) -> String {
-    String::from_utf8_lossy(b)
-        .trim_end_matches('\0')
-        .to_string()
 }
 
 fn hex(b: &[u8]) -> String {
