@@ -113,6 +113,10 @@ fn all_errors() -> Vec<GpunetError> {
         InvariantViolated,
         InvalidSlashGpus,
         AlreadySlashed,
+        ResizePending,
+        InvalidResize,
+        DepositAboveMax,
+        PeriodPastResize,
     ]
 }
 

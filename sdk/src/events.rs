@@ -52,6 +52,8 @@ gpunet_events!(
     LeaseOpened,
     LeaseCommitteeDrawn,
     LeaseToppedUp,
+    LeaseResizeRequested,
+    LeaseResized,
     CheckpointPosted,
     LeaseClosed,
     ProviderSlashed,

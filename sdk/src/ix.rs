@@ -402,6 +402,36 @@ pub fn lease_top_up(
     )
 }
 
+/// `lease_resize`: the user changes its lease's GPU count to `gpus`; a grow takes at most
+/// `max_deposit` more escrow from `user_token`, a shrink refunds to it.
+pub fn lease_resize(
+    user: &Pubkey,
+    user_token: &Pubkey,
+    lease: &Pubkey,
+    provider: &Pubkey,
+    mint: &Pubkey,
+    gpus: u16,
+    max_deposit: u64,
+) -> Instruction {
+    build(
+        gpunet::accounts::LeaseResize {
+            user: *user,
+            config: pda::config(),
+            lease: *lease,
+            vault: pda::lease_vault(lease),
+            provider: *provider,
+            user_token: *user_token,
+            mint: *mint,
+            token_program: TOKEN_PROGRAM_ID,
+            event_authority: pda::event_authority(),
+            program: gpunet::ID,
+        },
+        gpunet::instruction::LeaseResize {
+            args: gpunet::instructions::LeaseResizeArgs { gpus, max_deposit },
+        },
+    )
+}
+
 impl LeaseParties {
     /// The parties of a lease that a slash ended: closing it needs neither provider nor keeper.
     pub fn ended(self) -> Self {

@@ -190,4 +190,13 @@ pub enum GpunetError {
     InvalidSlashGpus,
     #[msg("the provider was already slashed on this lease since its last checkpoint")]
     AlreadySlashed,
+    // Lease resize.
+    #[msg("the lease already has a resize waiting for its checkpoint")]
+    ResizePending,
+    #[msg("a resize asks for at least one GPU, and a count other than the lease's")]
+    InvalidResize,
+    #[msg("the resize needs a larger deposit than the user allowed")]
+    DepositAboveMax,
+    #[msg("a checkpoint cannot settle past a pending resize")]
+    PeriodPastResize,
 }

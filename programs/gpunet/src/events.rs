@@ -186,6 +186,43 @@ pub struct LeaseToppedUp {
 
 #[event]
 #[derive(Debug, Clone)]
+pub struct LeaseResizeRequested {
+    pub lease: Pubkey,
+    pub gpus_from: u16,
+    pub gpus_to: u16,
+    /// The new count bills from here; checkpoints settle up to it first.
+    pub resize_at: i64,
+    /// Escrow taken from the user (a grow).
+    pub deposit: u64,
+    /// Unspent escrow returned to the user (a shrink).
+    pub refund: u64,
+    /// Provider stake locked for a grow's extra GPUs.
+    pub stake_booked: u64,
+    /// The lease's `funded_until` after the request.
+    pub funded_until: i64,
+    /// Applied at once (the lease was settled up to the request).
+    pub applied: bool,
+}
+
+#[event]
+#[derive(Debug, Clone)]
+pub struct LeaseResized {
+    pub lease: Pubkey,
+    pub gpus_from: u16,
+    pub gpus: u16,
+    /// Unix time the new count bills from.
+    pub rate_since: i64,
+    pub stake_locked: u64,
+    /// Stake and GPUs given back to the provider (a shrink), or released from a pending
+    /// grow's booking (a cancel).
+    pub stake_released: u64,
+    pub gpus_released: u16,
+    /// The resize was cancelled (a slash or the close), not applied.
+    pub cancelled: bool,
+}
+
+#[event]
+#[derive(Debug, Clone)]
 pub struct CheckpointPosted {
     pub lease: Pubkey,
     pub keeper: Pubkey,

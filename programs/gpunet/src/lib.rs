@@ -155,6 +155,12 @@ pub mod gpunet {
         instructions::lease_checkpoint::handler(ctx, args)
     }
 
+    /// The user changes an active lease's GPU count from now on; escrow moves so that it
+    /// stays funded until the same time. Applies when checkpoints reach the request.
+    pub fn lease_resize(ctx: Context<LeaseResize>, args: LeaseResizeArgs) -> Result<()> {
+        instructions::lease_resize::handler(ctx, args)
+    }
+
     /// Final settlement: refund, stake lock released, accounts closed.
     pub fn lease_close(ctx: Context<LeaseClose>) -> Result<()> {
         instructions::lease_close::handler(ctx)

@@ -11,20 +11,20 @@ use solana_sdk::signature::Signer;
 
 use crate::substitute;
 
-const STAKE: u64 = 4_000 * TOKEN; // 4 H100s × 1,000 tokens minimum
-const PRICE: u64 = 10; // base units per GPU-second
-const HOUR: i64 = 3_600;
+pub(crate) const STAKE: u64 = 4_000 * TOKEN; // 4 H100s × 1,000 tokens minimum
+pub(crate) const PRICE: u64 = 10; // base units per GPU-second
+pub(crate) const HOUR: i64 = 3_600;
 
 /// Two keepers, a provider with 4 H100s fully staked, a user with plenty of tokens.
-struct World {
-    f: Fixture,
-    keepers: Vec<Wallet>,
-    provider: Wallet,
-    user: Wallet,
+pub(crate) struct World {
+    pub(crate) f: Fixture,
+    pub(crate) keepers: Vec<Wallet>,
+    pub(crate) provider: Wallet,
+    pub(crate) user: Wallet,
 }
 
 impl World {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let mut f = Fixture::new().await;
         let keepers = vec![f.keeper_wallet().await, f.keeper_wallet().await];
         let provider = f.provider_wallet(4, STAKE, 0).await;
@@ -37,7 +37,7 @@ impl World {
         }
     }
 
-    fn args(nonce: u64, gpus: u16, duration: i64) -> LeaseOpenArgs {
+    pub(crate) fn args(nonce: u64, gpus: u16, duration: i64) -> LeaseOpenArgs {
         LeaseOpenArgs {
             nonce,
             gpus,
@@ -46,7 +46,7 @@ impl World {
         }
     }
 
-    async fn open(&mut self, nonce: u64, gpus: u16, duration: i64) -> LeaseParties {
+    pub(crate) async fn open(&mut self, nonce: u64, gpus: u16, duration: i64) -> LeaseParties {
         let user = Wallet {
             keypair: self.user.keypair.insecure_clone(),
             token: self.user.token,
@@ -61,7 +61,7 @@ impl World {
             .expect("lease_open")
     }
 
-    fn keeper_of(&self, parties: &LeaseParties) -> &Wallet {
+    pub(crate) fn keeper_of(&self, parties: &LeaseParties) -> &Wallet {
         self.keepers
             .iter()
             .find(|k| pda::keeper(&k.pubkey()) == parties.keeper)
@@ -69,7 +69,7 @@ impl World {
     }
 
     /// Posts checkpoint `sequence` for [start, end) with `verdict`, signed by `keeper`.
-    async fn checkpoint_by(
+    pub(crate) async fn checkpoint_by(
         &mut self,
         keeper: &Wallet,
         parties: &LeaseParties,
@@ -96,7 +96,7 @@ impl World {
         self.f.send(&[ix], &[&kp]).await
     }
 
-    async fn checkpoint(
+    pub(crate) async fn checkpoint(
         &mut self,
         parties: &LeaseParties,
         sequence: u64,
@@ -112,7 +112,7 @@ impl World {
             .await
     }
 
-    async fn close_by_user(
+    pub(crate) async fn close_by_user(
         &mut self,
         parties: &LeaseParties,
     ) -> Result<(), solana_program_test::BanksClientError> {
@@ -126,7 +126,7 @@ impl World {
         self.f.send(&[ix], &[&kp]).await
     }
 
-    async fn slash(
+    pub(crate) async fn slash(
         &mut self,
         parties: &LeaseParties,
         signers: &[&Wallet],
@@ -135,7 +135,7 @@ impl World {
         self.slash_gpus(parties, signers, gpus).await
     }
 
-    async fn slash_gpus(
+    pub(crate) async fn slash_gpus(
         &mut self,
         parties: &LeaseParties,
         signers: &[&Wallet],

@@ -10,6 +10,7 @@ mod lease;
 mod pause;
 mod property;
 mod provider;
+mod resize;
 
 use solana_sdk::instruction::Instruction;
 use solana_sdk::pubkey::Pubkey;

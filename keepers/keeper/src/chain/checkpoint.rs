@@ -434,14 +434,18 @@ impl Checkpointer {
 }
 
 /// The end of the period to post at chain time `now`, if one is due: `checkpoint_interval`
-/// after `paid_until`, or the end of the escrow if that comes first (and has passed).
+/// after `paid_until`, or the end of the escrow or a pending resize's `resize_at` if that comes
+/// first (and has passed): the program settles no further until the resize applies.
 pub fn due(lease: &Lease, now: i64) -> Option<i64> {
-    let funded_until = lease.funded_until().ok()?;
+    let mut limit = lease.funded_until().ok()?;
+    if lease.resize_pending() {
+        limit = limit.min(lease.resize_at);
+    }
     let interval_end = lease
         .paid_until
         .saturating_add(lease.terms.checkpoint_interval);
-    let end = now.min(funded_until);
-    let due = now >= interval_end || (now >= funded_until && funded_until > lease.paid_until);
+    let end = now.min(limit);
+    let due = now >= interval_end || (now >= limit && limit > lease.paid_until);
     (due && end > lease.paid_until).then_some(end)
 }
 
@@ -500,6 +504,19 @@ mod tests {
         assert_eq!(due(&lease(1_300), 1_600), Some(1_600));
         assert_eq!(due(&lease(1_000), 9_999), Some(1_600));
         assert_eq!(due(&lease(1_600), 9_999), None);
+    }
+
+    #[test]
+    fn a_pending_resize_ends_the_period_at_its_request() {
+        let mut l = lease(1_000);
+        l.pending_gpus = 4;
+        l.resize_at = 1_120;
+        // Not before the request has passed; then up to it and no further.
+        assert_eq!(due(&l, 1_119), None);
+        assert_eq!(due(&l, 1_120), Some(1_120));
+        assert_eq!(due(&l, 1_500), Some(1_120));
+        l.paid_until = 1_120;
+        assert_eq!(due(&l, 9_999), None);
     }
 
     #[test]

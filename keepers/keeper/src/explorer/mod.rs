@@ -287,6 +287,8 @@ fn settle(lease: &mut Lease, history: &[(GpunetEvent, u64)]) {
                 lease.paid_until = lease.paid_until.max(c.period_end);
             }
             GpunetEvent::ProviderSlashed(x) if x.gpus_left > 0 => lease.gpus = x.gpus_left,
+            GpunetEvent::LeaseResized(x) if !x.cancelled => lease.gpus = x.gpus,
+            GpunetEvent::LeaseResizeRequested(x) if x.applied => lease.gpus = x.gpus_to,
             GpunetEvent::LeaseClosed(c) => {
                 lease.funded = c.funded;
                 lease.paid_provider = c.paid_provider;
@@ -303,6 +305,11 @@ fn settle(lease: &mut Lease, history: &[(GpunetEvent, u64)]) {
         _ => 0,
     });
     lease.compensation = compensation.sum();
+    let withdrawn = history.iter().map(|(e, _)| match e {
+        GpunetEvent::LeaseResizeRequested(x) => x.refund,
+        _ => 0,
+    });
+    lease.withdrawn = lease.withdrawn.max(withdrawn.sum());
 }
 
 /// Whether nothing the page shows of a lease's history can have changed.

@@ -4,13 +4,14 @@
 //! escrow, less the keeper fee, goes back to the user at close). The keeper fee is the same for
 //! both verdicts, so a keeper gains nothing by its choice. Fees are the lease's own terms, fixed
 //! at open. Sequence numbers are consecutive and periods contiguous, so a keeper that crashes
-//! and sends again can never pay twice.
+//! and sends again can never pay twice. With a resize pending, periods end at its `resize_at`
+//! at the latest, and the checkpoint that reaches it applies the new GPU count.
 
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
-use crate::events::CheckpointPosted;
+use crate::events::{CheckpointPosted, LeaseResized};
 use crate::math::{bps_of, cost, safe_add, split_payment};
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, KeeperStatus, LEASE_SEED, LEASE_VAULT_SEED, Lease,
@@ -134,6 +135,10 @@ impl LeaseCheckpoint<'_> {
             args.period_end <= lease.funded_until()?,
             GpunetError::PeriodBeyondEscrow
         );
+        require!(
+            !lease.resize_pending() || args.period_end <= lease.resize_at,
+            GpunetError::PeriodPastResize
+        );
         require!(args.verdict != Verdict::None, GpunetError::InvalidVerdict);
         lease.check_vault(self.vault.amount)
     }
@@ -196,9 +201,29 @@ pub fn handler(ctx: Context<LeaseCheckpoint>, args: LeaseCheckpointArgs) -> Resu
     lease.last_verdict = args.verdict;
     lease.last_score = args.score;
     lease.paused_mark = paused_now;
+    // The checkpoint that reaches a pending resize applies it: the new count bills from here.
+    let resized = if lease.resize_pending() && lease.paid_until == lease.resize_at {
+        let from = lease.gpus;
+        let (gpus, stake) = lease.apply_resize()?;
+        Some(LeaseResized {
+            lease: lease_key,
+            gpus_from: from,
+            gpus: lease.gpus,
+            rate_since: lease.rate_since,
+            stake_locked: lease.stake_locked,
+            stake_released: stake,
+            gpus_released: gpus,
+            cancelled: false,
+        })
+    } else {
+        None
+    };
     lease.invariant()?;
 
     let provider = &mut ctx.accounts.provider;
+    if let Some(r) = &resized {
+        provider.release_gpus(r.gpus_released, r.stake_released)?;
+    }
     provider.checkpoints_total = safe_add(provider.checkpoints_total, 1)?;
     if args.verdict == Verdict::Pass {
         provider.score = args.score;
@@ -225,5 +250,8 @@ pub fn handler(ctx: Context<LeaseCheckpoint>, args: LeaseCheckpointArgs) -> Resu
         protocol_fee: split.protocol,
         keeper_fee: split.keeper,
     });
+    if let Some(r) = resized {
+        emit_cpi!(r);
+    }
     Ok(())
 }

@@ -149,10 +149,16 @@ pub fn handler(ctx: Context<LeaseClose>) -> Result<()> {
 
     let lease = &mut ctx.accounts.lease;
     lease.refunded = safe_add(lease.refunded, due)?;
+    // A pending grow booked GPUs and stake on the provider: they go back with the lease's.
+    let (booked_gpus, booked_stake) = lease.cancel_resize();
     lease.invariant()?;
     require!(lease.escrow_due()? == 0, GpunetError::InvariantViolated);
     let status = lease.status;
-    let (gpus, stake_locked) = (lease.gpus, lease.stake_locked);
+    let gpus = lease
+        .gpus
+        .checked_add(booked_gpus)
+        .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+    let stake_locked = safe_add(lease.stake_locked, booked_stake)?;
 
     // A slash already released the provider's lock and the keeper's assignment; a pending
     // lease holds GPUs and stake but has no keeper yet. `validate` checked both accounts.

@@ -174,7 +174,11 @@ pub fn handler(ctx: Context<LeaseOpen>, args: LeaseOpenArgs) -> Result<()> {
         rate_since: 0,
         spent_before_rate: 0,
         slashed_sequence: 0,
-        reserved: [0; 40],
+        pending_gpus: 0,
+        resize_at: 0,
+        pending_stake: 0,
+        withdrawn: 0,
+        reserved: [0; 14],
     };
     lease.invariant()?;
 

@@ -10,6 +10,10 @@
 //! it bills the GPUs left, the escrow not yet paid out buys time at that smaller rate, and the
 //! stake of the slashed GPUs leaves the lease (what the slash did not take is unlocked).
 //!
+//! A slash cancels a pending `lease_resize` (a grow's booked GPUs and stake go back to the
+//! provider; a shrink's refund stays with the user, and the lease's escrow buys time at the
+//! rate it has after the slash).
+//!
 //! Co-signers come in `remaining_accounts` as pairs `(keeper wallet [signer], keeper account)`
 //! (`quorum.rs`). The committee was drawn at random from the active keepers, so a party that
 //! registers many keepers controls a slash only in proportion to its share of the bonds.
@@ -17,7 +21,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
-use crate::events::ProviderSlashed;
+use crate::events::{LeaseResized, ProviderSlashed};
 use crate::math::{compensation, safe_add, safe_add_time, safe_sub, split_slash, stake_share};
 use crate::state::{
     CONFIG_SEED, Config, KEEPER_SEED, Keeper, LEASE_SEED, Lease, LeaseStatus, PROVIDER_SEED,
@@ -98,6 +102,25 @@ pub fn handler<'info>(
 ) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let signers = crate::quorum::check(ctx.remaining_accounts, &ctx.accounts.lease, None)?;
+    // A slash cancels a pending resize; a pending grow's booking goes back to the provider.
+    let cancelled = ctx.accounts.lease.resize_pending().then(|| {
+        let (gpus, stake) = ctx.accounts.lease.cancel_resize();
+        LeaseResized {
+            lease: ctx.accounts.lease.key(),
+            gpus_from: ctx.accounts.lease.gpus,
+            gpus: ctx.accounts.lease.gpus,
+            rate_since: ctx.accounts.lease.rate_since,
+            stake_locked: ctx.accounts.lease.stake_locked,
+            stake_released: stake,
+            gpus_released: gpus,
+            cancelled: true,
+        }
+    });
+    if let Some(c) = &cancelled {
+        ctx.accounts
+            .provider
+            .release_gpus(c.gpus_released, c.stake_released)?;
+    }
     let lease = &ctx.accounts.lease;
     require!(
         gpus > 0 && gpus <= lease.gpus,
@@ -198,5 +221,8 @@ pub fn handler<'info>(
         keepers: signers,
         jailed_until,
     });
+    if let Some(c) = cancelled {
+        emit_cpi!(c);
+    }
     Ok(())
 }

@@ -166,8 +166,20 @@ pub struct Lease {
     /// slashed at most once per checkpoint, so a slash sent twice (a keeper retrying after a
     /// crash) cannot take the same GPUs' stake twice.
     pub slashed_sequence: u64,
+    /// GPU count a `lease_resize` asked for, applied once checkpoints have settled the lease
+    /// up to `resize_at` (0: no resize pending).
+    pub pending_gpus: u16,
+    /// Unix time from which `pending_gpus` bills: the request (0: no resize pending).
+    /// Checkpoints settle at the current rate up to it and no further until it applies.
+    pub resize_at: i64,
+    /// Provider stake a pending grow has already locked for its extra GPUs (the provider's
+    /// `gpus_leased` and `locked` count them from the request on).
+    pub pending_stake: u64,
+    /// Unspent escrow refunded to the user by a shrink while the lease runs (`refunded` is
+    /// what the close refunds).
+    pub withdrawn: u64,
     /// Reserved for growth.
-    pub reserved: [u8; 40],
+    pub reserved: [u8; 14],
 }
 
 impl Lease {
@@ -182,12 +194,81 @@ impl Lease {
         self.start.max(self.rate_since)
     }
 
-    /// Unix time up to which the escrow pays: `rate_start + (funded - spent_before_rate) /
-    /// rate` (whole seconds; `start + funded / rate` for a lease whose GPU count never
-    /// changed).
+    /// Unix time up to which the escrow pays: `rate_start + (funded - withdrawn -
+    /// spent_before_rate) / rate` (whole seconds; `start + funded / rate` for a lease whose
+    /// GPU count never changed).
     pub fn funded_until(&self) -> Result<i64> {
-        let left = crate::math::safe_sub(self.funded, self.spent_before_rate)?;
-        safe_add_time(self.rate_start(), seconds_funded(left, self.rate()?)?)
+        safe_add_time(
+            self.rate_start(),
+            seconds_funded(self.segment_budget()?, self.rate()?)?,
+        )
+    }
+
+    /// Escrow the current rate's segment may spend: deposits, less what a shrink refunded,
+    /// less what was paid out before the segment began.
+    pub fn segment_budget(&self) -> Result<u64> {
+        crate::math::safe_sub(
+            crate::math::safe_sub(self.funded, self.withdrawn)?,
+            self.spent_before_rate,
+        )
+    }
+
+    /// Whether a `lease_resize` waits for checkpoints to reach `resize_at`.
+    pub fn resize_pending(&self) -> bool {
+        self.pending_gpus != 0
+    }
+
+    /// What a lease resized to `gpus` at `at` needs in its current segment's budget so that
+    /// its escrow still lasts until the same time: the current rate up to `at`, the new rate
+    /// from `at` to today's `funded_until` (nothing past `at` when the funds ran out before).
+    pub fn budget_for_resize(&self, gpus: u16, at: i64) -> Result<u64> {
+        let funded_until = self.funded_until()?;
+        let new_rate = crate::math::lease_rate(self.price_per_gpu_second, gpus)?;
+        safe_add(
+            cost(self.rate()?, at - self.rate_start())?,
+            cost(new_rate, funded_until.max(at) - at)?,
+        )
+    }
+
+    /// Applies the pending resize once checkpoints have settled the lease up to `resize_at`:
+    /// the new rate's segment starts there. Returns the GPUs and stake the provider gets back
+    /// (a shrink), or zeros (a grow: its GPUs and stake were booked at the request).
+    pub fn apply_resize(&mut self) -> Result<(u16, u64)> {
+        require!(
+            self.resize_pending() && self.paid_until == self.resize_at,
+            GpunetError::InvariantViolated
+        );
+        let target = self.pending_gpus;
+        let released = if target < self.gpus {
+            let by = self.gpus - target;
+            (by, self.shrink(by)?)
+        } else {
+            self.spent_before_rate = self.paid_by_user()?;
+            self.rate_since = self.paid_until;
+            self.gpus = target;
+            self.stake_locked = safe_add(self.stake_locked, self.pending_stake)?;
+            (0, 0)
+        };
+        self.clear_resize();
+        Ok(released)
+    }
+
+    /// Drops a pending resize (a slash or the close). Returns the GPUs and stake a pending
+    /// grow had booked on the provider, which the caller releases.
+    pub fn cancel_resize(&mut self) -> (u16, u64) {
+        let booked = if self.pending_gpus > self.gpus {
+            (self.pending_gpus - self.gpus, self.pending_stake)
+        } else {
+            (0, 0)
+        };
+        self.clear_resize();
+        booked
+    }
+
+    fn clear_resize(&mut self) {
+        self.pending_gpus = 0;
+        self.resize_at = 0;
+        self.pending_stake = 0;
     }
 
     /// Takes `by` GPUs out of an active lease from `paid_until` on (a partial slash): the
@@ -210,7 +291,7 @@ impl Lease {
     pub fn escrow_due(&self) -> Result<u64> {
         let out = safe_add(
             safe_add(self.paid_provider, self.paid_protocol)?,
-            safe_add(self.paid_keeper, self.refunded)?,
+            safe_add(safe_add(self.paid_keeper, self.refunded)?, self.withdrawn)?,
         )?;
         crate::math::safe_sub(self.funded, out)
     }
@@ -296,6 +377,22 @@ impl Lease {
             self.slashed_sequence <= self.last_sequence.saturating_add(1),
             GpunetError::InvariantViolated
         );
+        // A pending resize: a new count that differs, from a time not yet settled; stake booked
+        // only by a grow.
+        if self.resize_pending() {
+            require!(
+                self.pending_gpus != self.gpus
+                    && self.status == LeaseStatus::Active
+                    && self.paid_until <= self.resize_at
+                    && (self.pending_gpus > self.gpus || self.pending_stake == 0),
+                GpunetError::InvariantViolated
+            );
+        } else {
+            require!(
+                self.resize_at == 0 && self.pending_stake == 0,
+                GpunetError::InvariantViolated
+            );
+        }
         // Never paid for more time than has been settled, within the current rate's segment
         // (what was paid before it was settled at the rate of its time).
         require!(
