@@ -4,7 +4,8 @@
 //!
 //! Operations:
 //! - leases: `Open` (usually followed by the committee draw two slots later), `Draw` a pending
-//!   lease's committee, `TopUp` (by the user or a stranger), `Checkpoint` (Pass or Fail;
+//!   lease's committee, `TopUp` (by the user or a stranger), `Resize` (grow or shrink, by the
+//!   user with a deposit allowance that is sometimes too small, or by a stranger), `Checkpoint` (Pass or Fail;
 //!   sometimes by a keeper not assigned to the lease, with a skewed sequence, period start or
 //!   end), `Close` (by the user or a stranger), `Reassign` (to the lease's successor on its
 //!   committee, or to a random keeper);
@@ -131,6 +132,14 @@ enum Op {
     },
     Close {
         lease: usize,
+        by_user: bool,
+    },
+    Resize {
+        lease: usize,
+        /// 0 and more than a provider has are refused.
+        gpus: u16,
+        /// The most a grow may deposit (`None`: no limit).
+        max_deposit: Option<u64>,
         by_user: bool,
     },
     Slash {
@@ -302,6 +311,22 @@ fn op() -> impl Strategy<Value = Op> {
             3,
             (lease(), prop::bool::weighted(0.6))
                 .prop_map(|(lease, by_user)| Op::Close { lease, by_user })
+                .boxed(),
+        ),
+        (
+            3,
+            (
+                lease(),
+                prop_oneof![8 => 1u16..=4, 1 => Just(0u16), 1 => Just(5u16)],
+                prop::option::weighted(0.2, 0..20_000u64),
+                prop::bool::weighted(0.9),
+            )
+                .prop_map(|(lease, gpus, max_deposit, by_user)| Op::Resize {
+                    lease,
+                    gpus,
+                    max_deposit,
+                    by_user,
+                })
                 .boxed(),
         ),
         (
@@ -573,6 +598,12 @@ struct LeaseModel {
     spent_before_rate: u64,
     /// `last_sequence + 1` at the last provider slash (0: none): one slash per checkpoint.
     slashed_sequence: u64,
+    /// A pending resize (0: none): the count asked for, from when, and the stake a grow booked.
+    pending_gpus: u16,
+    resize_at: i64,
+    pending_stake: u64,
+    /// Escrow a shrink refunded while the lease ran.
+    withdrawn: u64,
 }
 
 impl LeaseModel {
@@ -580,14 +611,53 @@ impl LeaseModel {
         PRICE * u64::from(self.gpus)
     }
     fn funded_until(&self) -> i64 {
-        self.start.max(self.rate_since)
-            + ((self.funded - self.spent_before_rate) / self.rate()) as i64
+        self.start.max(self.rate_since) + (self.budget() / self.rate()) as i64
+    }
+    /// What the current rate's segment may spend.
+    fn budget(&self) -> u64 {
+        self.funded - self.withdrawn - self.spent_before_rate
     }
     fn paid_by_user(&self) -> u64 {
         self.paid_provider + self.paid_protocol + self.paid_keeper
     }
     fn escrow(&self) -> u64 {
-        self.funded - self.paid_by_user()
+        self.funded - self.withdrawn - self.paid_by_user()
+    }
+    /// The segment budget a resize to `gpus` at `at` needs to stay funded until the same time.
+    fn resize_budget(&self, gpus: u16, at: i64) -> u64 {
+        let until = self.funded_until();
+        self.rate() * (at - self.start.max(self.rate_since)) as u64
+            + PRICE * u64::from(gpus) * (until.max(at) - at) as u64
+    }
+    /// Applies the pending resize at `paid_until`; returns the GPUs and stake a shrink gives
+    /// back to the provider.
+    fn apply_resize(&mut self) -> (u16, u64) {
+        let target = self.pending_gpus;
+        let released = if target < self.gpus {
+            let kept =
+                (u128::from(self.stake_locked) * u128::from(target) / u128::from(self.gpus)) as u64;
+            let out = (self.gpus - target, self.stake_locked - kept);
+            self.stake_locked = kept;
+            out
+        } else {
+            self.stake_locked += self.pending_stake;
+            (0, 0)
+        };
+        self.gpus = target;
+        self.rate_since = self.paid_until;
+        self.spent_before_rate = self.paid_by_user();
+        (self.pending_gpus, self.resize_at, self.pending_stake) = (0, 0, 0);
+        released
+    }
+    /// Drops a pending resize; returns what a grow had booked on the provider.
+    fn cancel_resize(&mut self) -> (u16, u64) {
+        let booked = if self.pending_gpus > self.gpus {
+            (self.pending_gpus - self.gpus, self.pending_stake)
+        } else {
+            (0, 0)
+        };
+        (self.pending_gpus, self.resize_at, self.pending_stake) = (0, 0, 0);
+        booked
     }
     /// Last moment a top-up is accepted; after it anyone may close.
     fn expires_at(&self, paused_now: i64) -> i64 {
@@ -934,6 +1004,10 @@ impl Sim {
                             rate_since: 0,
                             spent_before_rate: 0,
                             slashed_sequence: 0,
+                            pending_gpus: 0,
+                            resize_at: 0,
+                            pending_stake: 0,
+                            withdrawn: 0,
                         });
                         true
                     }
@@ -1003,8 +1077,13 @@ impl Sim {
                 let now = self.now().await;
                 let sequence = (l.last_sequence as i64 + 1 + i64::from(seq_skew)) as u64;
                 let start = l.paid_until + start_skew;
+                let limit = if l.pending_gpus > 0 {
+                    l.funded_until().min(l.resize_at)
+                } else {
+                    l.funded_until()
+                };
                 let end = if clamp {
-                    now.min(l.funded_until()) - end_back
+                    now.min(limit) - end_back
                 } else {
                     now - end_back
                 };
@@ -1021,7 +1100,8 @@ impl Sim {
                     && start == l.paid_until
                     && end > start
                     && end <= now
-                    && end <= l.funded_until();
+                    && end <= l.funded_until()
+                    && (l.pending_gpus == 0 || end <= l.resize_at);
                 let k = Wallet::insecure_clone(&self.keepers[keeper]);
                 let provider_token = self.providers[l.provider].token;
                 let parties = self.parties(&l);
@@ -1075,6 +1155,108 @@ impl Sim {
                     lm.last_sequence = sequence;
                     lm.last_checkpoint_at = now;
                     lm.paused_mark = paused_mark;
+                    if lm.pending_gpus > 0 && lm.paid_until == lm.resize_at {
+                        let (gpus, stake) = lm.apply_resize();
+                        let pm = &mut self.pmodel[l.provider];
+                        pm.gpus_leased -= gpus;
+                        pm.locked -= stake;
+                    }
+                }
+                Some((ok, done))
+            }
+            Op::Resize {
+                lease,
+                gpus,
+                max_deposit,
+                by_user,
+            } => {
+                let i = self.pick_lease(lease)?;
+                let l = self.leases[i].clone();
+                let pm = self.pmodel[l.provider].clone();
+                let grow = gpus > l.gpus;
+                let budget = l.budget();
+                let needed = if l.status == LeaseStatus::Active && gpus > 0 {
+                    l.resize_budget(gpus, now)
+                } else {
+                    budget
+                };
+                let (deposit, refund) = if grow {
+                    (needed.saturating_sub(budget), 0)
+                } else {
+                    (0, budget.saturating_sub(needed))
+                };
+                let stake = if grow {
+                    LOCK_PER_GPU * u64::from(gpus - l.gpus)
+                } else {
+                    0
+                };
+                let user = if by_user {
+                    Wallet::insecure_clone(&self.users[l.user])
+                } else {
+                    Wallet::insecure_clone(&self.stranger)
+                };
+                let ok = by_user
+                    && !paused
+                    && l.status == LeaseStatus::Active
+                    && l.pending_gpus == 0
+                    && gpus > 0
+                    && gpus != l.gpus
+                    && now <= l.expires_at(self.cfg.paused_seconds_at(now))
+                    && (!grow
+                        || (!pm.jailed
+                            && pm.unbonding == 0
+                            && pm.gpus_leased + (gpus - l.gpus) <= GPUS
+                            && pm.staked >= STAKE
+                            && pm.staked - pm.locked >= stake
+                            && deposit <= max_deposit.unwrap_or(u64::MAX)
+                            && self.expected[&user.token] >= deposit));
+                let parties = self.parties(&l);
+                let mint = self.f.mint;
+                let ix = ix::lease_resize(
+                    &user.pubkey(),
+                    &user.token,
+                    &l.lease,
+                    &parties.provider,
+                    &mint,
+                    gpus,
+                    max_deposit.unwrap_or(u64::MAX),
+                );
+                let done = self.send(&[ix], &[&user.keypair]).await;
+                if done {
+                    let vault = pda::lease_vault(&l.lease);
+                    self.sub(user.token, deposit);
+                    self.add(vault, deposit);
+                    self.sub(vault, refund);
+                    self.add(user.token, refund);
+                    let pm = &mut self.pmodel[l.provider];
+                    if grow {
+                        pm.gpus_leased += gpus - l.gpus;
+                        pm.locked += stake;
+                    }
+                    let lm = &mut self.leases[i];
+                    lm.funded += deposit;
+                    lm.withdrawn += refund;
+                    (lm.pending_gpus, lm.resize_at, lm.pending_stake) = (gpus, now, stake);
+                    if lm.paid_until == now {
+                        let (gpus, stake) = lm.apply_resize();
+                        pm.gpus_leased -= gpus;
+                        pm.locked -= stake;
+                    }
+                    // Whatever the counts, once the resize applies (every period up to it
+                    // paid) the lease is funded until the same time as before, and at least
+                    // up to the request when its funds had run out.
+                    let mut after = self.leases[i].clone();
+                    let covered = grow || l.funded_until() >= now;
+                    if covered && after.pending_gpus > 0 {
+                        after.paid_provider += after.rate() * (now - after.paid_until) as u64;
+                        after.paid_until = after.resize_at;
+                        after.apply_resize();
+                    }
+                    assert!(
+                        after.funded_until() >= l.funded_until().max(now)
+                            || (!grow && l.funded_until() < now),
+                        "{op:?}: a resize shortened the lease's funding"
+                    );
                 }
                 Some((ok, done))
             }
@@ -1105,9 +1287,10 @@ impl Sim {
                     assert_eq!(left, l.escrow(), "escrow = funded - paid");
                     self.add(user_token, left);
                     if l.status != LeaseStatus::Ended {
+                        let (booked_gpus, booked_stake) = l.clone().cancel_resize();
                         let pm = &mut self.pmodel[l.provider];
-                        pm.locked -= l.stake_locked;
-                        pm.gpus_leased -= l.gpus;
+                        pm.locked -= l.stake_locked + booked_stake;
+                        pm.gpus_leased -= l.gpus + booked_gpus;
                         pm.active_leases -= 1;
                     }
                     if let (LeaseStatus::Active, Some(k)) = (l.status, l.keeper) {
@@ -1153,6 +1336,11 @@ impl Sim {
                 let refs: Vec<&Keypair> = kps.iter().collect();
                 let done = self.send(&[ix], &refs).await;
                 if done {
+                    // A slash cancels a pending resize; a grow's booking goes back.
+                    let (booked_gpus, booked_stake) = self.leases[i].cancel_resize();
+                    let pm = &mut self.pmodel[l.provider];
+                    pm.gpus_leased -= booked_gpus;
+                    pm.locked -= booked_stake;
                     // The stake of the slashed GPUs: the lease keeps the healthy GPUs' share,
                     // rounded down.
                     let kept = (u128::from(l.stake_locked) * u128::from(l.gpus - gpus)
@@ -1674,8 +1862,20 @@ impl Sim {
                     + lease.paid_protocol
                     + lease.paid_keeper
                     + lease.refunded
+                    + lease.withdrawn
                     + vault,
                 "step {step} {op:?}: lease books"
+            );
+            assert_eq!(
+                (
+                    lease.pending_gpus,
+                    lease.resize_at,
+                    lease.pending_stake,
+                    lease.withdrawn
+                ),
+                (l.pending_gpus, l.resize_at, l.pending_stake, l.withdrawn),
+                "step {step} {op:?}: lease {} resize",
+                l.lease
             );
             let committee: Vec<Pubkey> = l
                 .committee
