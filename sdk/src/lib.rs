@@ -20,6 +20,7 @@ pub mod events;
 pub mod ix;
 pub mod pda;
 pub mod plan;
+pub mod resize;
 pub mod setup;
 pub mod token;
 pub mod watch;

@@ -1,4 +1,4 @@
-//! `gpunet lease open|top-up|close|draw|show|list|audit` (`audit` in `audit.rs`).
+//! `gpunet lease open|top-up|resize|close|draw|show|list|audit` (`audit` in `audit.rs`).
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -21,6 +21,18 @@ pub enum LeaseCmd {
     Open(OpenArgs),
     /// Add funds (base units) to a lease.
     TopUp { lease: Pubkey, amount: u64 },
+    /// Grow or shrink a lease without closing it: the new GPU count bills from now, and the
+    /// escrow moves so that the lease stays funded until the same time (a grow deposits, a
+    /// shrink refunds). Applies when the keeper's checkpoint reaches this moment.
+    Resize {
+        lease: Pubkey,
+        /// The GPU count wanted.
+        #[arg(long)]
+        gpus: u16,
+        /// Most a grow may deposit, base units (default: the quote now).
+        #[arg(long)]
+        max_deposit: Option<u64>,
+    },
     /// Close a lease: refund of unspent escrow.
     Close { lease: Pubkey },
     /// Draw a pending lease's verification committee (anyone may; `lease open` does it).
@@ -68,6 +80,11 @@ pub async fn run(g: &Global, cmd: LeaseCmd) -> Result<()> {
     match cmd {
         LeaseCmd::Open(a) => open(g, a).await,
         LeaseCmd::TopUp { lease, amount } => top_up(g, lease, amount).await,
+        LeaseCmd::Resize {
+            lease,
+            gpus,
+            max_deposit,
+        } => resize(g, lease, gpus, max_deposit).await,
         LeaseCmd::Close { lease } => close(g, lease).await,
         LeaseCmd::Draw { lease } => draw(g, lease).await,
         LeaseCmd::Audit { lease } => super::audit::run(g, lease).await,
@@ -117,6 +134,9 @@ fn lease_json(address: &Pubkey, l: &Lease) -> Value {
         "start": l.start,
         "paid_until": l.paid_until,
         "last_sequence": l.last_sequence,
+        "pending_gpus": l.pending_gpus,
+        "resize_at": l.resize_at,
+        "withdrawn": l.withdrawn,
     })
 }
 
@@ -255,6 +275,51 @@ async fn top_up(g: &Global, lease: Pubkey, amount: u64) -> Result<()> {
         "lease top-up",
         &sig,
         json!({"funded": l.funded, "funded_until": l.funded_until().ok()}),
+    );
+    Ok(())
+}
+
+async fn resize(g: &Global, lease: Pubkey, gpus: u16, max_deposit: Option<u64>) -> Result<()> {
+    let client = g.client();
+    let user = g.signer()?;
+    let l = client
+        .lease(&lease)
+        .await
+        .map_err(|e| explain(e, "lease"))?;
+    if l.user != user.pubkey() {
+        bail!(
+            "lease {lease} belongs to {}, not to the signer {}",
+            l.user,
+            user.pubkey()
+        );
+    }
+    let now = client.chain_time().await.map_err(|e| explain(e, "clock"))?;
+    if let Some(q) = gpunet_sdk::resize::quote(&l, gpus, now)
+        && q.deposit > 0
+    {
+        let mint = config(&client).await?.mint;
+        need_tokens(&client, &token::ata(&user.pubkey(), &mint), q.deposit).await?;
+    }
+    let (sig, q) = gpunet_sdk::resize::resize(&client, &user, &lease, gpus, max_deposit)
+        .await
+        .map_err(|e| explain(e, "lease"))?;
+    let after = client
+        .lease(&lease)
+        .await
+        .map_err(|e| explain(e, "lease"))?;
+    done(
+        g.output,
+        "lease resize",
+        &sig,
+        json!({
+            "gpus_from": q.from,
+            "gpus_to": q.to,
+            "deposit": q.deposit,
+            "refund": q.refund,
+            "applied": after.pending_gpus == 0,
+            "bills_from": if after.pending_gpus == 0 { after.rate_since } else { after.resize_at },
+            "funded_until": q.funded_until,
+        }),
     );
     Ok(())
 }

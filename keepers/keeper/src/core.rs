@@ -772,10 +772,10 @@ impl Core {
     }
 
     /// The lease goes on with `gpus` GPUs, without the workers in `expel` (see
-    /// `Flow::shrink_lease`); `gpus` is the lease's count on chain.
-    pub fn shrink_lease(&self, lease: &str, expel: &[Arc<str>], gpus: u32, reason: &str) {
+    /// `Flow::resize_lease`); `gpus` is the lease's count on chain.
+    pub fn resize_lease(&self, lease: &str, expel: &[Arc<str>], gpus: u32, reason: &str) {
         let lease: Arc<str> = lease.into();
-        self.op(|f| f.shrink_lease(&lease, expel, gpus, reason));
+        self.op(|f| f.resize_lease(&lease, expel, gpus, reason));
     }
 
     /// Records a checkpoint the chain side is about to send; completes once it is durable

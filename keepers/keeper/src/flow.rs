@@ -537,15 +537,22 @@ impl Flow<'_> {
         ids.len()
     }
 
-    /// A worker with room joins every lease of its provider whose cluster lacks GPUs, until
-    /// its GPUs are all given (a 2-GPU and a 4-GPU lease share an 8-GPU worker).
-    /// The lease goes on with `gpus` GPUs without the workers in `expel` (a slash took their
-    /// GPUs out of it): their running tasks of the lease are cancelled there and run again on
-    /// the healthy workers (as when a worker dies), they never rejoin this lease, and they may
-    /// serve another lease of their provider.
-    pub fn shrink_lease(&mut self, lease: &Arc<str>, expel: &[Arc<str>], gpus: u32, reason: &str) {
+    /// The lease goes on with `gpus` GPUs (its count changed on chain: a resize, or a slash
+    /// that took the GPUs of the workers in `expel` out of it). The workers in `expel` never
+    /// rejoin it; when the count shrank, the latest-joined members whose shares take it past
+    /// the count leave too. Tasks of the lease running on a leaving worker are cancelled there
+    /// and run again on the others (as when a worker dies). Then workers of the provider with
+    /// room top the cluster up to the count (a grow, or a shrink that dropped a whole share),
+    /// and the leaving workers may serve another lease of their provider.
+    pub fn resize_lease(&mut self, lease: &Arc<str>, expel: &[Arc<str>], gpus: u32, reason: &str) {
         for key in expel {
-            let Some((idx, running)) = self.s.cl.expel(lease, key) else {
+            self.s.cl.forbid(lease, key);
+        }
+        self.s.cl.set_gpus(lease, gpus);
+        let mut leaving = expel.to_vec();
+        leaving.extend(self.s.cl.excess(lease, expel));
+        for key in &leaving {
+            let Some((idx, running)) = self.s.cl.detach(lease, key) else {
                 continue;
             };
             for &id in &running {
@@ -566,16 +573,30 @@ impl Flow<'_> {
                 self.retry_or_fail(t, ErrorKind::WorkerDied, msg);
             }
         }
-        self.s.cl.set_gpus(lease, gpus);
         self.cluster_changed(lease);
         self.dispatch(lease);
-        for key in expel {
+        let provider = self
+            .s
+            .cl
+            .clusters
+            .get(lease)
+            .map(|c| c.info.provider.clone());
+        if let Some(provider) = provider {
+            for key in self.s.cl.with_room(Some(&provider)) {
+                if !leaving.contains(&key) {
+                    self.try_attach(&key, lease);
+                }
+            }
+        }
+        for key in &leaving {
             if let Some(provider) = self.s.cl.workers.get(key).map(|w| w.provider.clone()) {
                 self.join_a_lease(key, &provider);
             }
         }
     }
 
+    /// A worker with room joins every lease of its provider whose cluster lacks GPUs, until
+    /// its GPUs are all given (a 2-GPU and a 4-GPU lease share an 8-GPU worker).
     fn join_a_lease(&mut self, key: &Arc<str>, provider: &str) {
         for l in self.env.leases.leases_for_provider(provider) {
             let lease: Arc<str> = l.lease_id.as_str().into();

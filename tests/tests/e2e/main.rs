@@ -6,6 +6,7 @@ mod flows;
 mod harness;
 mod idl;
 mod keeper;
+mod resize;
 mod restart;
 mod slash;
 mod typescript;

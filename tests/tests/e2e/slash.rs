@@ -39,16 +39,16 @@ use tokio_util::sync::CancellationToken;
 use crate::keeper::{Scene, scene, signing_key};
 
 /// A keeper of the scene running in chain mode with its committee duties.
-struct Running {
-    h: KeeperHandle,
-    watcher: Watcher,
-    dir: Arc<ChainDirectory>,
+pub(crate) struct Running {
+    pub(crate) h: KeeperHandle,
+    pub(crate) watcher: Watcher,
+    pub(crate) dir: Arc<ChainDirectory>,
     committee: Arc<Committee>,
-    wallet: Keypair,
-    url: String,
+    pub(crate) wallet: Keypair,
+    pub(crate) url: String,
 }
 
-async fn run_keeper(s: &Scene, i: usize, cancel: &CancellationToken) -> Running {
+pub(crate) async fn run_keeper(s: &Scene, i: usize, cancel: &CancellationToken) -> Running {
     let wallet = s.keepers[i].insecure_clone();
     let rpc = s.n.net.rpc_url().to_string();
     let dir = Arc::new(ChainDirectory::new(pda::keeper(&wallet.pubkey())));
@@ -95,7 +95,7 @@ async fn run_keeper(s: &Scene, i: usize, cancel: &CancellationToken) -> Running 
 }
 
 impl Running {
-    fn checkpointer(&self, s: &Scene) -> Checkpointer {
+    pub(crate) fn checkpointer(&self, s: &Scene) -> Checkpointer {
         Checkpointer::new(
             s.n.net.rpc_url(),
             self.wallet.insecure_clone(),

@@ -243,7 +243,7 @@ impl Checkpointer {
     async fn after_slash(&self, address: &Pubkey, faulty: &[Arc<str>]) -> u16 {
         match self.client.lease(address).await {
             Ok(l) if l.status == gpunet_sdk::LeaseStatus::Active => {
-                self.core.shrink_lease(
+                self.core.resize_lease(
                     &address.to_string(),
                     faulty,
                     u32::from(l.gpus),

@@ -193,7 +193,7 @@ fn sync_gpus(dir: &ChainDirectory, core: &Core) {
             .cluster(&id)
             .is_ok_and(|c| c.gpus_requested != info.gpus)
         {
-            core.shrink_lease(&id, &[], info.gpus, "its GPU count changed on chain");
+            core.resize_lease(&id, &[], info.gpus, "its GPU count changed on chain");
         }
     }
 }

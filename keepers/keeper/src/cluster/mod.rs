@@ -329,11 +329,48 @@ impl Clusters {
         true
     }
 
-    /// Worker `key` leaves `lease`'s cluster for good (a slash took its GPUs out of the lease)
-    /// and never joins it again. Returns its former slice's scheduler index and the tasks of
-    /// the lease it was running, whose holds the caller drops through [`Self::leave`].
-    pub fn expel(&mut self, lease: &Arc<str>, key: &Arc<str>) -> Option<(WorkerIdx, Vec<u64>)> {
-        self.clusters.get_mut(lease)?.expelled.insert(key.clone());
+    /// Worker `key` may never join `lease`'s cluster again (a slash took its GPUs out of the
+    /// lease); the caller detaches it.
+    pub fn forbid(&mut self, lease: &Arc<str>, key: &Arc<str>) {
+        if let Some(c) = self.clusters.get_mut(lease) {
+            c.expelled.insert(key.clone());
+        }
+    }
+
+    /// Members whose shares take `lease`'s cluster past its GPU count (the count shrank on
+    /// chain), latest joined first, leaving out `skip` (already leaving): dropping them
+    /// brings it to the count or below (the caller then tops it up from workers with room,
+    /// with exactly the GPUs missing).
+    pub fn excess(&self, lease: &Arc<str>, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+        let Some(c) = self.clusters.get(lease) else {
+            return Vec::new();
+        };
+        if c.info.gpus == 0 {
+            return Vec::new();
+        }
+        let share = |m: &Arc<str>| {
+            self.workers
+                .get(m)
+                .and_then(|w| w.slice(lease))
+                .map_or(0, |s| s.gpus.len() as u32)
+        };
+        let kept: Vec<&Arc<str>> = c.members.iter().filter(|m| !skip.contains(m)).collect();
+        let mut held: u32 = kept.iter().map(|m| share(m)).sum();
+        let mut out = Vec::new();
+        for m in kept.into_iter().rev() {
+            if held <= c.info.gpus {
+                break;
+            }
+            held -= share(m);
+            out.push(m.clone());
+        }
+        out
+    }
+
+    /// Worker `key` leaves `lease`'s cluster. Returns its former slice's scheduler index and
+    /// the tasks of the lease it was running, whose holds the caller drops through
+    /// [`Self::leave`].
+    pub fn detach(&mut self, lease: &Arc<str>, key: &Arc<str>) -> Option<(WorkerIdx, Vec<u64>)> {
         let mine: Vec<u64> = self
             .holds
             .iter()
