@@ -6,10 +6,12 @@
 //! gives back for that time. The new count bills from the request; checkpoints settle the old
 //! count up to it, and the one that reaches it applies the new count.
 
+use gpunet::events::LeaseResizeRequested;
 use gpunet::state::Lease;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
 
+use crate::events::GpunetEvent;
 use crate::{GpunetClient, SdkError, ix, token};
 
 /// What a resize of a lease to a GPU count at a chain time moves.
@@ -52,25 +54,21 @@ pub fn quote(lease: &Lease, gpus: u16, now: i64) -> Option<ResizeQuote> {
 
 /// Asks the program to resize the lease at `address` to `gpus`, signed by its user. A grow
 /// deposits at most `max_deposit` (default: the quote at the chain's time now, which only
-/// shrinks as time passes: a later request costs less). Returns the signature and the quote.
+/// shrinks as time passes: a later request costs less). Returns the signature and what the
+/// program did (its `LeaseResizeRequested` event).
 pub async fn resize(
     client: &GpunetClient,
     user: &Keypair,
     address: &Pubkey,
     gpus: u16,
     max_deposit: Option<u64>,
-) -> Result<(Signature, ResizeQuote), SdkError> {
+) -> Result<(Signature, LeaseResizeRequested), SdkError> {
     let lease = client.lease(address).await?;
     let config = client.config().await?;
     let now = client.chain_time().await?;
     // No quote (an overflow): the program refuses the request with its own error.
-    let q = quote(&lease, gpus, now).unwrap_or(ResizeQuote {
-        from: lease.gpus,
-        to: gpus,
-        deposit: 0,
-        refund: 0,
-        funded_until: 0,
-    });
+    let allowance =
+        max_deposit.unwrap_or_else(|| quote(&lease, gpus, now).map_or(0, |q| q.deposit));
     let user_token = token::ata(&user.pubkey(), &config.mint);
     let ixs = [
         token::create_ata(&user.pubkey(), &user.pubkey(), &config.mint),
@@ -81,9 +79,22 @@ pub async fn resize(
             &lease.provider,
             &config.mint,
             gpus,
-            max_deposit.unwrap_or(q.deposit),
+            allowance,
         ),
     ];
     let sig = client.send(&ixs, user, &[]).await?;
-    Ok((sig, q))
+    let event = client
+        .events(&sig)
+        .await?
+        .into_iter()
+        .find_map(|e| match e {
+            GpunetEvent::LeaseResizeRequested(r) => Some(r),
+            _ => None,
+        })
+        .ok_or_else(|| SdkError::Decode {
+            kind: "transaction",
+            address: *address,
+            reason: format!("lease_resize {sig} emitted no LeaseResizeRequested event"),
+        })?;
+    Ok((sig, event))
 }

@@ -300,11 +300,7 @@ async fn resize(g: &Global, lease: Pubkey, gpus: u16, max_deposit: Option<u64>) 
         let mint = config(&client).await?.mint;
         need_tokens(&client, &token::ata(&user.pubkey(), &mint), q.deposit).await?;
     }
-    let (sig, q) = gpunet_sdk::resize::resize(&client, &user, &lease, gpus, max_deposit)
-        .await
-        .map_err(|e| explain(e, "lease"))?;
-    let after = client
-        .lease(&lease)
+    let (sig, r) = gpunet_sdk::resize::resize(&client, &user, &lease, gpus, max_deposit)
         .await
         .map_err(|e| explain(e, "lease"))?;
     done(
@@ -312,13 +308,13 @@ async fn resize(g: &Global, lease: Pubkey, gpus: u16, max_deposit: Option<u64>) 
         "lease resize",
         &sig,
         json!({
-            "gpus_from": q.from,
-            "gpus_to": q.to,
-            "deposit": q.deposit,
-            "refund": q.refund,
-            "applied": after.pending_gpus == 0,
-            "bills_from": if after.pending_gpus == 0 { after.rate_since } else { after.resize_at },
-            "funded_until": q.funded_until,
+            "gpus_from": r.gpus_from,
+            "gpus_to": r.gpus_to,
+            "deposit": r.deposit,
+            "refund": r.refund,
+            "applied": r.applied,
+            "bills_from": r.resize_at,
+            "funded_until": l.funded_until().ok(),
         }),
     );
     Ok(())

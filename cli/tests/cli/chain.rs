@@ -225,8 +225,20 @@ fn test_cli_localnet_provider_keeper_and_lease_flow() {
     assert_eq!(topped["funded"], 14_000);
     let mine = net.ok(&user, &["lease", "list"]);
     assert_eq!(mine.as_array().unwrap().len(), 1);
+    // Resize: the same count is refused by name; a shrink to one GPU refunds the other GPU's
+    // escrow for the time the lease is funded for (nothing is billed before a checkpoint).
+    let (ok, _, err) = net.run(&user, &["lease", "resize", &lease, "--gpus", "2"]);
+    assert!(!ok && err.contains("InvalidResize"), "{err}");
+    let shrunk = net.ok(&user, &["lease", "resize", &lease, "--gpus", "1"]);
+    let refund = shrunk["refund"].as_u64().unwrap();
+    let (until, from) = (
+        shrunk["funded_until"].as_i64().unwrap(),
+        shrunk["bills_from"].as_i64().unwrap(),
+    );
+    assert_eq!(refund, 10 * (until - from) as u64, "{shrunk}");
+    assert!(refund > 0 && shrunk["deposit"] == 0, "{shrunk}");
     let closed = net.ok(&user, &["lease", "close", &lease]);
-    assert_eq!(closed["refunded"], 14_000);
+    assert_eq!(closed["refunded"], 14_000 - refund);
     let (ok, _, err) = net.run(&user, &["lease", "show", &lease]);
     assert!(!ok && err.contains("no lease at"), "{err}");
     net.stop();

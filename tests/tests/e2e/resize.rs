@@ -11,7 +11,6 @@ use std::time::Duration;
 use gpunet::events::LeaseResizeRequested;
 use gpunet::state::Verdict;
 use gpunet_keeper::chain::{Posted, WatchConfig, Watcher};
-use gpunet_sdk::events::GpunetEvent;
 use gpunet_sdk::ix::{self, LeaseParties};
 use gpunet_sdk::token;
 use solana_sdk::pubkey::Pubkey;
@@ -40,19 +39,14 @@ async fn cluster_gpus(r: &Running, lease: &Pubkey, gpus: u32) {
 }
 
 async fn resize(s: &Scene, gpus: u16) -> LeaseResizeRequested {
-    let (sig, quote) = gpunet_sdk::resize::resize(&s.n.client, &s.user, &s.lease, gpus, None)
+    let l = s.n.client.lease(&s.lease).await.unwrap();
+    let now = s.n.client.chain_time().await.unwrap();
+    let quote = gpunet_sdk::resize::quote(&l, gpus, now).unwrap();
+    let (_, e) = gpunet_sdk::resize::resize(&s.n.client, &s.user, &s.lease, gpus, None)
         .await
         .expect("lease_resize");
-    let events = s.n.client.events(&sig).await.unwrap();
-    let e = events
-        .into_iter()
-        .find_map(|e| match e {
-            GpunetEvent::LeaseResizeRequested(r) => Some(r),
-            _ => None,
-        })
-        .expect("a resize event");
     // The request may land a second after the quote: a grow then costs no more than quoted.
-    assert!(e.deposit <= quote.deposit);
+    assert!(e.deposit <= quote.deposit && e.resize_at >= now);
     e
 }
 
