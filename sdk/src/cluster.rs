@@ -297,13 +297,16 @@ pub enum OpenError {
     },
 }
 
-/// Opens cluster `id` of `user` as the leases of `picks`, each paid for `duration` seconds at
-/// most `max_price` per GPU-second (its pick's price if `None`), then draws their committees.
-/// `progress` hears each step.
+/// Opens the leases of `picks` as cluster `id` of `user`, at lease indices `first_index`
+/// onwards (0 for a new cluster; past the last index to grow one), each paid for `duration`
+/// seconds at most `max_price` per GPU-second (its pick's price if `None`), then draws their
+/// committees. `progress` hears each step.
+#[allow(clippy::too_many_arguments)]
 pub async fn open(
     client: &GpunetClient,
     user: &Keypair,
     id: u32,
+    first_index: u16,
     picks: &[Pick],
     duration: i64,
     max_price: Option<u64>,
@@ -320,7 +323,21 @@ pub async fn open(
     let mut leases = Vec::with_capacity(picks.len());
     let mut ixs = Vec::with_capacity(picks.len());
     for (i, p) in picks.iter().enumerate() {
-        let nonce = lease_nonce(id, i as u16);
+        let index = u16::try_from(i)
+            .ok()
+            .and_then(|i| first_index.checked_add(i))
+            .ok_or_else(|| {
+                failed(
+                    SdkError::Decode {
+                        kind: "cluster",
+                        address: user.pubkey(),
+                        reason: format!("cluster {id} cannot hold more than 65,536 leases"),
+                    },
+                    0,
+                    vec![],
+                )
+            })?;
+        let nonce = lease_nonce(id, index);
         leases.push((pda::lease(&user.pubkey(), nonce), p.clone()));
         ixs.push(ix::lease_open(
             &user.pubkey(),

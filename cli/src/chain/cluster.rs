@@ -17,7 +17,8 @@ use crate::output::{Output, Spinner, print, table};
 #[derive(Subcommand, Debug)]
 pub enum ClusterCmd {
     /// Match a spec against the providers on chain and open one lease per provider picked
-    /// (atomically when they fit one transaction; otherwise a failure closes what was opened).
+    /// (atomically when they fit one transaction; otherwise a failure closes what was opened);
+    /// `--into ID` grows an existing cluster with them.
     Open(OpenArgs),
     /// List your clusters.
     List,
@@ -57,6 +58,9 @@ pub struct OpenArgs {
     /// Seconds paid up front for each lease.
     #[arg(long)]
     duration: i64,
+    /// Grow your cluster ID instead: the leases opened join it.
+    #[arg(long, value_name = "ID")]
+    into: Option<u32>,
     /// Show the plan only; open nothing.
     #[arg(long)]
     dry_run: bool,
@@ -147,14 +151,33 @@ async fn open(g: &Global, a: OpenArgs) -> Result<()> {
         bail!("no active keeper to verify a lease: register one first (`gpunet keeper register`)");
     }
     need_tokens(&client, &token::ata(&user.pubkey(), &c.mint), deposit).await?;
-    let id = cluster::unused_id(&client, &user.pubkey())
-        .await
-        .map_err(|e| explain(e, "clusters"))?;
+    let (id, first_index) = match a.into {
+        // Grown: the new leases take the indices after the cluster's last one.
+        Some(id) => {
+            let leases = leases_of(g, id).await?;
+            let last = leases
+                .iter()
+                .filter_map(|(_, l)| cluster::cluster_of(l.nonce).map(|(_, i)| i))
+                .max()
+                .unwrap_or(0);
+            let next = last
+                .checked_add(1)
+                .ok_or_else(|| anyhow!("cluster {id} has no lease index left"))?;
+            (id, next)
+        }
+        None => (
+            cluster::unused_id(&client, &user.pubkey())
+                .await
+                .map_err(|e| explain(e, "clusters"))?,
+            0,
+        ),
+    };
     let sp = Spinner::start(g.output, format!("cluster {id}: opening"));
     let res = cluster::open(
         &client,
         &user,
         id,
+        first_index,
         &picks,
         a.duration,
         a.max_price,

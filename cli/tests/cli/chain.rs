@@ -418,7 +418,7 @@ fn test_migrations_init_initialises_a_chain_by_url() {
 
 /// `gpunet cluster open`: a spec matched across three providers in three zones, opened as three
 /// leases in one transaction and addressed by one id; a spec nobody can meet is refused saying
-/// why; `cluster close` closes every lease.
+/// why; `--into` grows the cluster with another lease; `cluster close` closes every lease.
 #[test]
 fn test_cli_cluster_open_matches_a_spec_across_three_providers() {
     let dir = tempfile::tempdir().unwrap();
@@ -553,8 +553,30 @@ fn test_cli_cluster_open_matches_a_spec_across_three_providers() {
         1
     );
 
+    // The last GPU grows cluster 0 instead: a fourth lease under the same id.
+    let grow = [
+        "cluster",
+        "open",
+        "--gpus",
+        "1",
+        "--regions",
+        "eu-west,eu-north",
+        "--duration",
+        "600",
+        "--into",
+    ];
+    let (ok, _, err) = net.run(&user, &[&grow[..], &["7"]].concat());
+    assert!(!ok && err.contains("no cluster 7"), "{err}");
+    let grown = net.ok(&user, &[&grow[..], &["0"]].concat());
+    assert_eq!(grown["cluster"], 0, "{grown}");
+    let listed = net.ok(&user, &["cluster", "list"]);
+    assert_eq!(
+        (&listed[0]["leases"], &listed[0]["gpus"]),
+        (&4.into(), &6.into())
+    );
+
     let closed = net.ok(&user, &["cluster", "close", "0"]);
-    assert_eq!(closed["closed"].as_array().unwrap().len(), 3, "{closed}");
+    assert_eq!(closed["closed"].as_array().unwrap().len(), 4, "{closed}");
     assert!(closed["refunded"].as_u64().unwrap() > 0);
     assert!(
         net.ok(&user, &["cluster", "list"])

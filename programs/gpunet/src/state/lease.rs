@@ -7,6 +7,8 @@
 //!                                  Active ──(now ≥ funded_until)──▶ out of funds (reservation held)
 //!                                    │  ▲                                  │ lease_top_up within grace
 //!                                    │  └──────────────────────────────────┘
+//!                                    │ lease_resize: a new GPU count from the request, applied by
+//!                                    │ the checkpoint that settles up to it
 //!                                    │ provider_slash ──▶ Ended
 //!                                    ▼
 //!   lease_close: by the user any time; by anyone once Ended or after funded_until + grace
