@@ -485,6 +485,17 @@ impl Core {
         });
     }
 
+    /// A worker says what a task it runs is doing before it starts (building its runtime env):
+    /// the task's status shows it and watchers hear it. Stale attempts are ignored.
+    pub fn on_progress(&self, key: &Arc<str>, conn_id: u64, p: pb::TaskProgress) {
+        let mut g = self.inner.lock();
+        match g.cl.conn_mut(key, conn_id) {
+            Some(w) => w.last_seen = std::time::Instant::now(),
+            None => return,
+        }
+        self.with(&mut g, |f| f.on_progress(key, p));
+    }
+
     /// A worker's stream ended or it missed heartbeats.
     pub fn worker_lost(&self, key: &Arc<str>, conn_id: u64, reason: String) {
         self.op(|f| f.lose_worker(key, conn_id, reason));

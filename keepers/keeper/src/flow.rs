@@ -300,9 +300,10 @@ impl Flow<'_> {
 
     /// A task's result arrived: its grant goes back, or on to the next task of its lane.
     fn end_run(&mut self, id: u64, run_micros: u64) {
-        let Some(t) = self.s.tasks.tasks.get(&id) else {
+        let Some(t) = self.s.tasks.tasks.get_mut(&id) else {
             return;
         };
+        t.progress.clear();
         let (lease, worker) = (t.lease.clone(), t.worker.clone());
         let lane = self.s.cl.lane_of(id);
         if lane != 0 && run_micros > 0 {
@@ -459,6 +460,19 @@ impl Flow<'_> {
             other => self.finish_failed(id, other, r.error, r.exit_code),
         }
         Some(lease)
+    }
+
+    /// Progress of the current attempt of a task on worker `key` (its runtime env building).
+    pub fn on_progress(&mut self, key: &Arc<str>, p: pb::TaskProgress) {
+        let Some(t) = self.s.tasks.tasks.get_mut(&p.task_id) else {
+            return;
+        };
+        if t.phase != Phase::Running || t.attempts != p.attempt || t.worker.as_ref() != Some(key) {
+            return;
+        }
+        // Bounded: a worker's message is shown to the client, not stored without limit.
+        t.progress = p.message.chars().take(512).collect();
+        self.event(p.task_id);
     }
 
     /// Cancel task `id` (checked to be of the caller's lease); false when it was done.

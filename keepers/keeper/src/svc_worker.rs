@@ -138,6 +138,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
                                 core.touch(&key, conn_id);
                                 core.proofs.opening(&key, o)
                             }
+                            Up::Progress(p) => core.on_progress(&key, conn_id, p),
                         },
                         Ok(Some(_)) => {}
                         Ok(None) => break "stream closed".to_string(),

@@ -12,6 +12,7 @@ use pb::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime_env::Prepared;
 use crate::sandbox::Sandbox;
 
 /// Most bytes kept from a process's stdout or stderr.
@@ -168,9 +169,13 @@ pub struct ProcessLimits {
 ///   directory under `work_root`, removed afterwards; `PATH` is inherited; then the task's env.
 /// - In `sandbox` when given ([`crate::sandbox`]): its own namespaces, only its directory
 ///   writable, no network unless `p.network`, an unprivileged user.
+/// - With its runtime env ([`crate::runtime_env`], already built, its working directory
+///   already in `dir`): its variables before the task's own, its virtual environment's `bin`
+///   first on PATH (`VIRTUAL_ENV` set), shown read-only in the sandbox.
 /// - The memory limit is `RLIMIT_AS`, set in the child before `exec` (no cgroups needed).
 /// - Time limit and cancellation SIGKILL the whole process group (a sandbox's PID namespace
 ///   dies with it); so does leaving early.
+#[allow(clippy::too_many_arguments)]
 pub async fn process(
     p: &pb::ProcessTask,
     stdin: Bytes,
@@ -178,6 +183,7 @@ pub async fn process(
     dir: &Path,
     limits: ProcessLimits,
     sandbox: Option<&Sandbox>,
+    env: Option<&Prepared>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
     if let Err(e) = std::fs::create_dir_all(dir) {
@@ -195,11 +201,12 @@ pub async fn process(
             format!("cannot hand the working directory to the task user: {e}"),
         );
     }
-    let out = run_in(p, stdin, gpu_ids, dir, limits, sandbox, cancel).await;
+    let out = run_in(p, stdin, gpu_ids, dir, limits, sandbox, env, cancel).await;
     let _ = std::fs::remove_dir_all(dir);
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_in(
     p: &pb::ProcessTask,
     stdin: Bytes,
@@ -207,26 +214,39 @@ async fn run_in(
     dir: &Path,
     limits: ProcessLimits,
     sandbox: Option<&Sandbox>,
+    env: Option<&Prepared>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
     let Some(prog) = p.argv.first() else {
         return ExecOutcome::err(ErrorKind::Invalid, "empty argv");
     };
+    let venv = env.and_then(|e| e.venv.as_deref());
+    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    if let Some(v) = venv {
+        path = format!("{}:{path}", v.join("bin").display());
+    }
     let mut cmd = match sandbox {
         Some(s) => {
+            let ro: Vec<&Path> = venv.into_iter().collect();
             let mut c = std::process::Command::new(s.program());
-            c.args(s.args(dir, gpu_ids, p.network)).arg("--").arg(prog);
+            c.args(s.args(dir, gpu_ids, p.network, &ro))
+                .arg("--")
+                .arg(prog);
             c
         }
-        None => std::process::Command::new(prog),
+        // Unsandboxed, argv[0] is resolved through the task's PATH (the venv first).
+        None => match venv
+            .map(|v| v.join("bin").join(prog))
+            .filter(|x| x.is_file())
+        {
+            Some(in_venv) => std::process::Command::new(in_venv),
+            None => std::process::Command::new(prog),
+        },
     };
     cmd.args(&p.argv[1..])
         .current_dir(dir)
         .env_clear()
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
+        .env("PATH", path)
         .env("HOME", dir)
         .env(
             "CUDA_VISIBLE_DEVICES",
@@ -236,6 +256,8 @@ async fn run_in(
                 .collect::<Vec<_>>()
                 .join(","),
         )
+        .envs(env.iter().flat_map(|e| e.env_vars.iter().cloned()))
+        .envs(venv.map(|v| ("VIRTUAL_ENV", v.as_os_str())))
         .envs(p.env.iter())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

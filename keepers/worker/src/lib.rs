@@ -20,6 +20,7 @@ mod config;
 pub mod exec;
 pub mod hw;
 mod objects;
+pub mod runtime_env;
 pub mod sandbox;
 pub mod shirk;
 
@@ -91,6 +92,8 @@ struct Shared {
     worker_id: String,
     /// Where process tasks run (`None`: unsandboxed).
     sandbox: Option<Sandbox>,
+    /// Runtime envs built on this worker (working directories, virtual environments).
+    envs: runtime_env::RuntimeEnvs,
 }
 
 /// A running worker.
@@ -169,6 +172,7 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         hw.note = format!("{}; standby connection (no GPUs offered)", hw.note);
     }
     let cfg_object_bytes = cfg.object_store_bytes;
+    let cfg_work_dir = cfg.work_dir.clone();
     let worker_id = bs58::encode(cfg.key.verifying_key().as_bytes()).into_string();
     info!(worker = %worker_id, note = %hw.note, "hardware");
     if !hw.cpu_only && !hw.gpus.is_empty() {
@@ -202,6 +206,10 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         pause_heartbeats: AtomicBool::new(false),
         worker_id: worker_id.clone(),
         sandbox,
+        envs: runtime_env::RuntimeEnvs::new(
+            cfg_work_dir.join("runtime-envs"),
+            runtime_env::find_python(),
+        ),
     });
     let cancel = CancellationToken::new();
     let task = match unusable {
@@ -751,6 +759,49 @@ async fn prove(
     }
 }
 
+/// Builds a process task's runtime env (if it names one) and puts its working directory in
+/// `dir`, telling the keeper each step; a failure is the task's outcome.
+async fn build_env(
+    shared: &Arc<Shared>,
+    (task_id, attempt): (u64, u32),
+    p: &pb::ProcessTask,
+    dir: &std::path::Path,
+    ct: &CancellationToken,
+    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
+) -> Result<Option<runtime_env::Prepared>, exec::ExecOutcome> {
+    let Some(env) = &p.runtime_env else {
+        return Ok(None);
+    };
+    let fail = |kind: pb::ErrorKind, error: String| exec::ExecOutcome {
+        kind: kind as i32,
+        error,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        fail(
+            pb::ErrorKind::Invalid,
+            format!("cannot create working directory: {e}"),
+        )
+    })?;
+    let up = up.clone();
+    let progress = move |message: String| {
+        info!(task = task_id, %message, "runtime env");
+        let _ = up.send(pb::WorkerMessage {
+            msg: Some(Up::Progress(pb::TaskProgress {
+                task_id,
+                attempt,
+                message,
+            })),
+        });
+    };
+    tokio::select! {
+        r = shared.envs.prepare(env, dir, &progress) => r
+            .map(Some)
+            .map_err(|e| fail(pb::ErrorKind::RuntimeEnv, format!("runtime env: {e}"))),
+        _ = ct.cancelled() => Err(fail(pb::ErrorKind::Cancelled, "cancelled while its runtime env was being built".into())),
+    }
+}
+
 async fn execute(
     shared: &Arc<Shared>,
     fetcher: &Fetcher,
@@ -813,8 +864,17 @@ async fn execute(
                     ..Default::default()
                 }
             } else {
-                let sandbox = shared.sandbox.as_ref();
-                exec::process(&p, stdin, &a.gpu_ids, &dir, limits, sandbox, ct).await
+                match build_env(shared, (a.task_id, a.attempt), &p, &dir, ct, up).await {
+                    Ok(env) => {
+                        let sandbox = shared.sandbox.as_ref();
+                        let env = env.as_ref();
+                        exec::process(&p, stdin, &a.gpu_ids, &dir, limits, sandbox, env, ct).await
+                    }
+                    Err(out) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        out
+                    }
+                }
             }
         }
         Some(pb::task_spec::Executor::Proof(p)) => {

@@ -101,7 +101,7 @@ impl Sandbox {
         let dir = std::env::temp_dir();
         let mut probe = std::process::Command::new(&s.bwrap);
         probe
-            .args(s.args(&dir, &[], false))
+            .args(s.args(&dir, &[], false, &[]))
             .args(["--", "true"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -131,8 +131,9 @@ impl Sandbox {
     }
 
     /// `bwrap`'s arguments for a task in `dir` with GPUs `gpu_ids` (and network if
-    /// `network`); the task's argv follows after `--`.
-    pub fn args(&self, dir: &Path, gpu_ids: &[u32], network: bool) -> Vec<OsString> {
+    /// `network`), also seeing the folders `ro` read-only (its runtime env's virtual
+    /// environment); the task's argv follows after `--`.
+    pub fn args(&self, dir: &Path, gpu_ids: &[u32], network: bool, ro: &[&Path]) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |xs: &[&dyn AsRef<std::ffi::OsStr>]| {
             a.extend(xs.iter().map(|x| x.as_ref().to_os_string()));
@@ -182,6 +183,9 @@ impl Sandbox {
             let node = format!("/dev/nvidia{g}");
             push(&[&"--dev-bind-try", &node, &node]);
         }
+        for r in ro {
+            push(&[&"--ro-bind", r, r]);
+        }
         push(&[&"--bind", &dir, &dir, &"--chdir", &dir]);
         // The sandbox's own root (a tmpfs holding the mount points) read-only too: only the
         // directory and /tmp, mounted on it, stay writable.
@@ -209,10 +213,21 @@ impl Sandbox {
         }
     }
 
-    /// Gives the task user the working directory (when the worker is root).
+    /// Gives the task user the working directory and what is in it (its runtime env's
+    /// working directory), when the worker is root.
     pub fn hand_over(&self, dir: &Path) -> std::io::Result<()> {
+        fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+            // lchown: nothing in the folder is followed out of it.
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+            if std::fs::symlink_metadata(p)?.is_dir() {
+                for e in std::fs::read_dir(p)? {
+                    chown_tree(&e?.path(), uid, gid)?;
+                }
+            }
+            Ok(())
+        }
         match self.run_as {
-            Some((uid, gid)) => std::os::unix::fs::chown(dir, Some(uid), Some(gid)),
+            Some((uid, gid)) => chown_tree(dir, uid, gid),
             None => Ok(()),
         }
     }
@@ -239,7 +254,7 @@ mod tests {
         };
         let dir = Path::new("/work/task-1-0");
         let a: Vec<String> = s
-            .args(dir, &[2], false)
+            .args(dir, &[2], false, &[Path::new("/work/envs/venv-1")])
             .into_iter()
             .map(|x| x.into_string().unwrap())
             .collect();
@@ -248,6 +263,7 @@ mod tests {
         assert!(!joined.contains("--share-net"));
         assert!(joined.contains("--bind /work/task-1-0 /work/task-1-0"));
         assert!(joined.contains("--dev-bind-try /dev/nvidia2 /dev/nvidia2"));
+        assert!(joined.contains("--ro-bind /work/envs/venv-1 /work/envs/venv-1"));
         assert!(!joined.contains("/dev/nvidia0 "));
         // Every other bind is read-only.
         let rw: Vec<&String> = a
@@ -257,7 +273,7 @@ mod tests {
             .map(|(_, x)| x)
             .collect();
         assert!(rw.is_empty(), "{joined}");
-        let with_net = s.args(dir, &[], true);
+        let with_net = s.args(dir, &[], true, &[]);
         assert!(with_net.iter().any(|x| x == "--share-net"));
     }
 }

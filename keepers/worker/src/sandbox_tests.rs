@@ -31,7 +31,7 @@ async fn sh(root: &Path, script: &str, sandbox: Option<&Sandbox>, network: bool)
         memory: 0,
     };
     let ct = CancellationToken::new();
-    process(&p, Bytes::new(), &[], &dir, limits, sandbox, &ct).await
+    process(&p, Bytes::new(), &[], &dir, limits, sandbox, None, &ct).await
 }
 
 fn rand_suffix() -> u64 {
@@ -159,6 +159,7 @@ async fn a_task_has_no_network_unless_it_asks_and_a_time_limit_kills_all_of_it()
         &root.join("t"),
         limits,
         Some(&s),
+        None,
         &ct,
     )
     .await;

@@ -57,7 +57,7 @@ async fn main() {
         for (sb, out) in [(None, &mut plain), (Some(&sandbox), &mut caged)] {
             let dir = root.path().join(format!("t{n}-{}", sb.is_some()));
             let t = Instant::now();
-            let o = process(&p, Default::default(), &[], &dir, limits, sb, &ct).await;
+            let o = process(&p, Default::default(), &[], &dir, limits, sb, None, &ct).await;
             out.push(t.elapsed());
             assert_eq!(o.kind, pb::ErrorKind::None as i32, "{:?}", o.error);
         }

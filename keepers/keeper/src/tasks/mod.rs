@@ -311,6 +311,7 @@ impl TaskTable {
         if let Some(t) = self.tasks.get_mut(&id) {
             t.attempts += 1;
             t.phase = Phase::Running;
+            t.progress.clear();
             if running && !t.reconstructing {
                 t.state = TaskState::Running;
             }

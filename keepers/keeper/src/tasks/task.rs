@@ -57,6 +57,9 @@ pub(crate) struct Task {
     pub reconstructing: bool,
     pub accept_deferred: bool,
     pub waiters: Vec<Waiter>,
+    /// What the running attempt reports doing before it starts (building its runtime env);
+    /// cleared when the attempt ends.
+    pub progress: String,
     /// Unix ms when it became terminal (retention counts from here); 0 while not terminal.
     pub finished_ms: u64,
 }
@@ -88,6 +91,7 @@ impl Task {
             reconstructing: false,
             accept_deferred: false,
             waiters: Vec::new(),
+            progress: String::new(),
             finished_ms: 0,
         }
     }
@@ -169,6 +173,11 @@ impl Task {
                 Some(Out::Inline(b)) if terminal => b.len() as u64,
                 Some(Out::Remote { size, .. }) if terminal => *size,
                 _ => 0,
+            },
+            progress: if vis == TaskState::Running {
+                self.progress.clone()
+            } else {
+                String::new()
             },
         }
     }
