@@ -127,6 +127,20 @@ pub struct SubmitArgs {
     /// The process may open network connections (a sandboxed task has none otherwise).
     #[arg(long)]
     network: bool,
+    /// Runtime env: this folder becomes the task's working directory (files and folders, at
+    /// most 3 MiB packed; cached on the worker by its hash).
+    #[arg(long, value_name = "DIR")]
+    working_dir: Option<std::path::PathBuf>,
+    /// Runtime env: a Python package to install (pip specifier, or a wheel path relative to
+    /// the working directory); repeatable. Built once per worker into a virtual environment.
+    #[arg(long = "pip", value_name = "SPEC")]
+    pip: Vec<String>,
+    /// Runtime env: pip's package index URL (default: pip's).
+    #[arg(long, value_name = "URL")]
+    pip_index_url: Option<String>,
+    /// Runtime env: no package index (local wheels only).
+    #[arg(long)]
+    pip_no_index: bool,
     /// Max retries after worker failure.
     #[arg(long)]
     max_retries: Option<u32>,
@@ -240,6 +254,7 @@ fn status_json(s: &pb::TaskStatus) -> serde_json::Value {
         "error": s.error,
         "exit_code": s.exit_code,
         "result_size": s.result_size,
+        "progress": s.progress,
     })
 }
 
@@ -260,12 +275,34 @@ fn print_status(out: Output, s: &pb::TaskStatus) {
             if let Some(c) = s.exit_code {
                 line.push_str(&format!("  exit={c}"));
             }
+            if !s.progress.is_empty() {
+                line.push_str(&format!("  ({})", s.progress));
+            }
             if !s.error.is_empty() {
                 line.push_str(&format!("  error: {}", s.error));
             }
             println!("{line}");
         }
     }
+}
+
+/// The runtime env the flags describe, if any.
+fn runtime_env(a: &SubmitArgs) -> Result<Option<pb::RuntimeEnv>> {
+    if a.working_dir.is_none() && a.pip.is_empty() {
+        return Ok(None);
+    }
+    let working_dir = match &a.working_dir {
+        Some(d) => gpunet_worker::runtime_env::pack_dir(d)
+            .map_err(|e| anyhow::anyhow!("--working-dir: {e}"))?,
+        None => Vec::new(),
+    };
+    Ok(Some(pb::RuntimeEnv {
+        working_dir: working_dir.into(),
+        pip: a.pip.clone(),
+        pip_index_url: a.pip_index_url.clone().unwrap_or_default(),
+        pip_no_index: a.pip_no_index,
+        ..Default::default()
+    }))
 }
 
 /// The task spec `gpunet task submit` describes.
@@ -286,6 +323,7 @@ fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
                 p.time_limit_ms = a.time_limit.map(|t| (t * 1000.0) as u64).unwrap_or(0);
                 p.memory_limit_bytes = a.memory_limit_mib.unwrap_or(0) << 20;
                 p.network = a.network;
+                p.runtime_env = runtime_env(a)?;
             }
             s
         }
@@ -318,6 +356,19 @@ async fn submit(c: &Client, out: Output, a: SubmitArgs) -> Result<()> {
     }
     let bar = indicatif::ProgressBar::new(ids.len() as u64);
     bar.set_message("running");
+    // What the tasks report before they start (their runtime env building) shows on the bar.
+    if let Ok(mut w) = c.watch(&ids).await {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(ev)) = w.message().await {
+                if let Some(s) = ev.status
+                    && !s.progress.is_empty()
+                {
+                    bar.set_message(format!("task {}: {}", s.task_id, s.progress));
+                }
+            }
+        });
+    }
     let mut failed = false;
     for id in &ids {
         let r = c.get(*id, 0, Duration::from_secs_f64(a.timeout)).await?;

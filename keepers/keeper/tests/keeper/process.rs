@@ -156,3 +156,73 @@ async fn test_process_stdin_stdout_stderr_env_and_workdir() {
     let st = c.get(id, 0, T).await.unwrap().status.unwrap();
     assert_eq!(st.error_kind, pb::ErrorKind::Invalid as i32);
 }
+
+/// A runtime env through the keeper: the working directory the client packed becomes the
+/// task's, its build progress reaches the client's watch, and an env that cannot be built
+/// fails its task with the installer's error instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_runtime_env_reports_progress_and_a_failed_build_fails_the_task() {
+    let mut env = Env::start(test_config(), 4).await;
+    env.add_worker(1, 2).await;
+    let c = env.client().await;
+    let mut watch = c.watch(&[]).await.unwrap();
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(ev)) = watch.message().await {
+            if let Some(st) = ev.status.filter(|s| !s.progress.is_empty()) {
+                s2.lock().push(st.progress);
+            }
+        }
+    });
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("main.py"),
+        "print('ran', open('data.txt').read())",
+    )
+    .unwrap();
+    std::fs::write(src.path().join("data.txt"), "with its data").unwrap();
+    let mut t = task::process(&["python3", "main.py"]);
+    if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
+        p.runtime_env = Some(pb::RuntimeEnv {
+            working_dir: gpunet_worker::runtime_env::pack_dir(src.path())
+                .unwrap()
+                .into(),
+            ..Default::default()
+        });
+    }
+    let id = c.submit(vec![t]).await.unwrap()[0];
+    let out = c.get(id, 0, T).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.data).trim(),
+        "ran with its data",
+        "{:?}",
+        out.status
+    );
+    wait_until(T, || seen.lock().iter().any(|p| p.contains("unpacking"))).await;
+
+    let mut bad = task::process(&["python3", "-c", "print('never')"]);
+    if let Some(pb::task_spec::Executor::Process(p)) = bad.executor.as_mut() {
+        p.runtime_env = Some(pb::RuntimeEnv {
+            pip: vec!["gpunet-no-such-package==9.9".into()],
+            pip_no_index: true,
+            ..Default::default()
+        });
+    }
+    let id = c.submit(vec![bad]).await.unwrap()[0];
+    let st = c
+        .get(id, 0, Duration::from_secs(120))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(st.error_kind, pb::ErrorKind::RuntimeEnv as i32, "{st:?}");
+    assert!(st.error.contains("pip install failed"), "{}", st.error);
+    assert!(st.error.contains("gpunet-no-such-package"), "{}", st.error);
+    wait_until(T, || {
+        seen.lock()
+            .iter()
+            .any(|p| p.contains("creating a virtual environment"))
+    })
+    .await;
+}
