@@ -367,6 +367,38 @@ pub fn pack_dir(dir: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Writes `gpunet_hello-0.1-py3-none-any.whl` (a pure-Python package whose `GREETING` is
+/// `"hello from a wheel"`) into `dir` and returns its path: a wheel is a zip of the package and
+/// its `.dist-info`, made here with the Python that builds venvs, so tests and benchmarks need
+/// neither a build backend nor a package index.
+pub fn demo_wheel(dir: &Path) -> Result<PathBuf, String> {
+    const SCRIPT: &str = r#"
+import sys, zipfile
+name = "gpunet_hello"
+info = f"{name}-0.1.dist-info"
+files = {
+    f"{name}/__init__.py": "GREETING = 'hello from a wheel'\n",
+    f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+    f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: gpunet\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for path, text in files.items():
+        z.writestr(path, text)
+    z.writestr(f"{info}/RECORD", "".join(f"{p},,\n" for p in files) + f"{info}/RECORD,,\n")
+"#;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let path = dir.join("gpunet_hello-0.1-py3-none-any.whl");
+    let out = std::process::Command::new(find_python())
+        .args(["-c", SCRIPT])
+        .arg(&path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 #[path = "runtime_env_tests.rs"]
 mod tests;

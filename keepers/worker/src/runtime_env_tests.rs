@@ -15,32 +15,6 @@ use super::*;
 use crate::exec::{ProcessLimits, process};
 use crate::sandbox::SandboxMode;
 
-/// A wheel of package `gpunet_hello` (pure Python) written by hand: a wheel is a zip with the
-/// package and its `.dist-info` (the test must not need a build backend or the network).
-fn write_wheel(dir: &Path) {
-    std::fs::create_dir_all(dir.join("wheels")).unwrap();
-    let script = r#"
-import sys, zipfile
-name = "gpunet_hello"
-info = f"{name}-0.1.dist-info"
-files = {
-    f"{name}/__init__.py": "GREETING = 'hello from a wheel'\n",
-    f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
-    f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: gpunet-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    for path, text in files.items():
-        z.writestr(path, text)
-    z.writestr(f"{info}/RECORD", "".join(f"{p},,\n" for p in files) + f"{info}/RECORD,,\n")
-"#;
-    let out = std::process::Command::new(find_python())
-        .args(["-c", script])
-        .arg(dir.join("wheels/gpunet_hello-0.1-py3-none-any.whl"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
 /// A work root the task user (`nobody` under a root worker) can enter.
 fn work_root() -> (tempfile::TempDir, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
@@ -67,7 +41,7 @@ async fn test_a_python_task_imports_a_package_its_env_installed_from_a_local_whe
         .expect("a sandbox");
     let (_t, root) = work_root();
     let src = root.join("src");
-    write_wheel(&src);
+    demo_wheel(&src.join("wheels")).unwrap();
     std::fs::write(
         src.join("main.py"),
         "import os, gpunet_hello\nprint(gpunet_hello.GREETING, os.environ['MODE'], open('data.txt').read())\n",
