@@ -21,6 +21,7 @@ mod daemon;
 mod demo;
 #[cfg(test)]
 mod in_process;
+mod job;
 mod key;
 mod localnet;
 mod localnet_system;
@@ -140,6 +141,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: task::TaskCmd,
     },
+    /// Jobs on a lease's cluster: a driver process with its runtime env and live logs (Ray's
+    /// Jobs CLI).
+    Job {
+        #[command(flatten)]
+        conn: task::Conn,
+        #[command(subcommand)]
+        cmd: job::JobCmd,
+    },
     /// Side-by-side benchmark client (used by bench/run.sh).
     #[command(hide = true)]
     Bench {
@@ -209,6 +218,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Keeper { cmd } => chain::keeper::run(g, cmd).await,
         Cmd::Worker { cmd } => daemon::run_worker(g, cmd).await,
         Cmd::Task { conn, cmd } => task::run(g, conn, cmd).await,
+        Cmd::Job { conn, cmd } => job::run(g, conn, cmd).await,
         Cmd::Bench {
             conn,
             scale,

@@ -100,6 +100,46 @@ pub enum TaskCmd {
     },
 }
 
+/// A process task's runtime env, as flags (`task submit`, `job submit`).
+#[derive(Args)]
+pub struct EnvArgs {
+    /// Runtime env: this folder becomes the task's working directory (files and folders, at
+    /// most 3 MiB packed; cached on the worker by its hash).
+    #[arg(long, value_name = "DIR")]
+    working_dir: Option<std::path::PathBuf>,
+    /// Runtime env: a Python package to install (pip specifier, or a wheel path relative to
+    /// the working directory); repeatable. Built once per worker into a virtual environment.
+    #[arg(long = "pip", value_name = "SPEC")]
+    pip: Vec<String>,
+    /// Runtime env: pip's package index URL (default: pip's).
+    #[arg(long, value_name = "URL")]
+    pip_index_url: Option<String>,
+    /// Runtime env: no package index (local wheels only).
+    #[arg(long)]
+    pip_no_index: bool,
+}
+
+impl EnvArgs {
+    /// The runtime env the flags describe, if any.
+    pub fn runtime_env(&self) -> Result<Option<pb::RuntimeEnv>> {
+        if self.working_dir.is_none() && self.pip.is_empty() {
+            return Ok(None);
+        }
+        let working_dir = match &self.working_dir {
+            Some(d) => gpunet_worker::runtime_env::pack_dir(d)
+                .map_err(|e| anyhow::anyhow!("--working-dir: {e}"))?,
+            None => Vec::new(),
+        };
+        Ok(Some(pb::RuntimeEnv {
+            working_dir: working_dir.into(),
+            pip: self.pip.clone(),
+            pip_index_url: self.pip_index_url.clone().unwrap_or_default(),
+            pip_no_index: self.pip_no_index,
+            ..Default::default()
+        }))
+    }
+}
+
 /// `gpunet task submit`
 #[derive(Args)]
 pub struct SubmitArgs {
@@ -127,20 +167,8 @@ pub struct SubmitArgs {
     /// The process may open network connections (a sandboxed task has none otherwise).
     #[arg(long)]
     network: bool,
-    /// Runtime env: this folder becomes the task's working directory (files and folders, at
-    /// most 3 MiB packed; cached on the worker by its hash).
-    #[arg(long, value_name = "DIR")]
-    working_dir: Option<std::path::PathBuf>,
-    /// Runtime env: a Python package to install (pip specifier, or a wheel path relative to
-    /// the working directory); repeatable. Built once per worker into a virtual environment.
-    #[arg(long = "pip", value_name = "SPEC")]
-    pip: Vec<String>,
-    /// Runtime env: pip's package index URL (default: pip's).
-    #[arg(long, value_name = "URL")]
-    pip_index_url: Option<String>,
-    /// Runtime env: no package index (local wheels only).
-    #[arg(long)]
-    pip_no_index: bool,
+    #[command(flatten)]
+    runtime: EnvArgs,
     /// Max retries after worker failure.
     #[arg(long)]
     max_retries: Option<u32>,
@@ -165,21 +193,26 @@ pub struct SubmitArgs {
     argv: Vec<String>,
 }
 
-/// `gpunet task …`
-pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
+/// A signed session on the lease `conn` names, with its keeper.
+pub async fn connect(g: &Global, conn: &Conn) -> Result<Client> {
     if conn.lease.is_empty() {
         bail!("--lease (or GPUNET_LEASE) is required");
     }
     let key = g.signing_key()?;
-    let keeper = keeper_of(g, &conn).await?;
-    let c = Client::connect(&keeper, &conn.lease, &key)
+    let keeper = keeper_of(g, conn).await?;
+    Client::connect(&keeper, &conn.lease, &key)
         .await
         .with_context(|| {
             format!(
                 "opening a session on lease {} with keeper {keeper}",
                 conn.lease
             )
-        })?;
+        })
+}
+
+/// `gpunet task …`
+pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
+    let c = connect(g, &conn).await?;
     let out = g.output;
     match cmd {
         TaskCmd::Submit(a) => submit(&c, out, a).await,
@@ -218,7 +251,7 @@ pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
     }
 }
 
-fn state_name(s: i32) -> &'static str {
+pub(crate) fn state_name(s: i32) -> &'static str {
     match pb::TaskState::try_from(s).unwrap_or(pb::TaskState::Unspecified) {
         pb::TaskState::Unspecified => "unknown",
         pb::TaskState::WaitingForDeps => "waiting",
@@ -243,7 +276,7 @@ fn parse_state(state: Option<&str>) -> Result<pb::TaskState> {
     })
 }
 
-fn status_json(s: &pb::TaskStatus) -> serde_json::Value {
+pub(crate) fn status_json(s: &pb::TaskStatus) -> serde_json::Value {
     json!({
         "task_id": s.task_id,
         "state": state_name(s.state),
@@ -258,7 +291,7 @@ fn status_json(s: &pb::TaskStatus) -> serde_json::Value {
     })
 }
 
-fn print_status(out: Output, s: &pb::TaskStatus) {
+pub(crate) fn print_status(out: Output, s: &pb::TaskStatus) {
     match out {
         Output::Json => println!("{}", status_json(s)),
         Output::Table => {
@@ -286,25 +319,6 @@ fn print_status(out: Output, s: &pb::TaskStatus) {
     }
 }
 
-/// The runtime env the flags describe, if any.
-fn runtime_env(a: &SubmitArgs) -> Result<Option<pb::RuntimeEnv>> {
-    if a.working_dir.is_none() && a.pip.is_empty() {
-        return Ok(None);
-    }
-    let working_dir = match &a.working_dir {
-        Some(d) => gpunet_worker::runtime_env::pack_dir(d)
-            .map_err(|e| anyhow::anyhow!("--working-dir: {e}"))?,
-        None => Vec::new(),
-    };
-    Ok(Some(pb::RuntimeEnv {
-        working_dir: working_dir.into(),
-        pip: a.pip.clone(),
-        pip_index_url: a.pip_index_url.clone().unwrap_or_default(),
-        pip_no_index: a.pip_no_index,
-        ..Default::default()
-    }))
-}
-
 /// The task spec `gpunet task submit` describes.
 fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
     let mut s = match &a.builtin {
@@ -323,7 +337,7 @@ fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
                 p.time_limit_ms = a.time_limit.map(|t| (t * 1000.0) as u64).unwrap_or(0);
                 p.memory_limit_bytes = a.memory_limit_mib.unwrap_or(0) << 20;
                 p.network = a.network;
-                p.runtime_env = runtime_env(a)?;
+                p.runtime_env = a.runtime.runtime_env()?;
             }
             s
         }

@@ -316,6 +316,68 @@ fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.lines().any(|l| l == "hello"), "{stdout}");
+
+    // A job with a working directory, its logs followed to its end; then listed, read again,
+    // and a second one stopped.
+    let job_dir = dir.path().join("job");
+    std::fs::create_dir_all(&job_dir).unwrap();
+    std::fs::write(
+        job_dir.join("run.sh"),
+        "echo step one; sleep 1; echo careful >&2; echo step two\n",
+    )
+    .unwrap();
+    let gpunet = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gpunet"))
+            .args(["--url", &net.url, "--keypair"])
+            .arg(&user)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let wd = job_dir.display().to_string();
+    let out = gpunet(&[
+        "job",
+        "submit",
+        "--lease",
+        &lease,
+        "--working-dir",
+        &wd,
+        "--follow",
+        "--",
+        "sh",
+        "run.sh",
+    ]);
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{so}\n{se}");
+    assert_eq!(so, "step one\nstep two\n", "{se}");
+    assert!(se.contains("careful"), "{se}");
+    let listed = gpunet(&["--output", "json", "job", "list", "--lease", &lease]);
+    let jobs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(
+        (&job["name"], &job["state"]),
+        (&"job:sh".into(), &"finished".into()),
+        "{jobs}"
+    );
+    let id = job["task_id"].to_string();
+    let again = gpunet(&["job", "logs", &id, "--lease", &lease]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "step one\nstep two\n"
+    );
+    let long = gpunet(&[
+        "--output", "json", "job", "submit", "--lease", &lease, "--", "sleep", "60",
+    ]);
+    let long: serde_json::Value = serde_json::from_slice(&long.stdout).unwrap();
+    let long_id = long["job_id"].to_string();
+    let stopped = gpunet(&["job", "stop", &long_id, "--lease", &lease]);
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped"));
+    let followed = gpunet(&["job", "logs", &long_id, "--follow", "--lease", &lease]);
+    assert!(!followed.status.success(), "a stopped job ends as failed");
+
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("ConfigInit"),

@@ -80,6 +80,8 @@ pub struct Core {
     pub proofs: ProofRoutes,
     /// When each worker key was last heard from (a slash for silence rests on it).
     pub liveness: Arc<crate::liveness::Liveness>,
+    /// Live logs of the tasks that stream them (jobs).
+    pub logs: crate::logs::Logs,
     /// Checkpoints the chain side recorded, by lease and sequence (served to auditors; the
     /// store keeps them across restarts). Beside the state lock, not under it.
     checkpoints: Mutex<BTreeMap<(String, u64), pb::CheckpointTranscript>>,
@@ -127,6 +129,7 @@ impl Core {
             events,
             proofs: ProofRoutes::default(),
             liveness: Arc::new(crate::liveness::Liveness::new(dead_after)),
+            logs: crate::logs::Logs::default(),
             checkpoints: Mutex::new(checkpoints),
         });
         let weak: Weak<Core> = Arc::downgrade(&core);
@@ -494,6 +497,22 @@ impl Core {
             None => return,
         }
         self.with(&mut g, |f| f.on_progress(key, p));
+    }
+
+    /// Output of a task that streams its logs, from the worker running its current attempt
+    /// (a worker cannot write into another's tasks).
+    pub fn on_log(&self, key: &Arc<str>, conn_id: u64, l: pb::TaskLog) {
+        {
+            let mut g = self.inner.lock();
+            match g.cl.conn_mut(key, conn_id) {
+                Some(w) => w.last_seen = std::time::Instant::now(),
+                None => return,
+            }
+            if !g.tasks.runs_on(l.task_id, l.attempt, key) {
+                return;
+            }
+        }
+        self.logs.append(l.task_id, l.attempt, l.stream, l.data);
     }
 
     /// A worker's stream ended or it missed heartbeats.

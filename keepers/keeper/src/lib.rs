@@ -57,6 +57,7 @@ pub mod explorer;
 mod flow;
 pub mod labels;
 pub mod liveness;
+pub mod logs;
 pub mod metrics;
 pub mod proof_routes;
 pub mod proofs;

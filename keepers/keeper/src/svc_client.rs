@@ -37,6 +37,7 @@ impl ClientSvc {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TaskEvent, Status>> + Send>>;
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::keeper_service_server::KeeperService for ClientSvc {
@@ -243,6 +244,76 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
                         return;
                     }
                     Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(
+        &self,
+        req: Request<pb::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        let r = req.into_inner();
+        let lease = self.auth(r.auth.as_ref())?;
+        // The task must be the session's lease's (NotFound otherwise).
+        self.core.statuses(&lease, &[r.task_id])?;
+        let (tx, out) = tokio::sync::mpsc::channel::<Result<pb::LogChunk, Status>>(64);
+        let (core, cancel) = (self.core.clone(), self.cancel.child_token());
+        tokio::spawn(async move {
+            let mut changed = core.logs.subscribe();
+            let mut offset = r.offset;
+            loop {
+                // The status first: output that arrived before the task ended is read below.
+                let status = match core.statuses(&lease, &[r.task_id]) {
+                    Ok(mut s) => s.pop(),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                for p in core.logs.read(r.task_id, offset) {
+                    offset = p.offset + p.data.len() as u64;
+                    let chunk = pb::LogChunk {
+                        offset: p.offset,
+                        stream: p.stream,
+                        data: p.data,
+                        ..Default::default()
+                    };
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                let ended = status.as_ref().is_some_and(|s| {
+                    matches!(
+                        pb::TaskState::try_from(s.state),
+                        Ok(pb::TaskState::Finished
+                            | pb::TaskState::Failed
+                            | pb::TaskState::Cancelled)
+                    )
+                });
+                if ended || !r.follow {
+                    if ended {
+                        let eof = pb::LogChunk {
+                            offset,
+                            eof: true,
+                            status,
+                            ..Default::default()
+                        };
+                        let _ = tx.send(Ok(eof)).await;
+                    }
+                    return;
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tx.closed() => return,
+                    _ = changed.changed() => {}
+                    // The end of a task is not a log event: look again now and then.
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
         });

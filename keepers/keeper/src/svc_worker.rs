@@ -139,6 +139,7 @@ impl pb::worker_service_server::WorkerService for WorkerSvc {
                                 core.proofs.opening(&key, o)
                             }
                             Up::Progress(p) => core.on_progress(&key, conn_id, p),
+                            Up::Log(l) => core.on_log(&key, conn_id, l),
                         },
                         Ok(Some(_)) => {}
                         Ok(None) => break "stream closed".to_string(),

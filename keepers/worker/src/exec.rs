@@ -137,13 +137,22 @@ fn looks_like_oom(stderr: &[u8]) -> bool {
     .any(|p| s.contains(p))
 }
 
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
+/// Reads a task's stdout or stderr (`stream` 0 or 1) to its end, keeping the first
+/// `MAX_CAPTURE` bytes and handing every piece to `log` as it comes, when given.
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    stream: u32,
+    log: Option<LogTap>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(log) = &log {
+                    log(stream, &buf[..n]);
+                }
                 if out.len() < MAX_CAPTURE {
                     let take = n.min(MAX_CAPTURE - out.len());
                     out.extend_from_slice(&buf[..take]);
@@ -152,6 +161,21 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Where a running task's output goes as it comes: `(stream, bytes)`, stream 0 stdout, 1
+/// stderr.
+pub type LogTap = std::sync::Arc<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+/// What a process task runs with beside its spec.
+#[derive(Clone, Default)]
+pub struct RunWith<'a> {
+    /// The sandbox ([`crate::sandbox`]); `None`: unsandboxed.
+    pub sandbox: Option<&'a Sandbox>,
+    /// Its runtime env, already built ([`crate::runtime_env`]).
+    pub env: Option<&'a Prepared>,
+    /// Its output as it comes (a job streaming its logs).
+    pub log: Option<LogTap>,
 }
 
 /// Limits applied to a process task.
@@ -167,25 +191,24 @@ pub struct ProcessLimits {
 ///
 /// - `CUDA_VISIBLE_DEVICES` is exactly `gpu_ids`; `HOME` and the working directory are a fresh
 ///   directory under `work_root`, removed afterwards; `PATH` is inherited; then the task's env.
-/// - In `sandbox` when given ([`crate::sandbox`]): its own namespaces, only its directory
+/// - In `with.sandbox` when given ([`crate::sandbox`]): its own namespaces, only its directory
 ///   writable, no network unless `p.network`, an unprivileged user.
-/// - With its runtime env ([`crate::runtime_env`], already built, its working directory
+/// - With its runtime env `with.env` ([`crate::runtime_env`], already built, its working directory
 ///   already in `dir`): its variables before the task's own, its virtual environment's `bin`
 ///   first on PATH (`VIRTUAL_ENV` set), shown read-only in the sandbox.
 /// - The memory limit is `RLIMIT_AS`, set in the child before `exec` (no cgroups needed).
 /// - Time limit and cancellation SIGKILL the whole process group (a sandbox's PID namespace
 ///   dies with it); so does leaving early.
-#[allow(clippy::too_many_arguments)]
 pub async fn process(
     p: &pb::ProcessTask,
     stdin: Bytes,
     gpu_ids: &[u32],
     dir: &Path,
     limits: ProcessLimits,
-    sandbox: Option<&Sandbox>,
-    env: Option<&Prepared>,
+    with: &RunWith<'_>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
+    let sandbox = with.sandbox;
     if let Err(e) = std::fs::create_dir_all(dir) {
         return ExecOutcome::err(
             ErrorKind::Invalid,
@@ -201,22 +224,21 @@ pub async fn process(
             format!("cannot hand the working directory to the task user: {e}"),
         );
     }
-    let out = run_in(p, stdin, gpu_ids, dir, limits, sandbox, env, cancel).await;
+    let out = run_in(p, stdin, gpu_ids, dir, limits, with, cancel).await;
     let _ = std::fs::remove_dir_all(dir);
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_in(
     p: &pb::ProcessTask,
     stdin: Bytes,
     gpu_ids: &[u32],
     dir: &Path,
     limits: ProcessLimits,
-    sandbox: Option<&Sandbox>,
-    env: Option<&Prepared>,
+    with: &RunWith<'_>,
     cancel: &CancellationToken,
 ) -> ExecOutcome {
+    let (sandbox, env) = (with.sandbox, with.env);
     let Some(prog) = p.argv.first() else {
         return ExecOutcome::err(ErrorKind::Invalid, "empty argv");
     };
@@ -296,8 +318,14 @@ async fn run_in(
             let _ = si.write_all(&stdin).await;
         });
     }
-    let so = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
-    let se = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
+    let so = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(read_capped(s, 0, with.log.clone())));
+    let se = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(read_capped(s, 1, with.log.clone())));
     enum End {
         Exited(std::io::Result<std::process::ExitStatus>),
         Timeout,

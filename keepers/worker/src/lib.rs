@@ -759,6 +759,38 @@ async fn prove(
     }
 }
 
+/// Most of a task's output streamed live to the keeper (its outputs keep the first
+/// `MAX_CAPTURE` bytes either way): a task printing without end does not flood the stream.
+const MAX_STREAMED_LOG: usize = 64 << 20;
+
+/// Sends a running task's output to the keeper as it comes (`TaskLog`), up to
+/// [`MAX_STREAMED_LOG`] bytes, then one line saying the rest was cut.
+fn log_tap(
+    (task_id, attempt): (u64, u32),
+    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
+) -> exec::LogTap {
+    let up = up.clone();
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    Arc::new(move |stream: u32, data: &[u8]| {
+        let before = sent.fetch_add(data.len(), Ordering::Relaxed);
+        let data = if before + data.len() <= MAX_STREAMED_LOG {
+            Bytes::copy_from_slice(data)
+        } else if before <= MAX_STREAMED_LOG {
+            Bytes::from_static(b"\n[gpunet] log cut: the rest is not streamed\n")
+        } else {
+            return;
+        };
+        let _ = up.send(pb::WorkerMessage {
+            msg: Some(Up::Log(pb::TaskLog {
+                task_id,
+                attempt,
+                stream,
+                data,
+            })),
+        });
+    })
+}
+
 /// Builds a process task's runtime env (if it names one) and puts its working directory in
 /// `dir`, telling the keeper each step; a failure is the task's outcome.
 async fn build_env(
@@ -866,9 +898,12 @@ async fn execute(
             } else {
                 match build_env(shared, (a.task_id, a.attempt), &p, &dir, ct, up).await {
                     Ok(env) => {
-                        let sandbox = shared.sandbox.as_ref();
-                        let env = env.as_ref();
-                        exec::process(&p, stdin, &a.gpu_ids, &dir, limits, sandbox, env, ct).await
+                        let with = exec::RunWith {
+                            sandbox: shared.sandbox.as_ref(),
+                            env: env.as_ref(),
+                            log: p.stream_logs.then(|| log_tap((a.task_id, a.attempt), up)),
+                        };
+                        exec::process(&p, stdin, &a.gpu_ids, &dir, limits, &with, ct).await
                     }
                     Err(out) => {
                         let _ = std::fs::remove_dir_all(&dir);

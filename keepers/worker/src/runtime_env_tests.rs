@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::exec::{ProcessLimits, process};
+use crate::exec::{ProcessLimits, RunWith, process};
 use crate::sandbox::SandboxMode;
 
 /// A work root the task user (`nobody` under a root worker) can enter.
@@ -92,8 +92,11 @@ async fn test_a_python_task_imports_a_package_its_env_installed_from_a_local_whe
             &[],
             &dir,
             limits,
-            Some(&sandbox),
-            Some(&prepared),
+            &RunWith {
+                sandbox: Some(&sandbox),
+                env: Some(&prepared),
+                log: None,
+            },
             &ct,
         )
         .await;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use gpunet_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
-use crate::exec::{ExecOutcome, ProcessLimits, process};
+use crate::exec::{ExecOutcome, ProcessLimits, RunWith, process};
 use crate::sandbox::{Sandbox, SandboxMode};
 
 fn sandbox() -> Sandbox {
@@ -31,7 +31,19 @@ async fn sh(root: &Path, script: &str, sandbox: Option<&Sandbox>, network: bool)
         memory: 0,
     };
     let ct = CancellationToken::new();
-    process(&p, Bytes::new(), &[], &dir, limits, sandbox, None, &ct).await
+    process(
+        &p,
+        Bytes::new(),
+        &[],
+        &dir,
+        limits,
+        &RunWith {
+            sandbox,
+            ..Default::default()
+        },
+        &ct,
+    )
+    .await
 }
 
 fn rand_suffix() -> u64 {
@@ -158,8 +170,10 @@ async fn a_task_has_no_network_unless_it_asks_and_a_time_limit_kills_all_of_it()
         &[],
         &root.join("t"),
         limits,
-        Some(&s),
-        None,
+        &RunWith {
+            sandbox: Some(&s),
+            ..Default::default()
+        },
         &ct,
     )
     .await;

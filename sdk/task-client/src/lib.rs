@@ -263,6 +263,28 @@ impl Client {
         Ok(r.into_inner())
     }
 
+    /// A task's log (tasks that stream theirs, like a job's driver) from `offset`; with
+    /// `follow`, new output as it comes until the task ends (the last chunk has `eof` and the
+    /// task's status).
+    pub async fn logs(
+        &self,
+        task_id: u64,
+        offset: u64,
+        follow: bool,
+    ) -> Result<Streaming<pb::LogChunk>, Status> {
+        let r = self
+            .rpc
+            .clone()
+            .logs(pb::LogsRequest {
+                auth: Some(self.next_auth()),
+                task_id,
+                offset,
+                follow,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
+
     /// The lease's cluster.
     pub async fn cluster(&self) -> Result<pb::ClusterInfo, Status> {
         Ok(self

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use gpunet_sdk::task::pb;
 use gpunet_worker::SandboxMode;
-use gpunet_worker::exec::{ProcessLimits, process};
+use gpunet_worker::exec::{ProcessLimits, RunWith, process};
 use tokio_util::sync::CancellationToken;
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
@@ -66,7 +66,19 @@ async fn main() {
         for (sb, out) in [(None, &mut plain), (Some(&sandbox), &mut caged)] {
             let dir = root.path().join(format!("t{n}-{}", sb.is_some()));
             let t = Instant::now();
-            let o = process(&p, Default::default(), &[], &dir, limits, sb, None, &ct).await;
+            let o = process(
+                &p,
+                Default::default(),
+                &[],
+                &dir,
+                limits,
+                &RunWith {
+                    sandbox: sb,
+                    ..Default::default()
+                },
+                &ct,
+            )
+            .await;
             out.push(t.elapsed());
             assert_eq!(o.kind, pb::ErrorKind::None as i32, "{:?}", o.error);
         }
@@ -153,8 +165,11 @@ async fn runtime_env(runs: usize) {
                 &[],
                 &dir,
                 limits,
-                Some(&sandbox),
-                prepared.as_ref(),
+                &RunWith {
+                    sandbox: Some(&sandbox),
+                    env: prepared.as_ref(),
+                    log: None,
+                },
                 &ct,
             )
             .await;

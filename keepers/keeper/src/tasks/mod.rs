@@ -601,6 +601,13 @@ impl TaskTable {
             .ok_or_else(|| KeeperError::NotFound(format!("task {id} {FORGOTTEN}")))
     }
 
+    /// Whether attempt `attempt` of task `id` is the one running on worker `key`.
+    pub fn runs_on(&self, id: u64, attempt: u32, key: &Arc<str>) -> bool {
+        self.tasks.get(&id).is_some_and(|t| {
+            t.phase == Phase::Running && t.attempts == attempt && t.worker.as_ref() == Some(key)
+        })
+    }
+
     /// Statuses of tasks of a lease (unknown ids → NotFound).
     pub fn statuses(
         &self,

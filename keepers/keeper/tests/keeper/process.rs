@@ -226,3 +226,71 @@ async fn test_a_runtime_env_reports_progress_and_a_failed_build_fails_the_task()
     })
     .await;
 }
+
+/// A task that streams its logs (a job's driver): a follower sees its output while it runs,
+/// then the end with its status; a later reader gets the whole log from any offset; another
+/// lease's session cannot read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_streaming_tasks_logs_are_followed_live_to_the_end() {
+    let mut env = Env::start(test_config(), 4).await;
+    env.add_worker(1, 2).await;
+    let c = env.client().await;
+    let mut t = task::process(&[
+        "sh",
+        "-c",
+        "echo first; sleep 1; echo oops >&2; sleep 1; echo last",
+    ]);
+    if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
+        p.stream_logs = true;
+    }
+    let id = c.submit(vec![t]).await.unwrap()[0];
+    let mut logs = c.logs(id, 0, true).await.unwrap();
+    let mut text = String::new();
+    let mut streams = Vec::new();
+    let mut saw_running = false;
+    let end = loop {
+        let chunk = tokio::time::timeout(T, logs.message())
+            .await
+            .expect("a chunk in time")
+            .unwrap()
+            .expect("the stream ends with eof, not before");
+        if chunk.eof {
+            break chunk.status.unwrap();
+        }
+        if text.is_empty() {
+            // The first line arrives while the task still runs.
+            let st = c.status(&[id]).await.unwrap().pop().unwrap();
+            saw_running = st.state == pb::TaskState::Running as i32;
+        }
+        text.push_str(&String::from_utf8_lossy(&chunk.data));
+        streams.push(chunk.stream);
+    };
+    assert!(saw_running, "live: the first line came before the end");
+    assert_eq!(text, "first\noops\nlast\n");
+    assert!(streams.contains(&1), "stderr tagged: {streams:?}");
+    assert_eq!(end.state, pb::TaskState::Finished as i32);
+    // Read again later, from an offset: the rest of the log, then the end.
+    let mut again = c.logs(id, 6, false).await.unwrap();
+    let mut rest = String::new();
+    while let Some(chunk) = again.message().await.unwrap() {
+        rest.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert_eq!(rest, "oops\nlast\n");
+    // The captured outputs hold the same.
+    assert_eq!(&c.get(id, 0, T).await.unwrap().data[..], b"first\nlast\n");
+    // A session on another lease does not see the task.
+    env.leases.insert(gpunet_keeper::directory::LeaseInfo {
+        lease_id: "lease-b".into(),
+        user: env.user.verifying_key().to_bytes(),
+        provider: PROVIDER.into(),
+        gpus: 1,
+    });
+    let other = gpunet_task_client::Client::connect(&env.keeper.url(), "lease-b", &env.user)
+        .await
+        .unwrap();
+    let err = match other.logs(id, 0, false).await {
+        Ok(mut s) => s.message().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+}
