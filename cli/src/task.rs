@@ -58,7 +58,7 @@ pub async fn keeper_of(g: &Global, conn: &Conn) -> Result<String> {
 #[derive(Subcommand)]
 pub enum TaskCmd {
     /// Submit a task: a process (`-- argv…`) or a builtin (`--builtin NAME --payload P`).
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Status of tasks.
     Status { ids: Vec<u64> },
     /// Cancel tasks (kills running processes' groups).
@@ -215,7 +215,7 @@ pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
     let c = connect(g, &conn).await?;
     let out = g.output;
     match cmd {
-        TaskCmd::Submit(a) => submit(&c, out, a).await,
+        TaskCmd::Submit(a) => submit(&c, out, *a).await,
         TaskCmd::Status { ids } => {
             c.status(&ids)
                 .await?

@@ -20,6 +20,7 @@ mod config;
 pub mod exec;
 pub mod hw;
 mod objects;
+mod process_task;
 pub mod runtime_env;
 pub mod sandbox;
 pub mod shirk;
@@ -759,81 +760,6 @@ async fn prove(
     }
 }
 
-/// Most of a task's output streamed live to the keeper (its outputs keep the first
-/// `MAX_CAPTURE` bytes either way): a task printing without end does not flood the stream.
-const MAX_STREAMED_LOG: usize = 64 << 20;
-
-/// Sends a running task's output to the keeper as it comes (`TaskLog`), up to
-/// [`MAX_STREAMED_LOG`] bytes, then one line saying the rest was cut.
-fn log_tap(
-    (task_id, attempt): (u64, u32),
-    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
-) -> exec::LogTap {
-    let up = up.clone();
-    let sent = std::sync::atomic::AtomicUsize::new(0);
-    Arc::new(move |stream: u32, data: &[u8]| {
-        let before = sent.fetch_add(data.len(), Ordering::Relaxed);
-        let data = if before + data.len() <= MAX_STREAMED_LOG {
-            Bytes::copy_from_slice(data)
-        } else if before <= MAX_STREAMED_LOG {
-            Bytes::from_static(b"\n[gpunet] log cut: the rest is not streamed\n")
-        } else {
-            return;
-        };
-        let _ = up.send(pb::WorkerMessage {
-            msg: Some(Up::Log(pb::TaskLog {
-                task_id,
-                attempt,
-                stream,
-                data,
-            })),
-        });
-    })
-}
-
-/// Builds a process task's runtime env (if it names one) and puts its working directory in
-/// `dir`, telling the keeper each step; a failure is the task's outcome.
-async fn build_env(
-    shared: &Arc<Shared>,
-    (task_id, attempt): (u64, u32),
-    p: &pb::ProcessTask,
-    dir: &std::path::Path,
-    ct: &CancellationToken,
-    up: &mpsc::UnboundedSender<pb::WorkerMessage>,
-) -> Result<Option<runtime_env::Prepared>, exec::ExecOutcome> {
-    let Some(env) = &p.runtime_env else {
-        return Ok(None);
-    };
-    let fail = |kind: pb::ErrorKind, error: String| exec::ExecOutcome {
-        kind: kind as i32,
-        error,
-        ..Default::default()
-    };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        fail(
-            pb::ErrorKind::Invalid,
-            format!("cannot create working directory: {e}"),
-        )
-    })?;
-    let up = up.clone();
-    let progress = move |message: String| {
-        info!(task = task_id, %message, "runtime env");
-        let _ = up.send(pb::WorkerMessage {
-            msg: Some(Up::Progress(pb::TaskProgress {
-                task_id,
-                attempt,
-                message,
-            })),
-        });
-    };
-    tokio::select! {
-        r = shared.envs.prepare(env, dir, &progress) => r
-            .map(Some)
-            .map_err(|e| fail(pb::ErrorKind::RuntimeEnv, format!("runtime env: {e}"))),
-        _ = ct.cancelled() => Err(fail(pb::ErrorKind::Cancelled, "cancelled while its runtime env was being built".into())),
-    }
-}
-
 async fn execute(
     shared: &Arc<Shared>,
     fetcher: &Fetcher,
@@ -871,46 +797,11 @@ async fn execute(
         res.lost = lost;
         return res;
     }
-    let spec = a.spec.unwrap_or_default();
+    let spec = a.spec.clone().unwrap_or_default();
     let out = match spec.executor {
         Some(pb::task_spec::Executor::Builtin(b)) => exec::builtin(&b, &inputs, ct).await,
         Some(pb::task_spec::Executor::Process(p)) => {
-            let dir = shared
-                .cfg
-                .work_dir
-                .join(format!("task-{}-{}", a.task_id, a.attempt));
-            let limits = exec::ProcessLimits {
-                time: if p.time_limit_ms > 0 {
-                    Duration::from_millis(p.time_limit_ms)
-                } else {
-                    shared.cfg.default_time_limit
-                },
-                memory: p.memory_limit_bytes,
-            };
-            if p.network && !shared.cfg.allow_network {
-                exec::ExecOutcome {
-                    kind: pb::ErrorKind::Invalid as i32,
-                    error: "the task asks for the network; this provider's workers give tasks \
-                            none"
-                        .into(),
-                    ..Default::default()
-                }
-            } else {
-                match build_env(shared, (a.task_id, a.attempt), &p, &dir, ct, up).await {
-                    Ok(env) => {
-                        let with = exec::RunWith {
-                            sandbox: shared.sandbox.as_ref(),
-                            env: env.as_ref(),
-                            log: p.stream_logs.then(|| log_tap((a.task_id, a.attempt), up)),
-                        };
-                        exec::process(&p, stdin, &a.gpu_ids, &dir, limits, &with, ct).await
-                    }
-                    Err(out) => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        out
-                    }
-                }
-            }
+            process_task::run(shared, &a, &p, stdin, ct, up).await
         }
         Some(pb::task_spec::Executor::Proof(p)) => {
             prove(shared, (a.task_id, a.attempt), p, ct, up).await

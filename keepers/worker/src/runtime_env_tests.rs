@@ -2,7 +2,6 @@
 //! directory and imports it, sandboxed; the second task with the same env reuses it; a failed
 //! install fails with pip's error; archives that try to leave their folder are refused.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
