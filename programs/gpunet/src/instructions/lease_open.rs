@@ -10,11 +10,11 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::create::{create_program_account, create_vault};
 use crate::error::GpunetError;
 use crate::events::LeaseOpened;
-use crate::math::{cost, lease_rate, safe_mul};
+use crate::math::{cost, lease_rate};
 use crate::state::config::MAX_PERIOD_SECONDS;
 use crate::state::{
     CONFIG_SEED, Config, LEASE_SEED, LEASE_VAULT_SEED, Lease, LeaseStatus, LeaseTerms,
-    MAX_COMMITTEE, PROVIDER_SEED, Provider, ProviderStatus, Verdict,
+    MAX_COMMITTEE, PROVIDER_SEED, Provider, Verdict,
 };
 use crate::transfers::pay_in;
 
@@ -91,40 +91,19 @@ impl LeaseOpen<'_> {
             args.duration > 0 && args.duration <= MAX_PERIOD_SECONDS,
             GpunetError::InvalidDuration
         );
-        let p = &self.provider;
-        require!(
-            p.status != ProviderStatus::Jailed,
-            GpunetError::ProviderJailed
-        );
-        require!(
-            p.status != ProviderStatus::Unbonding,
-            GpunetError::ProviderUnbonding
-        );
-        require!(
-            p.gpu.price_per_gpu_second <= args.max_price_per_gpu_second,
-            GpunetError::PriceAboveMax
-        );
-        let free_gpus = p
-            .gpu
-            .count
-            .checked_sub(p.gpus_leased)
-            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-        require!(args.gpus <= free_gpus, GpunetError::NotEnoughCapacity);
-        require!(
-            p.staked >= self.config.min_stake(p.gpu.class, p.gpu.count)?
-                && p.free_stake()? >= self.stake_to_lock(args.gpus)?,
-            GpunetError::BelowMinimumStake
-        );
+        self.provider.check_can_lease(
+            &self.config,
+            args.gpus,
+            args.max_price_per_gpu_second,
+            self.stake_to_lock(args.gpus)?,
+        )?;
         require!(self.config.active_keepers > 0, GpunetError::NoActiveKeeper);
         Ok(())
     }
 
     /// Stake locked for `gpus` GPUs: the per-GPU minimum of the provider's class.
     fn stake_to_lock(&self, gpus: u16) -> Result<u64> {
-        safe_mul(
-            self.config.params.min_stake_per_gpu[self.provider.gpu.class.index()],
-            u64::from(gpus),
-        )
+        self.config.min_stake(self.provider.gpu.class, gpus)
     }
 }
 

@@ -22,10 +22,9 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::error::GpunetError;
 use crate::events::LeaseResizeRequested;
-use crate::math::{safe_add, safe_mul};
+use crate::math::safe_add;
 use crate::state::{
     CONFIG_SEED, Config, LEASE_SEED, LEASE_VAULT_SEED, Lease, LeaseStatus, PROVIDER_SEED, Provider,
-    ProviderStatus,
 };
 use crate::transfers::{pay_in, pay_out};
 
@@ -101,33 +100,14 @@ impl LeaseResize<'_> {
         let deadline = lease.expires_at(self.config.paused_seconds_at(now)?)?;
         require!(now <= deadline, GpunetError::LeaseExpired);
         if args.gpus > lease.gpus {
-            let p = &self.provider;
-            require!(
-                p.status != ProviderStatus::Jailed,
-                GpunetError::ProviderJailed
-            );
-            require!(
-                p.status != ProviderStatus::Unbonding,
-                GpunetError::ProviderUnbonding
-            );
-            require!(
-                p.gpu.price_per_gpu_second <= lease.price_per_gpu_second,
-                GpunetError::PriceAboveMax
-            );
-            let free_gpus = p
-                .gpu
-                .count
-                .checked_sub(p.gpus_leased)
-                .ok_or_else(|| error!(GpunetError::MathOverflow))?;
-            require!(
-                args.gpus - lease.gpus <= free_gpus,
-                GpunetError::NotEnoughCapacity
-            );
-            require!(
-                p.staked >= self.config.min_stake(p.gpu.class, p.gpu.count)?
-                    && p.free_stake()? >= self.stake_to_lock(args.gpus - lease.gpus)?,
-                GpunetError::BelowMinimumStake
-            );
+            // New GPUs at the lease's price: refused when the provider now asks more.
+            let more = args.gpus - lease.gpus;
+            self.provider.check_can_lease(
+                &self.config,
+                more,
+                lease.price_per_gpu_second,
+                self.stake_to_lock(more)?,
+            )?;
         }
         lease.check_vault(self.vault.amount)
     }
@@ -135,10 +115,7 @@ impl LeaseResize<'_> {
     /// Stake locked for `gpus` more GPUs: the per-GPU minimum of the provider's class, as
     /// `lease_open` locks it.
     fn stake_to_lock(&self, gpus: u16) -> Result<u64> {
-        safe_mul(
-            self.config.params.min_stake_per_gpu[self.provider.gpu.class.index()],
-            u64::from(gpus),
-        )
+        self.config.min_stake(self.provider.gpu.class, gpus)
     }
 }
 

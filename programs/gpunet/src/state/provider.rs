@@ -107,6 +107,41 @@ impl Provider {
             && self.staked >= config.min_stake(self.gpu.class, self.gpu.count)?)
     }
 
+    /// Checks that this provider can lease out `gpus` more GPUs at no more than `max_price`
+    /// each, locking `stake` for them (`lease_open`, and `lease_resize` growing a lease).
+    pub fn check_can_lease(
+        &self,
+        config: &Config,
+        gpus: u16,
+        max_price: u64,
+        stake: u64,
+    ) -> Result<()> {
+        require!(
+            self.status != ProviderStatus::Jailed,
+            GpunetError::ProviderJailed
+        );
+        require!(
+            self.status != ProviderStatus::Unbonding,
+            GpunetError::ProviderUnbonding
+        );
+        require!(
+            self.gpu.price_per_gpu_second <= max_price,
+            GpunetError::PriceAboveMax
+        );
+        let free_gpus = self
+            .gpu
+            .count
+            .checked_sub(self.gpus_leased)
+            .ok_or_else(|| error!(GpunetError::MathOverflow))?;
+        require!(gpus <= free_gpus, GpunetError::NotEnoughCapacity);
+        require!(
+            self.staked >= config.min_stake(self.gpu.class, self.gpu.count)?
+                && self.free_stake()? >= stake,
+            GpunetError::BelowMinimumStake
+        );
+        Ok(())
+    }
+
     /// Books a new lease of `gpus` GPUs that locks `stake` (called by `lease_open`).
     pub fn hold_lease(&mut self, gpus: u16, stake: u64) -> Result<()> {
         let overflow = || error!(GpunetError::MathOverflow);
