@@ -763,7 +763,7 @@ async fn prove(
 async fn execute(
     shared: &Arc<Shared>,
     fetcher: &Fetcher,
-    a: pb::Assignment,
+    mut a: pb::Assignment,
     inline_limit: u64,
     ct: &CancellationToken,
     up: &mpsc::UnboundedSender<pb::WorkerMessage>,
@@ -797,7 +797,7 @@ async fn execute(
         res.lost = lost;
         return res;
     }
-    let spec = a.spec.clone().unwrap_or_default();
+    let spec = a.spec.take().unwrap_or_default();
     let out = match spec.executor {
         Some(pb::task_spec::Executor::Builtin(b)) => exec::builtin(&b, &inputs, ct).await,
         Some(pb::task_spec::Executor::Process(p)) => {

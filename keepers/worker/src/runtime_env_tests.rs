@@ -13,18 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::exec::{ProcessLimits, RunWith, process};
 use crate::sandbox::SandboxMode;
-
-/// A work root the task user (`nobody` under a root worker) can enter.
-fn work_root() -> (tempfile::TempDir, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("work");
-    std::fs::create_dir_all(&root).unwrap();
-    for d in [t.path(), &root] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    (t, root)
-}
+use crate::sandbox::escape_tests::work_root;
 
 fn recorder() -> (Arc<Mutex<Vec<String>>>, impl Fn(String) + Send + Sync) {
     let seen = Arc::new(Mutex::new(Vec::new()));

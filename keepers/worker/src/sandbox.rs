@@ -280,4 +280,4 @@ mod tests {
 
 #[cfg(test)]
 #[path = "sandbox_tests.rs"]
-mod escape_tests;
+pub(crate) mod escape_tests;

@@ -61,7 +61,7 @@ fn stdout(o: &ExecOutcome) -> String {
 }
 
 /// A work root the task user can enter (a root worker's tasks run as `nobody`).
-fn work_root() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn work_root() -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("work");
     std::fs::create_dir_all(&root).unwrap();
