@@ -404,3 +404,92 @@ pub async fn open(
 #[cfg(test)]
 #[path = "cluster_tests.rs"]
 mod tests;
+
+/// A lease of a cluster that [`connect`] left out, and why.
+#[cfg(feature = "task")]
+#[derive(Clone, Debug)]
+pub struct LeftOut {
+    /// Its index in the cluster.
+    pub index: u16,
+    /// Its address.
+    pub lease: Pubkey,
+    /// Why (not active, no keeper drawn, its keeper refused or is unreachable).
+    pub why: String,
+}
+
+/// Sessions on every active lease of `user`'s cluster `id`, each with the keeper the chain
+/// says serves it, joined as one cluster ([`crate::task::cluster::ClusterClient`]: tasks,
+/// object refs and placement groups span the leases). Leases that cannot be reached are left
+/// out and listed; with none left it fails.
+#[cfg(feature = "task")]
+pub async fn connect(
+    client: &GpunetClient,
+    user: &crate::task::SigningKey,
+    id: u32,
+) -> Result<(crate::task::cluster::ClusterClient, Vec<LeftOut>), ConnectError> {
+    use crate::task::cluster::{ClusterClient, Member};
+    let owner = Pubkey::new_from_array(user.verifying_key().to_bytes());
+    let leases = clusters(client, &owner)
+        .await?
+        .remove(&id)
+        .ok_or(ConnectError::NoCluster(id))?;
+    let mut channels: BTreeMap<String, crate::task::Channel> = BTreeMap::new();
+    let (mut members, mut left) = (Vec::new(), Vec::new());
+    for (address, l) in leases {
+        let index = cluster_of(l.nonce).map(|(_, i)| i).unwrap_or_default();
+        let mut skip = |why: String| {
+            left.push(LeftOut {
+                index,
+                lease: address,
+                why,
+            })
+        };
+        if l.status != crate::LeaseStatus::Active {
+            skip(format!("{:?}", l.status).to_lowercase());
+            continue;
+        }
+        let endpoint = match client.fetch::<crate::Keeper>("keeper", &l.keeper).await {
+            Ok(k) => k.endpoint,
+            Err(e) => {
+                skip(format!("its keeper {}: {e}", l.keeper));
+                continue;
+            }
+        };
+        let ch = match channels.get(&endpoint) {
+            Some(c) => c.clone(),
+            None => match crate::task::channel(&endpoint).await {
+                Ok(c) => {
+                    channels.insert(endpoint.clone(), c.clone());
+                    c
+                }
+                Err(e) => {
+                    skip(format!("keeper {endpoint}: {e}"));
+                    continue;
+                }
+            },
+        };
+        match crate::task::Client::on_channel(ch, &address.to_string(), user).await {
+            Ok(c) => members.push(Member { index, client: c }),
+            Err(e) => skip(format!("keeper {endpoint}: {e}")),
+        }
+    }
+    if members.is_empty() {
+        return Err(ConnectError::NoneReachable(left));
+    }
+    Ok((ClusterClient::new(members), left))
+}
+
+/// Why [`connect`] failed.
+#[cfg(feature = "task")]
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Reading the chain failed.
+    #[error(transparent)]
+    Chain(#[from] SdkError),
+    /// The user has no cluster of that id.
+    #[error("no cluster {0} of this wallet on chain")]
+    NoCluster(u32),
+    /// No lease of it could be reached.
+    #[error("no lease of the cluster can be reached: {}", .0.iter().map(|l| format!("{} ({}): {}", l.index, l.lease, l.why)).collect::<Vec<_>>().join("; "))]
+    NoneReachable(Vec<LeftOut>),
+}

@@ -55,7 +55,7 @@ pub mod directory;
 pub mod error;
 pub mod explorer;
 mod flow;
-pub mod labels;
+pub use gpunet_proto::labels;
 pub mod liveness;
 pub mod logs;
 pub mod metrics;

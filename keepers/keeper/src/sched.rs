@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::labels::{Labels, Selector};
+use gpunet_proto::labels::{Labels, Selector};
 
 /// Index of a worker inside one scheduler; never reused.
 pub type WorkerIdx = u32;
@@ -89,7 +89,7 @@ pub struct Request {
     pub res: Res,
     /// Required GPU model substring.
     pub gpu_model: Option<Arc<str>>,
-    /// Required worker labels (`crate::labels`).
+    /// Required worker labels (`gpunet_proto::labels`).
     pub labels: Option<Arc<Selector>>,
     /// Strategy.
     pub strategy: Strategy,

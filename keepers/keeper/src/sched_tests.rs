@@ -16,7 +16,7 @@ fn spec(key: &str, cpus: u32, gpus: u32) -> WorkerSpec {
 
 fn in_zone(key: &str, cpus: u32, zone: &str) -> WorkerSpec {
     WorkerSpec {
-        labels: crate::labels::of_worker(zone, &Default::default()),
+        labels: gpunet_proto::labels::of_worker(zone, &Default::default()),
         ..spec(key, cpus, 0)
     }
 }
@@ -27,7 +27,9 @@ fn selecting(r: Request, pairs: &[(&str, &str)]) -> Request {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Request {
-        labels: crate::labels::Selector::parse(&m).unwrap().map(Arc::new),
+        labels: gpunet_proto::labels::Selector::parse(&m)
+            .unwrap()
+            .map(Arc::new),
         ..r
     }
 }

@@ -11,12 +11,15 @@
 //! [`FILE_DESCRIPTOR_SET`] feeds gRPC reflection. [`coalesce`] folds queued batch messages
 //! (assignments, results) into one frame on both ends of the worker stream. The signing-message
 //! helpers live here so the worker, the keeper and clients build byte-identical messages;
-//! [`keys`] reads and writes the one key format every party uses (Solana JSON keypair files).
+//! [`keys`] reads and writes the one key format every party uses (Solana JSON keypair files);
+//! [`labels`] is how a task's label selector matches a worker's labels, for the keeper's
+//! scheduler and for clients that route tasks over several leases.
 
 #![warn(missing_docs)]
 
 pub mod coalesce;
 pub mod keys;
+pub mod labels;
 
 /// Generated code for package `gpunet.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -4,7 +4,10 @@
 //! (the lease's user key signs a fresh keeper challenge once) and numbers every request of the
 //! session with a fresh nonce. [`spec`] builds task specs; [`pb`] re-exports the `gpunet.v1`
 //! types the client takes and returns; [`keys`] reads and writes Solana JSON keypair files, the
-//! one key format of gpunet.
+//! one key format of gpunet. [`cluster::ClusterClient`] addresses the leases of a cluster
+//! (one lease per provider, each with its keeper) as one cluster: tasks, object refs and
+//! placement groups span them, and a lease gone dark loses no task ([`route`] decides where
+//! each goes).
 //!
 //! The crate depends on the generated gRPC code, tonic and ed25519 only — not on the keeper
 //! daemon (no redb, axum, prometheus-client or scheduler) nor on the on-chain program. The SDK
@@ -23,6 +26,9 @@
 //! ```
 
 #![warn(missing_docs)]
+
+pub mod cluster;
+pub mod route;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

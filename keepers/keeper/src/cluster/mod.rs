@@ -300,7 +300,7 @@ impl Clusters {
             .map(|g| g.model.clone())
             .unwrap_or_default();
         let spec = WorkerSpec {
-            labels: crate::labels::of_worker(&w.reg.zone, &w.reg.labels),
+            labels: gpunet_proto::labels::of_worker(&w.reg.zone, &w.reg.labels),
             key: key.clone(),
             res: Res {
                 milli_cpus,
@@ -468,6 +468,7 @@ impl Clusters {
                     .filter(|t| self.holds.get(t).is_some_and(|h| h.lease == *lease))
                     .count() as u32,
                 draining: w.draining,
+                labels: w.reg.labels.clone(),
             })
             .collect();
         let pgs = c
@@ -548,7 +549,7 @@ impl Clusters {
                 bundle: (p.bundle_index >= 0).then_some(p.bundle_index as u32),
             },
         };
-        let labels = match crate::labels::Selector::parse(&spec.label_selector) {
+        let labels = match gpunet_proto::labels::Selector::parse(&spec.label_selector) {
             Ok(l) => l.map(Arc::new),
             Err(e) => return Some(Err(e)),
         };

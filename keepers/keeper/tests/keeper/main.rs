@@ -13,3 +13,4 @@ mod proofs;
 mod reflection;
 mod restart;
 mod retention;
+mod span;
