@@ -17,6 +17,7 @@
 
 mod bench;
 mod chain;
+mod cluster_task;
 mod daemon;
 mod demo;
 #[cfg(test)]
@@ -134,10 +135,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: daemon::WorkerCmd,
     },
-    /// Tasks on a lease's cluster.
+    /// Tasks on a lease's cluster, or (`--cluster ID`) on a cluster of several leases.
     Task {
         #[command(flatten)]
         conn: task::Conn,
+        /// A cluster opened from a spec (`gpunet cluster open`): its leases as one cluster,
+        /// tasks named LEASE.TASK.
+        #[arg(long, global = true, env = "GPUNET_CLUSTER")]
+        cluster: Option<u32>,
         #[command(subcommand)]
         cmd: task::TaskCmd,
     },
@@ -217,7 +222,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Faucet(args) => chain::faucet::run(g, args).await,
         Cmd::Keeper { cmd } => chain::keeper::run(g, cmd).await,
         Cmd::Worker { cmd } => daemon::run_worker(g, cmd).await,
-        Cmd::Task { conn, cmd } => task::run(g, conn, cmd).await,
+        Cmd::Task { conn, cluster, cmd } => task::run(g, conn, cluster, cmd).await,
         Cmd::Job { conn, cmd } => job::run(g, conn, cmd).await,
         Cmd::Bench {
             conn,

@@ -59,13 +59,13 @@ pub async fn keeper_of(g: &Global, conn: &Conn) -> Result<String> {
 pub enum TaskCmd {
     /// Submit a task: a process (`-- argv…`) or a builtin (`--builtin NAME --payload P`).
     Submit(Box<SubmitArgs>),
-    /// Status of tasks.
-    Status { ids: Vec<u64> },
+    /// Status of tasks (ids; with `--cluster`, `LEASE.TASK` as submit printed them).
+    Status { ids: Vec<String> },
     /// Cancel tasks (kills running processes' groups).
-    Cancel { ids: Vec<u64> },
+    Cancel { ids: Vec<String> },
     /// Wait for a task and print an output (0 = result/stdout, 1 = stderr).
     Get {
-        id: u64,
+        id: String,
         #[arg(long, default_value_t = 0)]
         index: u32,
         #[arg(long, default_value_t = 600.0)]
@@ -82,7 +82,7 @@ pub enum TaskCmd {
         limit: u32,
     },
     /// Stream state changes (all tasks of the lease, or the given ones).
-    Watch { ids: Vec<u64> },
+    Watch { ids: Vec<String> },
     /// Show the lease's cluster.
     Cluster,
     /// Run a benchmark proof on a worker of the lease's cluster and print the keeper's
@@ -181,13 +181,13 @@ pub struct SubmitArgs {
     select: Vec<String>,
     /// Submit this many copies.
     #[arg(long, default_value_t = 1)]
-    count: u32,
+    pub(crate) count: u32,
     /// Wait for completion (with progress) and print results.
     #[arg(long)]
-    wait: bool,
+    pub(crate) wait: bool,
     /// Longest wait, seconds.
     #[arg(long, default_value_t = 600.0)]
-    timeout: f64,
+    pub(crate) timeout: f64,
     /// Program and arguments.
     #[arg(last = true)]
     argv: Vec<String>,
@@ -210,21 +210,29 @@ pub async fn connect(g: &Global, conn: &Conn) -> Result<Client> {
         })
 }
 
-/// `gpunet task …`
-pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
+/// `gpunet task …` (with `--cluster`: [`crate::cluster_task`]).
+pub async fn run(g: &Global, conn: Conn, cluster_id: Option<u32>, cmd: TaskCmd) -> Result<()> {
+    if let Some(id) = cluster_id {
+        if !conn.lease.is_empty() {
+            bail!("give --lease or --cluster, not both");
+        }
+        return crate::cluster_task::run(g, id, cmd).await;
+    }
     let c = connect(g, &conn).await?;
     let out = g.output;
     match cmd {
         TaskCmd::Submit(a) => submit(&c, out, *a).await,
         TaskCmd::Status { ids } => {
-            c.status(&ids)
+            c.status(&ids_of(&ids)?)
                 .await?
                 .iter()
                 .for_each(|s| print_status(out, s));
             Ok(())
         }
-        TaskCmd::Cancel { ids } => cancel(&c, out, &ids).await,
-        TaskCmd::Get { id, index, timeout } => get(&c, out, id, index, timeout).await,
+        TaskCmd::Cancel { ids } => cancel(&c, out, &ids_of(&ids)?).await,
+        TaskCmd::Get { id, index, timeout } => {
+            get(&c, out, ids_of(&[id])?[0], index, timeout).await
+        }
         TaskCmd::List {
             state,
             after,
@@ -238,7 +246,7 @@ pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
             Ok(())
         }
         TaskCmd::Watch { ids } => {
-            let mut w = c.watch(&ids).await?;
+            let mut w = c.watch(&ids_of(&ids)?).await?;
             while let Some(ev) = w.message().await? {
                 if let Some(s) = ev.status {
                     print_status(out, &s);
@@ -263,7 +271,18 @@ pub(crate) fn state_name(s: i32) -> &'static str {
     }
 }
 
-fn parse_state(state: Option<&str>) -> Result<pb::TaskState> {
+/// Task ids of one lease.
+fn ids_of(ids: &[String]) -> Result<Vec<u64>> {
+    ids.iter()
+        .map(|s| {
+            s.parse::<u64>().with_context(|| {
+                format!("{s:?} is not a task id (tasks of a cluster, LEASE.TASK, take --cluster)")
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn parse_state(state: Option<&str>) -> Result<pb::TaskState> {
     Ok(match state {
         None => pb::TaskState::Unspecified,
         Some("waiting") => pb::TaskState::WaitingForDeps,
@@ -292,12 +311,23 @@ pub(crate) fn status_json(s: &pb::TaskStatus) -> serde_json::Value {
 }
 
 pub(crate) fn print_status(out: Output, s: &pb::TaskStatus) {
+    print_status_as(out, &s.task_id.to_string(), s)
+}
+
+/// A status line naming the task `id` (a cluster's `LEASE.TASK`, or the task id).
+pub(crate) fn print_status_as(out: Output, id: &str, s: &pb::TaskStatus) {
     match out {
-        Output::Json => println!("{}", status_json(s)),
+        Output::Json => {
+            let mut v = status_json(s);
+            if id != s.task_id.to_string() {
+                v["task"] = json!(id);
+            }
+            println!("{v}")
+        }
         Output::Table => {
             let mut line = format!(
                 "{:>8}  {:<9}  attempts={}  {}",
-                s.task_id,
+                id,
                 state_name(s.state),
                 s.attempts,
                 s.name
@@ -320,7 +350,7 @@ pub(crate) fn print_status(out: Output, s: &pb::TaskStatus) {
 }
 
 /// The task spec `gpunet task submit` describes.
-fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
+pub(crate) fn build_spec(a: &SubmitArgs) -> Result<pb::TaskSpec> {
     let mut s = match &a.builtin {
         Some(name) => spec::builtin(name, a.payload.clone().into_bytes()),
         None => {

@@ -378,6 +378,54 @@ fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
     let followed = gpunet(&["job", "logs", &long_id, "--follow", "--lease", &lease]);
     assert!(!followed.status.success(), "a stopped job ends as failed");
 
+    // The provider's other two GPUs as a cluster from a spec, addressed by its id: tasks
+    // named LEASE.TASK, an argument passed by ref, the cluster's view over its leases.
+    let opened = net.ok(
+        &user,
+        &["cluster", "open", "--gpus", "2", "--duration", "600"],
+    );
+    let cid = opened["cluster"].to_string();
+    let json = |args: &[&str]| {
+        let out = gpunet(&[&["--output", "json", "task", "--cluster", &cid], args].concat());
+        let so = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {so}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        so
+    };
+    let mut view: serde_json::Value = serde_json::Value::Null;
+    for _ in 0..100 {
+        view = serde_json::from_str(&json(&["cluster"])).unwrap();
+        if view["gpus_ready"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(view["leases"][0]["gpus_ready"], 2, "{view}");
+    let sub: serde_json::Value = serde_json::from_str(&json(&[
+        "submit",
+        "--gpus",
+        "1",
+        "--",
+        "echo",
+        "from-the-cluster",
+    ]))
+    .unwrap();
+    let t = sub["tasks"][0].as_str().unwrap().to_string();
+    assert!(t.starts_with("0."), "{sub}");
+    let out = gpunet(&["task", "--cluster", &cid, "get", &t]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-the-cluster\n");
+    let listed = json(&["list"]);
+    assert!(listed.contains(&format!("\"task\":\"{t}\"")), "{listed}");
+    // A lease's task id alone is refused here, and --lease with --cluster is refused.
+    let bad = gpunet(&["task", "--cluster", &cid, "status", "7"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("LEASE.TASK"));
+    let both = gpunet(&["task", "--cluster", &cid, "--lease", &lease, "list"]);
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("ConfigInit"),

@@ -1,0 +1,217 @@
+//! `gpunet task --cluster ID …`: the tasks of a cluster opened from a spec (`gpunet cluster
+//! open`), addressed as one cluster over its leases (`gpunet_sdk::task::cluster`): a task goes
+//! to a lease that can run it, tasks are named `LEASE.TASK` (`2.17`), an argument made on one
+//! lease reaches a task on another, and while this command waits for a task, one on a lease
+//! that lost every worker is submitted again on the others.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use gpunet_sdk::task::cluster::{ClusterClient, TaskRef};
+use gpunet_sdk::task::pb;
+use serde_json::json;
+
+use crate::Global;
+use crate::output::{Output, Spinner};
+use crate::task::{SubmitArgs, TaskCmd, build_spec, print_status_as, status_json};
+
+/// Sessions on every reachable lease of the user's cluster `id`.
+async fn connect(g: &Global, id: u32) -> Result<ClusterClient> {
+    let key = g.signing_key()?;
+    let (c, left) = gpunet_sdk::cluster::connect(&g.client(), &key, id)
+        .await
+        .with_context(|| format!("connecting to cluster {id}"))?;
+    for l in left {
+        eprintln!(
+            "warning: lease {} ({}) of cluster {id} left out: {}",
+            l.index, l.lease, l.why
+        );
+    }
+    Ok(c)
+}
+
+fn parse_refs(ids: &[String]) -> Result<Vec<TaskRef>> {
+    ids.iter()
+        .map(|s| s.parse::<TaskRef>().map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// `gpunet task --cluster ID …`
+pub async fn run(g: &Global, id: u32, cmd: TaskCmd) -> Result<()> {
+    let out = g.output;
+    if matches!(cmd, TaskCmd::Watch { .. } | TaskCmd::Prove { .. }) {
+        bail!("`task watch` and `task prove` work on one lease: give --lease instead of --cluster");
+    }
+    let c = connect(g, id).await?;
+    match cmd {
+        TaskCmd::Submit(a) => submit(&c, out, *a).await,
+        TaskCmd::Status { ids } => {
+            let refs = parse_refs(&ids)?;
+            for (r, s) in refs.iter().zip(c.status(&refs).await?) {
+                print_status_as(out, &r.to_string(), &s);
+            }
+            Ok(())
+        }
+        TaskCmd::Cancel { ids } => {
+            let refs = parse_refs(&ids)?;
+            for (r, ok) in refs.iter().zip(c.cancel(&refs).await?) {
+                match out {
+                    Output::Json => {
+                        println!("{}", json!({ "task": r.to_string(), "cancelled": ok }))
+                    }
+                    Output::Table => {
+                        println!("{r}: {}", if ok { "cancelled" } else { "already done" })
+                    }
+                }
+            }
+            Ok(())
+        }
+        TaskCmd::Get { id, index, timeout } => {
+            let r = parse_refs(&[id])?[0];
+            let sp = Spinner::start(out, format!("waiting for task {r}"));
+            let got = c.get(r, index, Duration::from_secs_f64(timeout)).await;
+            sp.stop();
+            let got = got?;
+            let st = got.status.unwrap_or_default();
+            let finished = got.ready && st.state == pb::TaskState::Finished as i32;
+            match out {
+                Output::Json => {
+                    let mut v = status_json(&st);
+                    v["task"] = json!(r.to_string());
+                    v["ready"] = json!(got.ready);
+                    v["output"] = json!(String::from_utf8_lossy(&got.data));
+                    println!("{v}");
+                }
+                Output::Table if finished => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&got.data)?;
+                }
+                Output::Table => print_status_as(out, &r.to_string(), &st),
+            }
+            if !finished {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        TaskCmd::List { state, limit, .. } => {
+            let st = crate::task::parse_state(state.as_deref())?;
+            for (r, s) in c.list(st, limit).await? {
+                print_status_as(out, &r.to_string(), &s);
+            }
+            Ok(())
+        }
+        TaskCmd::Cluster => show(&c, out, id).await,
+        TaskCmd::Watch { .. } | TaskCmd::Prove { .. } => unreachable!("refused above"),
+    }
+}
+
+async fn submit(c: &ClusterClient, out: Output, a: SubmitArgs) -> Result<()> {
+    let spec = build_spec(&a)?;
+    let refs = c.submit(vec![spec; a.count.max(1) as usize]).await?;
+    if !a.wait {
+        match out {
+            Output::Json => {
+                let ids: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+                println!("{}", json!({ "tasks": ids }))
+            }
+            Output::Table => refs.iter().for_each(|r| println!("{r}")),
+        }
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(refs.len() as u64);
+    bar.set_message("running");
+    let mut failed = false;
+    for r in &refs {
+        let got = c.get(*r, 0, Duration::from_secs_f64(a.timeout)).await?;
+        bar.inc(1);
+        let st = got.status.unwrap_or_default();
+        failed |= st.state != pb::TaskState::Finished as i32;
+        let now = c.locate(*r);
+        bar.suspend(|| match out {
+            Output::Json => {
+                let mut v = status_json(&st);
+                v["task"] = json!(r.to_string());
+                v["ran_as"] = json!(now.to_string());
+                v["output"] = json!(String::from_utf8_lossy(&got.data));
+                println!("{v}");
+            }
+            Output::Table => {
+                let name = if now == *r {
+                    r.to_string()
+                } else {
+                    format!("{r}→{now}")
+                };
+                print_status_as(out, &name, &st);
+                if !got.data.is_empty() {
+                    print!("{}", String::from_utf8_lossy(&got.data));
+                }
+            }
+        });
+    }
+    bar.finish_and_clear();
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Every lease's cluster, and the totals.
+async fn show(c: &ClusterClient, out: Output, id: u32) -> Result<()> {
+    let view = c.view().await;
+    let (gpus, workers) = view.totals();
+    match out {
+        Output::Json => {
+            let leases: Vec<_> = view
+                .leases
+                .iter()
+                .map(|(i, v)| match v {
+                    Ok(v) => json!({
+                        "index": i, "lease": v.lease_id, "provider": v.provider,
+                        "state": v.state().label(), "gpus_requested": v.gpus_requested,
+                        "gpus_ready": v.gpus_ready,
+                        "workers": v.workers.iter().map(|w| json!({
+                            "id": w.worker_id, "zone": w.zone, "gpus": w.gpus.len(),
+                            "running": w.running_tasks, "draining": w.draining,
+                        })).collect::<Vec<_>>(),
+                    }),
+                    Err(e) => json!({ "index": i, "error": e.message() }),
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({ "cluster": id, "gpus_ready": gpus, "workers": workers, "leases": leases })
+            );
+        }
+        Output::Table => {
+            println!(
+                "cluster {id}: {} leases, {gpus} GPUs ready on {workers} workers",
+                view.leases.len()
+            );
+            for (i, v) in &view.leases {
+                match v {
+                    Ok(v) => {
+                        println!(
+                            "  {i}: lease {} ({}): {} — {}/{} GPUs",
+                            v.lease_id,
+                            v.provider,
+                            v.state().label(),
+                            v.gpus_ready,
+                            v.gpus_requested
+                        );
+                        for w in &v.workers {
+                            println!(
+                                "       {}  zone={}  gpus={}  running={}",
+                                w.worker_id,
+                                w.zone,
+                                w.gpus.len(),
+                                w.running_tasks
+                            );
+                        }
+                    }
+                    Err(e) => println!("  {i}: unreachable: {}", e.message()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
