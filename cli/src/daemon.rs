@@ -85,6 +85,16 @@ pub struct WorkerArgs {
     /// Refuse tasks that ask for the network (`task submit --network`).
     #[arg(long)]
     no_network: bool,
+    /// A cgroup per process task: memory capped by the kernel (its memory limit, else what it
+    /// reserved) and CPU held to what it reserved. Needs root or a delegated cgroup v2
+    /// subtree: `on` refuses to start without, `auto` runs without them with a warning
+    /// (memory limits are then RLIMIT_AS), `off` never.
+    #[arg(long, default_value = "auto", value_parser = parse_cgroups)]
+    cgroups: gpunet_worker::CgroupMode,
+}
+
+fn parse_cgroups(s: &str) -> Result<gpunet_worker::CgroupMode, String> {
+    s.parse()
 }
 
 fn parse_sandbox(s: &str) -> Result<gpunet_worker::SandboxMode, String> {
@@ -260,6 +270,11 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
     if let Err(why) = a.sandbox.resolve() {
         bail!("worker run: {why}");
     }
+    if a.cgroups == gpunet_worker::CgroupMode::Required
+        && let Err(why) = a.cgroups.resolve()
+    {
+        bail!("worker run: {why}");
+    }
     let mut labels = std::collections::HashMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').context("--label takes LABEL=VALUE")?;
@@ -284,6 +299,7 @@ pub async fn run_worker(g: &Global, cmd: WorkerCmd) -> Result<()> {
         }
         c.lanes = !a.no_lanes;
         c.sandbox = a.sandbox;
+        c.cgroups = a.cgroups;
         c.allow_network = !a.no_network;
         c
     };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
+use crate::cgroup::CgroupMode;
 use crate::hw::DeclaredGpus;
 use crate::sandbox::SandboxMode;
 
@@ -59,6 +60,9 @@ pub struct WorkerConfig {
     pub sandbox: SandboxMode,
     /// Whether a process task may ask for the network (`ProcessTask.network`).
     pub allow_network: bool,
+    /// Whether process tasks get a cgroup each (memory and CPU enforced by the kernel,
+    /// [`crate::cgroup`]).
+    pub cgroups: CgroupMode,
 }
 
 impl WorkerConfig {
@@ -86,6 +90,7 @@ impl WorkerConfig {
             standby: false,
             sandbox: SandboxMode::Auto,
             allow_network: true,
+            cgroups: CgroupMode::Auto,
         }
     }
 }

@@ -12,6 +12,7 @@ use pb::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup::TaskCgroup;
 use crate::runtime_env::Prepared;
 use crate::sandbox::Sandbox;
 
@@ -176,6 +177,9 @@ pub struct RunWith<'a> {
     pub env: Option<&'a Prepared>,
     /// Its output as it comes (a job streaming its logs).
     pub log: Option<LogTap>,
+    /// Its cgroup ([`crate::cgroup`]): memory and CPU enforced by the kernel; `None`: the
+    /// memory limit is `RLIMIT_AS`.
+    pub cgroup: Option<&'a TaskCgroup>,
 }
 
 /// Limits applied to a process task.
@@ -196,7 +200,8 @@ pub struct ProcessLimits {
 /// - With its runtime env `with.env` ([`crate::runtime_env`], already built, its working directory
 ///   already in `dir`): its variables before the task's own, its virtual environment's `bin`
 ///   first on PATH (`VIRTUAL_ENV` set), shown read-only in the sandbox.
-/// - The memory limit is `RLIMIT_AS`, set in the child before `exec` (no cgroups needed).
+/// - In its cgroup `with.cgroup` when given ([`crate::cgroup`]: memory and CPU capped by the
+///   kernel, joined before `exec`); otherwise the memory limit is `RLIMIT_AS`.
 /// - Time limit and cancellation SIGKILL the whole process group (a sandbox's PID namespace
 ///   dies with it); so does leaving early.
 pub async fn process(
@@ -285,7 +290,33 @@ async fn run_in(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mem = limits.memory;
+    if let Some(cg) = with.cgroup {
+        let files = cg.join_files();
+        // SAFETY: open, write and close are async-signal-safe; the paths were made before the
+        // fork. Registered before the sandbox's privilege drop: the task user could not join.
+        unsafe {
+            cmd.pre_exec(move || {
+                for f in &files {
+                    let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    // Without a cgroup, the memory limit caps address space instead.
+    let mem = if with.cgroup.is_some() {
+        0
+    } else {
+        limits.memory
+    };
     if mem > 0 {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
@@ -367,11 +398,24 @@ async fn run_in(
                 sig,
                 Some(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS | libc::SIGKILL)
             );
+            let cgroup_oom = with.cgroup.filter(|cg| !st.success() && cg.oom_kills() > 0);
             if st.success() {
                 ExecOutcome {
                     exit_code: Some(0),
                     ..Default::default()
                 }
+            } else if let Some(cg) = cgroup_oom {
+                let mut o = ExecOutcome::err(
+                    ErrorKind::MemoryLimit,
+                    format!(
+                        "memory limit of {} bytes exceeded: the kernel's OOM killer ended it \
+                         (its cgroup's cap); {}",
+                        cg.memory.unwrap_or(0),
+                        tail(&stderr)
+                    ),
+                );
+                o.exit_code = st.code();
+                o
             } else if mem > 0 && (oom_sig || looks_like_oom(&stderr)) {
                 let mut o = ExecOutcome::err(
                     ErrorKind::MemoryLimit,

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cgroup;
 mod config;
 pub mod exec;
 pub mod hw;
@@ -44,6 +45,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tracing::{Instrument, info, info_span, warn};
 
+pub use cgroup::{CgroupMode, Cgroups};
 pub use config::WorkerConfig;
 pub use exec::{GpunetProof, ProofExecutor, ProofIo};
 pub use hw::{DeclaredGpus, Hardware};
@@ -93,6 +95,8 @@ struct Shared {
     worker_id: String,
     /// Where process tasks run (`None`: unsandboxed).
     sandbox: Option<Sandbox>,
+    /// Their cgroups (`None`: memory limits are `RLIMIT_AS`, no CPU cap).
+    cgroups: Option<Cgroups>,
     /// Runtime envs built on this worker (working directories, virtual environments).
     envs: runtime_env::RuntimeEnvs,
 }
@@ -198,6 +202,29 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         }
         Err(why) => (None, Some(why)),
     };
+    let cgroups = if cfg.standby {
+        Ok(None)
+    } else {
+        cfg.cgroups.resolve()
+    };
+    let (cgroups, unusable) = match cgroups {
+        Ok(c) => {
+            match &c {
+                Some(c) => info!(
+                    version = c.version(),
+                    "process tasks get a cgroup each (memory and CPU caps)"
+                ),
+                None if cfg.cgroups == CgroupMode::Auto && !cfg.standby => warn!(
+                    "process tasks run WITHOUT cgroups: this worker cannot make them here (run it as \
+                     root or in a delegated cgroup v2 subtree, or choose --cgroups off to say so); \
+                     memory limits fall back to RLIMIT_AS and CPU is not capped"
+                ),
+                None => {}
+            }
+            (c, unusable)
+        }
+        Err(why) => (None, unusable.or(Some(why))),
+    };
     let shared = Arc::new(Shared {
         cfg,
         hw,
@@ -207,6 +234,7 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         pause_heartbeats: AtomicBool::new(false),
         worker_id: worker_id.clone(),
         sandbox,
+        cgroups,
         envs: runtime_env::RuntimeEnvs::new(
             cfg_work_dir.join("runtime-envs"),
             runtime_env::find_python(),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::cgroup::{TaskCgroup, TaskLimits};
 use crate::{Shared, exec, runtime_env};
 
 /// Runs assignment `a`'s process task `p` with `stdin`.
@@ -43,20 +44,66 @@ pub(crate) async fn run(
             ..Default::default()
         };
     }
+    let cgroup = match task_cgroup(shared, a, p) {
+        Ok(c) => c,
+        Err(out) => return out,
+    };
     match build_env(shared, (a.task_id, a.attempt), p, &dir, ct, up).await {
         Ok(env) => {
             let with = exec::RunWith {
                 sandbox: shared.sandbox.as_ref(),
                 env: env.as_ref(),
                 log: p.stream_logs.then(|| log_tap((a.task_id, a.attempt), up)),
+                cgroup: cgroup.as_ref(),
             };
-            exec::process(p, stdin, &a.gpu_ids, &dir, limits, &with, ct).await
+            let out = exec::process(p, stdin, &a.gpu_ids, &dir, limits, &with, ct).await;
+            if let Some(cg) = cgroup {
+                cg.finish().await;
+            }
+            out
         }
         Err(out) => {
             let _ = std::fs::remove_dir_all(&dir);
             out
         }
     }
+}
+
+/// The task's cgroup, when the worker makes them: memory capped at its `memory_limit_bytes`,
+/// else at the memory it reserved; CPU at what it reserved.
+fn task_cgroup(
+    shared: &Shared,
+    a: &pb::Assignment,
+    p: &pb::ProcessTask,
+) -> Result<Option<TaskCgroup>, exec::ExecOutcome> {
+    let Some(cgroups) = &shared.cgroups else {
+        return Ok(None);
+    };
+    let res = a
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.clone())
+        .unwrap_or(pb::Resources {
+            milli_cpus: 1000,
+            ..Default::default()
+        });
+    let memory = [p.memory_limit_bytes, res.memory_bytes]
+        .into_iter()
+        .find(|m| *m > 0);
+    cgroups
+        .create(
+            &format!("{}-{}", a.task_id, a.attempt),
+            TaskLimits {
+                memory,
+                milli_cpus: res.milli_cpus,
+            },
+        )
+        .map(Some)
+        .map_err(|e| exec::ExecOutcome {
+            kind: pb::ErrorKind::Invalid as i32,
+            error: format!("cannot make the task's cgroup: {e}"),
+            ..Default::default()
+        })
 }
 
 /// Most of a task's output streamed live to the keeper (its outputs keep the first

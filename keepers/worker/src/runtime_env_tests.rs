@@ -84,6 +84,7 @@ async fn test_a_python_task_imports_a_package_its_env_installed_from_a_local_whe
                 sandbox: Some(&sandbox),
                 env: Some(&prepared),
                 log: None,
+                cgroup: None,
             },
             &ct,
         )

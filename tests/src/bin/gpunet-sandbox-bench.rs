@@ -169,6 +169,7 @@ async fn runtime_env(runs: usize) {
                     sandbox: Some(&sandbox),
                     env: prepared.as_ref(),
                     log: None,
+                    cgroup: None,
                 },
                 &ct,
             )
