@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sandbox overhead per process task: the worker's process executor unsandboxed and in the
-# bubblewrap sandbox, side by side (interleaved), for `true` and for a Python start; then
+# Sandbox overhead per process task: the worker's process executor unsandboxed, in the
+# bubblewrap sandbox and in it with a task cgroup (where one can be made), side by side
+# (interleaved), for `true` and for a Python start; then
 # runtime-env start, cold and warm, beside a bare interpreter start (all sandboxed).
 # Writes bench/results/sandbox-<UTC>/summary.txt.
 # Usage: bench/sandbox.sh [TASKS=200] — env: BENCH (default target/debug/gpunet-sandbox-bench;

@@ -1,6 +1,8 @@
 //! Sandbox overhead per process task: the same short process tasks run through the worker's
-//! process executor (`gpunet_worker::exec::process`) unsandboxed and in the bubblewrap sandbox,
-//! interleaved (so both see the same machine state), each timed from the call to the result.
+//! process executor (`gpunet_worker::exec::process`) unsandboxed, in the bubblewrap sandbox,
+//! and (where this machine can make cgroups) in the sandbox with a task cgroup made, joined
+//! and removed as the worker does (`gpunet_worker::cgroup`), interleaved (so all see the same
+//! machine state), each timed from the call to the result.
 //! Prints a table of mean, p50 and p99 per path. Usage:
 //! `gpunet-sandbox-bench [--tasks N] [-- ARGV…]` (default 200 tasks of `true`).
 //!
@@ -61,11 +63,36 @@ async fn main() {
         memory: 0,
     };
     let ct = CancellationToken::new();
-    let (mut plain, mut caged) = (Vec::new(), Vec::new());
+    let cgroups = gpunet_worker::Cgroups::detect()
+        .map_err(|why| eprintln!("no cgroup row: {why}"))
+        .ok();
+    let (mut plain, mut caged, mut grouped) = (Vec::new(), Vec::new(), Vec::new());
     for n in 0..tasks {
-        for (sb, out) in [(None, &mut plain), (Some(&sandbox), &mut caged)] {
-            let dir = root.path().join(format!("t{n}-{}", sb.is_some()));
+        let paths = [
+            (None, false, &mut plain),
+            (Some(&sandbox), false, &mut caged),
+            (Some(&sandbox), true, &mut grouped),
+        ];
+        for (k, (sb, cg, out)) in paths.into_iter().enumerate() {
+            // The cgroup path only where this machine can make them.
+            let cgroups = match (cg, cgroups.as_ref()) {
+                (false, _) => None,
+                (true, Some(c)) => Some(c),
+                (true, None) => continue,
+            };
+            let dir = root.path().join(format!("t{n}-{k}"));
             let t = Instant::now();
+            // Made, joined and removed per task, as the worker does: all in the timing.
+            let cgroup = cgroups.map(|c| {
+                c.create(
+                    "bench",
+                    gpunet_worker::cgroup::TaskLimits {
+                        memory: Some(1 << 30),
+                        milli_cpus: 1000,
+                    },
+                )
+                .expect("task cgroup")
+            });
             let o = process(
                 &p,
                 Default::default(),
@@ -74,11 +101,15 @@ async fn main() {
                 limits,
                 &RunWith {
                     sandbox: sb,
+                    cgroup: cgroup.as_ref(),
                     ..Default::default()
                 },
                 &ct,
             )
             .await;
+            if let Some(c) = cgroup {
+                c.finish().await;
+            }
             out.push(t.elapsed());
             assert_eq!(o.kind, pb::ErrorKind::None as i32, "{:?}", o.error);
         }
@@ -86,7 +117,12 @@ async fn main() {
     println!("process task {argv:?}, {tasks} runs each, interleaved");
     println!("| path | mean ms | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|");
-    for (name, v) in [("unsandboxed", plain), ("bubblewrap sandbox", caged)] {
+    let rows = [
+        ("unsandboxed", plain),
+        ("bubblewrap sandbox", caged),
+        ("bubblewrap sandbox + task cgroup", grouped),
+    ];
+    for (name, v) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {
         let (mean, p50, p99) = stats(v);
         println!("| {name} | {mean:.2} | {p50:.2} | {p99:.2} |");
     }
