@@ -57,8 +57,9 @@ pub(crate) async fn run(
                 cgroup: cgroup.as_ref(),
             };
             let out = exec::process(p, stdin, &a.gpu_ids, &dir, limits, &with, ct).await;
+            // Emptied and removed beside the result, not before it.
             if let Some(cg) = cgroup {
-                cg.finish().await;
+                tokio::spawn(cg.finish());
             }
             out
         }
