@@ -19,8 +19,9 @@
 //! - an unprivileged user: the worker's own if it does not run as root, else `nobody`
 //!   (65534), switched to before `bwrap` runs; and no way to gain privileges (no setuid).
 //!
-//! The memory limit stays `RLIMIT_AS` (inherited through `bwrap`); CPU and memory cgroups
-//! need a delegated cgroup v2 tree this worker does not assume.
+//! Memory and CPU are capped by the task's cgroup ([`crate::cgroup`], joined before `bwrap`
+//! runs); where the worker cannot make cgroups, memory falls back to `RLIMIT_AS` (inherited
+//! through `bwrap`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
