@@ -117,6 +117,19 @@ pub struct TaskLimits {
     pub milli_cpus: u32,
 }
 
+/// SIGKILLs every process in the cgroup `dir`.
+fn kill_procs(dir: &Path) {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // SAFETY: kill(2) of a process in a task's cgroup (its own, or a dead worker's task's).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// The lines of a cgroup file that say `key value`, as a number.
 fn read_key(path: &Path, key: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.lines().find_map(|l| {
@@ -170,7 +183,8 @@ fn own() -> (Option<String>, Vec<(Vec<String>, String)>) {
     (v2, v1)
 }
 
-/// Removes the folders of workers that are gone (their tasks' cgroups first).
+/// Removes the folders of workers that are gone, their tasks' cgroups first, killing what a
+/// crashed worker's tasks left running (nobody is left to collect their results).
 fn sweep(parent: &Path) {
     let Ok(rd) = std::fs::read_dir(parent) else {
         return;
@@ -188,6 +202,7 @@ fn sweep(parent: &Path) {
         }
         if let Ok(tasks) = std::fs::read_dir(e.path()) {
             for t in tasks.flatten().filter(|t| t.path().is_dir()) {
+                kill_procs(&t.path());
                 let _ = std::fs::remove_dir(t.path());
             }
         }
@@ -398,15 +413,7 @@ impl TaskCgroup {
             return;
         }
         for d in &self.dirs {
-            let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else {
-                continue;
-            };
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: kill(2) of a process in the task's own cgroup.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
+            kill_procs(d);
         }
     }
 
