@@ -37,12 +37,14 @@ fn parse_refs(ids: &[String]) -> Result<Vec<TaskRef>> {
 }
 
 /// `gpunet task --cluster ID …`
-pub async fn run(g: &Global, id: u32, cmd: TaskCmd) -> Result<()> {
+pub async fn run(g: &Global, id: u32, failover_after: Duration, cmd: TaskCmd) -> Result<()> {
     let out = g.output;
     if matches!(cmd, TaskCmd::Watch { .. } | TaskCmd::Prove { .. }) {
         bail!("`task watch` and `task prove` work on one lease: give --lease instead of --cluster");
     }
-    let c = connect(g, id).await?;
+    let mut c = connect(g, id).await?;
+    c.failover_after = failover_after;
+    let c = c;
     match cmd {
         TaskCmd::Submit(a) => submit(&c, out, *a).await,
         TaskCmd::Status { ids } => {

@@ -31,6 +31,7 @@ mod task;
 mod worker_follow;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -143,6 +144,10 @@ enum Cmd {
         /// tasks named LEASE.TASK.
         #[arg(long, global = true, env = "GPUNET_CLUSTER")]
         cluster: Option<u32>,
+        /// With --cluster: seconds a lease may have no live worker before the tasks this
+        /// command waits on move to the other leases.
+        #[arg(long, global = true, default_value_t = 30.0)]
+        failover_after: f64,
         #[command(subcommand)]
         cmd: task::TaskCmd,
     },
@@ -222,7 +227,15 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Faucet(args) => chain::faucet::run(g, args).await,
         Cmd::Keeper { cmd } => chain::keeper::run(g, cmd).await,
         Cmd::Worker { cmd } => daemon::run_worker(g, cmd).await,
-        Cmd::Task { conn, cluster, cmd } => task::run(g, conn, cluster, cmd).await,
+        Cmd::Task {
+            conn,
+            cluster,
+            failover_after,
+            cmd,
+        } => {
+            let cluster = cluster.map(|id| (id, Duration::from_secs_f64(failover_after.max(0.0))));
+            task::run(g, conn, cluster, cmd).await
+        }
         Cmd::Job { conn, cmd } => job::run(g, conn, cmd).await,
         Cmd::Bench {
             conn,

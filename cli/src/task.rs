@@ -211,12 +211,17 @@ pub async fn connect(g: &Global, conn: &Conn) -> Result<Client> {
 }
 
 /// `gpunet task …` (with `--cluster`: [`crate::cluster_task`]).
-pub async fn run(g: &Global, conn: Conn, cluster_id: Option<u32>, cmd: TaskCmd) -> Result<()> {
-    if let Some(id) = cluster_id {
+pub async fn run(
+    g: &Global,
+    conn: Conn,
+    spanning: Option<(u32, Duration)>,
+    cmd: TaskCmd,
+) -> Result<()> {
+    if let Some((id, failover_after)) = spanning {
         if !conn.lease.is_empty() {
             bail!("give --lease or --cluster, not both");
         }
-        return crate::cluster_task::run(g, id, cmd).await;
+        return crate::cluster_task::run(g, id, failover_after, cmd).await;
     }
     let c = connect(g, &conn).await?;
     let out = g.output;

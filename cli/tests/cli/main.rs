@@ -7,6 +7,7 @@ mod explorer;
 mod keys;
 mod readme;
 mod sigkill;
+mod zones;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
