@@ -8,19 +8,27 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use gpunet_sdk::task::cluster::{ClusterClient, TaskRef};
-use gpunet_sdk::task::pb;
+use gpunet_sdk::task::{pb, spec};
 use serde_json::json;
 
 use crate::Global;
 use crate::output::{Output, Spinner};
 use crate::task::{SubmitArgs, TaskCmd, build_spec, print_status_as, status_json};
 
-/// Sessions on every reachable lease of the user's cluster `id`.
-async fn connect(g: &Global, id: u32) -> Result<ClusterClient> {
+/// Sessions on every reachable lease of the user's cluster `id`, and the leases left out.
+async fn sessions(
+    g: &Global,
+    id: u32,
+) -> Result<(ClusterClient, Vec<gpunet_sdk::cluster::LeftOut>)> {
     let key = g.signing_key()?;
-    let (c, left) = gpunet_sdk::cluster::connect(&g.client(), &key, id)
+    gpunet_sdk::cluster::connect(&g.client(), &key, id)
         .await
-        .with_context(|| format!("connecting to cluster {id}"))?;
+        .with_context(|| format!("connecting to cluster {id}"))
+}
+
+/// Sessions on every reachable lease of the user's cluster `id` (the others named on stderr).
+async fn connect(g: &Global, id: u32) -> Result<ClusterClient> {
+    let (c, left) = sessions(g, id).await?;
     for l in left {
         eprintln!(
             "warning: lease {} ({}) of cluster {id} left out: {}",
@@ -216,4 +224,135 @@ async fn show(c: &ClusterClient, out: Output, id: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What building a cluster's runtime env on its workers came to.
+pub struct Built {
+    /// Workers it was built on (or tried).
+    pub workers: usize,
+    /// Per worker: (lease index, worker id, seconds it took).
+    pub ok: Vec<(u16, String, f64)>,
+    /// Per worker that failed: (lease index, worker id, the installer's error).
+    pub failed: Vec<(u16, String, String)>,
+}
+
+impl Built {
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "workers": self.workers,
+            "built": self.ok.iter().map(|(l, w, s)| json!({"lease": l, "worker": w, "seconds": s})).collect::<Vec<_>>(),
+            "failed": self.failed.iter().map(|(l, w, e)| json!({"lease": l, "worker": w, "error": e})).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn print(&self) {
+        println!(
+            "runtime env built on {} of {} workers",
+            self.ok.len(),
+            self.workers
+        );
+        for (l, w, e) in &self.failed {
+            println!("  lease {l}, worker {w}: {e}");
+        }
+    }
+}
+
+/// Waits until every lease of cluster `id` has all its GPUs, then builds `env` on each of
+/// their workers (one no-op task with the env pinned to each), showing progress.
+pub async fn build_env(
+    g: &Global,
+    id: u32,
+    env: pb::RuntimeEnv,
+    timeout: Duration,
+) -> Result<Built> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let sp = Spinner::start(g.output, format!("cluster {id}: waiting for its workers"));
+    // Every lease's keeper must know the lease (it learns it from the chain, just opened).
+    let c = loop {
+        let why = match sessions(g, id).await {
+            Ok((c, left)) if left.is_empty() => break c,
+            Ok((_, left)) => left
+                .iter()
+                .map(|l| format!("lease {}: {}", l.index, l.why))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(e) => format!("{e:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("not every lease's keeper could be reached within {timeout:?}: {why}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let view = loop {
+        let v = c.view().await;
+        let ready = v.leases.iter().all(|(_, l)| {
+            l.as_ref()
+                .is_ok_and(|l| l.gpus_requested > 0 && l.gpus_ready >= l.gpus_requested)
+        });
+        if ready {
+            break v;
+        }
+        let (gpus, _) = v.totals();
+        sp.set(format!(
+            "cluster {id}: waiting for its workers ({gpus} GPUs ready)"
+        ));
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the cluster's workers were not all there within {timeout:?} ({gpus} GPUs ready)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut pinned = Vec::new();
+    for (lease, info) in &view.leases {
+        for w in info.as_ref().map(|i| i.workers.clone()).unwrap_or_default() {
+            let mut t = spec::process(&["true"]);
+            t.name = "runtime-env build".into();
+            if let Some(pb::task_spec::Executor::Process(p)) = t.executor.as_mut() {
+                p.runtime_env = Some(env.clone());
+            }
+            t.resources = Some(spec::resources(0, 0));
+            t.max_retries = Some(0);
+            t.strategy = Some(spec::strategy(pb::scheduling_strategy::Kind::NodeAffinity(
+                pb::NodeAffinity {
+                    worker_id: w.worker_id.clone(),
+                    soft: false,
+                },
+            )));
+            pinned.push((*lease, w.worker_id, t));
+        }
+    }
+    let workers = pinned.len();
+    let started = std::time::Instant::now();
+    let refs = c
+        .submit(pinned.iter().map(|(_, _, t)| t.clone()).collect())
+        .await?;
+    let mut built = Built {
+        workers,
+        ok: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (r, (lease, worker, _)) in refs.iter().zip(pinned) {
+        sp.set(format!(
+            "cluster {id}: building its runtime env on {workers} workers ({} done)",
+            built.ok.len() + built.failed.len()
+        ));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let got = c.get(*r, 0, left).await?;
+        let st = got.status.unwrap_or_default();
+        if got.ready && st.state == pb::TaskState::Finished as i32 {
+            built
+                .ok
+                .push((lease, worker, started.elapsed().as_secs_f64()));
+        } else {
+            let why = if st.error.is_empty() {
+                format!("not built within {timeout:?}")
+            } else {
+                st.error
+            };
+            built.failed.push((lease, worker, why));
+        }
+    }
+    sp.stop();
+    Ok(built)
 }

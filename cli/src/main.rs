@@ -27,6 +27,7 @@ mod key;
 mod localnet;
 mod localnet_system;
 mod output;
+mod runtime_env_file;
 mod task;
 mod worker_follow;
 

@@ -13,6 +13,7 @@ use solana_sdk::pubkey::Pubkey;
 
 use crate::Global;
 use crate::output::{Output, Spinner};
+use crate::runtime_env_file::RuntimeEnvFile;
 
 /// Which keeper and lease.
 #[derive(Args)]
@@ -100,9 +101,13 @@ pub enum TaskCmd {
     },
 }
 
-/// A process task's runtime env, as flags (`task submit`, `job submit`).
+/// A process task's runtime env, as a file and flags (`task submit`, `job submit`).
 #[derive(Args)]
 pub struct EnvArgs {
+    /// Runtime env from a TOML file (working_dir, pip, pip_index_url, pip_no_index,
+    /// [env_vars]; `docs/clusters.md`); the flags below add to it.
+    #[arg(long, value_name = "FILE")]
+    runtime_env: Option<std::path::PathBuf>,
     /// Runtime env: this folder becomes the task's working directory (files and folders, at
     /// most 3 MiB packed; cached on the worker by its hash).
     #[arg(long, value_name = "DIR")]
@@ -120,23 +125,20 @@ pub struct EnvArgs {
 }
 
 impl EnvArgs {
-    /// The runtime env the flags describe, if any.
+    /// The runtime env the file and flags describe, if any.
     pub fn runtime_env(&self) -> Result<Option<pb::RuntimeEnv>> {
-        if self.working_dir.is_none() && self.pip.is_empty() {
-            return Ok(None);
-        }
-        let working_dir = match &self.working_dir {
-            Some(d) => gpunet_worker::runtime_env::pack_dir(d)
-                .map_err(|e| anyhow::anyhow!("--working-dir: {e}"))?,
-            None => Vec::new(),
+        let file = match &self.runtime_env {
+            Some(p) => RuntimeEnvFile::load(p)?,
+            None => RuntimeEnvFile::default(),
         };
-        Ok(Some(pb::RuntimeEnv {
-            working_dir: working_dir.into(),
+        file.merge(RuntimeEnvFile {
+            working_dir: self.working_dir.clone(),
             pip: self.pip.clone(),
-            pip_index_url: self.pip_index_url.clone().unwrap_or_default(),
+            pip_index_url: self.pip_index_url.clone(),
             pip_no_index: self.pip_no_index,
-            ..Default::default()
-        }))
+            env_vars: Default::default(),
+        })
+        .to_proto()
     }
 }
 

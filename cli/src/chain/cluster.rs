@@ -64,6 +64,15 @@ pub struct OpenArgs {
     /// Show the plan only; open nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The cluster's ML stack (a runtime env TOML file, as `task submit --runtime-env`):
+    /// once the leases' clusters are ready it is built on every worker, so the first tasks
+    /// that name it start warm; the command waits for that and reports each worker.
+    #[arg(long, value_name = "FILE")]
+    runtime_env: Option<std::path::PathBuf>,
+    /// With --runtime-env: the longest wait for the clusters to be ready and the env built,
+    /// seconds.
+    #[arg(long, default_value_t = 900.0)]
+    ready_timeout: f64,
 }
 
 /// `gpunet cluster …`
@@ -172,6 +181,15 @@ async fn open(g: &Global, a: OpenArgs) -> Result<()> {
             0,
         ),
     };
+    // The env is read (and its working directory packed) before any money moves.
+    let env = match &a.runtime_env {
+        Some(p) => Some(
+            crate::runtime_env_file::RuntimeEnvFile::load(p)?
+                .to_proto()?
+                .ok_or_else(|| anyhow!("--runtime-env {}: names nothing", p.display()))?,
+        ),
+        None => None,
+    };
     let sp = Spinner::start(g.output, format!("cluster {id}: opening"));
     let res = cluster::open(
         &client,
@@ -194,7 +212,19 @@ async fn open(g: &Global, a: OpenArgs) -> Result<()> {
         v["keeper"] = json!(l.keeper.to_string());
         leases.push(v);
     }
-    let v = json!({
+    let built = match env {
+        Some(env) => Some(
+            crate::cluster_task::build_env(
+                g,
+                id,
+                env,
+                std::time::Duration::from_secs_f64(a.ready_timeout.max(1.0)),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let mut v = json!({
         "cluster": id,
         "gpus": a.gpus,
         "deposit": deposit,
@@ -202,6 +232,18 @@ async fn open(g: &Global, a: OpenArgs) -> Result<()> {
         "atomic": opened.transactions == 1,
         "leases": leases,
     });
+    let built = match built {
+        Some(Ok(b)) => {
+            v["runtime_env"] = b.json();
+            Some(b)
+        }
+        Some(Err(e)) => {
+            v["runtime_env"] = json!({ "error": format!("{e:#}") });
+            None
+        }
+        None => None,
+    };
+    let env_error = v["runtime_env"]["error"].as_str().map(String::from);
     print(g.output, v, || {
         println!(
             "cluster {id}: {} GPUs in {} lease(s), opened in {} transaction(s){}",
@@ -217,8 +259,23 @@ async fn open(g: &Global, a: OpenArgs) -> Result<()> {
         for (lease, p) in &opened.leases {
             println!("  {lease}  {} GPU(s) in {}/{}", p.gpus, p.region, p.zone);
         }
+        if let Some(b) = &built {
+            b.print();
+        }
     });
-    Ok(())
+    // The leases stay open either way: say what failed and exit non-zero.
+    match (&a.runtime_env, &built) {
+        (Some(_), None) => bail!(
+            "cluster {id} is open, but its runtime env could not be built: {}",
+            env_error.unwrap_or_default()
+        ),
+        (_, Some(b)) if !b.failed.is_empty() => bail!(
+            "cluster {id} is open, but its runtime env failed on {} of {} workers",
+            b.failed.len(),
+            b.workers
+        ),
+        _ => Ok(()),
+    }
 }
 
 async fn list(g: &Global) -> Result<()> {

@@ -1,7 +1,8 @@
 //! A cluster over three providers in three zones on the localnet, each provider with real
-//! worker processes, addressed as one cluster (`gpunet task --cluster`); then a zone goes dark
-//! mid-run (its only worker process SIGKILLed) and no task of the cluster is lost: the client
-//! waiting on them submits the dark lease's task again on the other leases.
+//! worker processes, opened with its ML stack (a runtime env built on every worker before
+//! `cluster open` returns) and addressed as one cluster (`gpunet task --cluster`); then a zone
+//! goes dark mid-run (its only worker process SIGKILLed) and no task of the cluster is lost:
+//! the client waiting on them submits the dark lease's task again on the other leases.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,6 +108,17 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
         workers.0.push((format!("local-{zone}"), child));
     }
     let user = wallet(&net, &admin, dir.path(), "user", "100000000");
+    // The cluster's ML stack: a package from a local wheel and an environment variable.
+    let job = dir.path().join("job");
+    gpunet_worker::runtime_env::demo_wheel(&job.join("wheels")).unwrap();
+    let env_file = dir.path().join("env.toml");
+    std::fs::write(
+        &env_file,
+        "working_dir = \"job\"\npip = [\"wheels/gpunet_hello-0.1-py3-none-any.whl\"]\n\
+         pip_no_index = true\n[env_vars]\nSTACK = \"mine\"\n",
+    )
+    .unwrap();
+    let env_arg = env_file.display().to_string();
     let opened = net.ok(
         &user,
         &[
@@ -119,10 +131,22 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
             "--spread-zones",
             "--duration",
             "600",
+            "--runtime-env",
+            &env_arg,
         ],
     );
     assert_eq!(opened["leases"].as_array().unwrap().len(), 3, "{opened}");
     let id = opened["cluster"].to_string();
+    // Built on every worker of the three leases before the command returned.
+    let built = &opened["runtime_env"];
+    let on = built["workers"].as_u64().unwrap();
+    assert!(on >= 3, "{built}");
+    assert_eq!(
+        built["built"].as_array().unwrap().len() as u64,
+        on,
+        "{built}"
+    );
+    assert!(built["failed"].as_array().unwrap().is_empty(), "{built}");
 
     // Ready: six GPUs on the three leases; find the lease of zone c.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -159,7 +183,13 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
         .arg(&user)
         .args(["task", "--cluster", &id, "--failover-after", "3", "submit"])
         .args(["--spread", "--count", "3", "--wait", "--timeout", "120"])
-        .args(["--", "sh", "-c", "sleep 4; echo done"])
+        .args(["--runtime-env", &env_arg])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "sleep 4; python -c 'import gpunet_hello, os; print(gpunet_hello.GREETING, os.environ[\"STACK\"])'",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -204,7 +234,7 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
     let mut moved = 0;
     for r in &results {
         assert_eq!(r["state"], "finished", "{r}");
-        assert_eq!(r["output"], "done\n", "{r}");
+        assert_eq!(r["output"], "hello from a wheel mine\n", "{r}");
         let ran = r["ran_as"].as_str().unwrap();
         assert!(
             !ran.starts_with(&format!("{lease_c}.")),
