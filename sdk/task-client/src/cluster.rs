@@ -17,7 +17,9 @@
 //!   (lineage); when a lease has had no live worker for [`ClusterClient::failover_after`], or
 //!   its keeper says the lease ended, the task is cancelled there and submitted again to
 //!   another lease, its arguments re-made from their own tasks where they were lost with it.
-//!   The [`TaskRef`] the user holds keeps working: it follows the task.
+//!   The [`TaskRef`] the user holds keeps working: it follows the task. A task bound to a
+//!   placement group's bundle on the dark lease moves with its bundle: that part of the group
+//!   is made again on the live leases first.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -165,6 +167,8 @@ pub struct Group {
     pub id: u64,
     /// The strategy of the whole group (each part has it on its lease).
     pub strategy: pb::PlacementStrategy,
+    /// Its bundles.
+    pub bundles: Vec<pb::Resources>,
     /// Each lease's part, with the id of the part's group on that lease's keeper.
     pub parts: Vec<(Part, u64)>,
 }
@@ -334,11 +338,12 @@ impl ClusterClient {
                         ClusterError::Invalid(format!("no placement group {pg} in this cluster"))
                     })?;
                     let (lease, local, idx) = if bundle < 0 {
-                        // Any bundle: the part on the lease this client sent least.
+                        // Any bundle: the part on the (live) lease this client sent least.
                         let sent = self.lock().load.sent.clone();
                         group
                             .parts
                             .iter()
+                            .filter(|(p, _)| !exclude.contains(&p.lease))
                             .min_by_key(|(p, _)| sent.get(&p.lease).copied().unwrap_or(0))
                             .map(|(p, pg)| (p.lease, *pg, -1))
                             .ok_or_else(|| ClusterError::Invalid("empty placement group".into()))?
@@ -521,11 +526,9 @@ impl ClusterClient {
         let spec = self.lock().owned.get(&r).cloned().ok_or_else(|| {
             ClusterError::Invalid(format!("task {r} was not submitted by this client"))
         })?;
-        if group_target(&spec).is_some() {
-            return Err(ClusterError::Unschedulable(format!(
-                "task {r} is bound to a placement group bundle on lease {}, which has no live worker",
-                cur.lease
-            )));
+        if leave && let Some((pg, _)) = group_target(&spec) {
+            // Its bundle moves first: the group's part on that lease is made again elsewhere.
+            self.heal_group(pg, cur.lease).await?;
         }
         let _ = self.member(cur.lease)?.cancel(&[cur.task]).await;
         let mut exclude = self.long_dark();
@@ -632,6 +635,104 @@ impl ClusterClient {
         let view = self.view().await;
         let plan = route::plan_group(&view.rooms(), &bundles, strategy)
             .map_err(ClusterError::Unschedulable)?;
+        let parts = self.create_parts(plan, &bundles, strategy).await?;
+        let mut g = self.lock();
+        g.next_group += 1;
+        let group = Arc::new(Group {
+            id: g.next_group,
+            strategy,
+            bundles,
+            parts,
+        });
+        g.groups.insert(group.id, group.clone());
+        Ok(group)
+    }
+
+    /// Makes the part of group `pg` held by the dark lease `dark` again on the other live
+    /// leases (for `STRICT_SPREAD`, away from the workers holding its other parts), and points
+    /// the group at it. The old part stays reserved on the dark lease's keeper (there is no
+    /// call to remove a group) until that lease ends.
+    async fn heal_group(&self, pg: u64, dark: LeaseIdx) -> Result<(), ClusterError> {
+        let group = self
+            .lock()
+            .groups
+            .get(&pg)
+            .cloned()
+            .ok_or_else(|| ClusterError::Invalid(format!("no placement group {pg}")))?;
+        let Some(at) = group.parts.iter().position(|(p, _)| p.lease == dark) else {
+            return Ok(()); // Healed already.
+        };
+        let view = self.view().await;
+        let mut exclude = self.long_dark();
+        exclude.push(dark);
+        // Workers that hold the group's other parts.
+        let mut taken: Vec<String> = Vec::new();
+        for (p, local) in group.parts.iter().filter(|(p, _)| p.lease != dark) {
+            let info = view
+                .leases
+                .iter()
+                .find(|(l, _)| *l == p.lease)
+                .and_then(|(_, v)| v.as_ref().ok());
+            if let Some(i) = info
+                .into_iter()
+                .flat_map(|i| &i.placement_groups)
+                .find(|g| g.placement_group_id == *local)
+            {
+                taken.extend(i.bundle_workers.iter().cloned());
+            }
+        }
+        let strict = group.strategy == pb::PlacementStrategy::StrictSpread;
+        let rooms: Vec<route::Room> = view
+            .rooms()
+            .into_iter()
+            .filter(|r| !exclude.contains(&r.lease))
+            .filter(|r| !strict || !taken.contains(&r.worker))
+            .collect();
+        let lost = &group.parts[at].0.bundles;
+        let sub: Vec<pb::Resources> = lost.iter().map(|b| group.bundles[*b].clone()).collect();
+        let plan: Vec<Part> = route::plan_group(&rooms, &sub, group.strategy)
+            .map_err(|e| {
+                ClusterError::Unschedulable(format!(
+                    "placement group {pg}: its bundles on lease {dark} (no live worker) fit                      nowhere else: {e}"
+                ))
+            })?
+            .into_iter()
+            .map(|p| Part {
+                lease: p.lease,
+                bundles: p.bundles.iter().map(|i| lost[*i]).collect(),
+            })
+            .collect();
+        let new_parts = self
+            .create_parts(plan, &group.bundles, group.strategy)
+            .await?;
+        let mut g = self.lock();
+        let Some(cur) = g.groups.get(&pg).cloned() else {
+            return Ok(());
+        };
+        let mut parts: Vec<(Part, u64)> = cur
+            .parts
+            .iter()
+            .filter(|(p, _)| p.lease != dark)
+            .cloned()
+            .collect();
+        parts.extend(new_parts);
+        g.groups.insert(
+            pg,
+            Arc::new(Group {
+                parts,
+                ..(*cur).clone()
+            }),
+        );
+        Ok(())
+    }
+
+    /// Creates each planned part as a group on its lease's keeper.
+    async fn create_parts(
+        &self,
+        plan: Vec<Part>,
+        bundles: &[pb::Resources],
+        strategy: pb::PlacementStrategy,
+    ) -> Result<Vec<(Part, u64)>, ClusterError> {
         let mut parts = Vec::with_capacity(plan.len());
         for p in plan {
             let mine = p.bundles.iter().map(|b| bundles[*b].clone()).collect();
@@ -656,15 +757,7 @@ impl ClusterClient {
                 })?;
             parts.push((p, info.placement_group_id));
         }
-        let mut g = self.lock();
-        g.next_group += 1;
-        let group = Arc::new(Group {
-            id: g.next_group,
-            strategy,
-            parts,
-        });
-        g.groups.insert(group.id, group.clone());
-        Ok(group)
+        Ok(parts)
     }
 
     /// A placement group's state, read from its parts' keepers.

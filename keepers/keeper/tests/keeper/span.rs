@@ -3,7 +3,8 @@
 //! `gpunet_task_client::cluster::ClusterClient`: a STRICT_SPREAD placement group over the three
 //! zones, object refs passed between leases of different keepers, SPREAD over zones, and a
 //! lease whose every worker dies (its zone going dark) losing no task: the client submits
-//! them again on the other leases, re-making the lost lease's arguments from lineage.
+//! them again on the other leases, re-making the lost lease's arguments from lineage and the
+//! lost lease's part of a placement group on another worker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,6 +126,18 @@ impl Scene {
     }
 }
 
+/// The group's bundle workers, once every part is placed.
+async fn created(c: &ClusterClient, id: u64) -> Vec<Option<String>> {
+    for _ in 0..400 {
+        let st = c.group_state(id).await.unwrap();
+        if st.created {
+            return st.bundle_workers;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("placement group {id} never placed");
+}
+
 fn echo(payload: &str) -> pb::TaskSpec {
     spec::builtin("echo", payload.to_string())
 }
@@ -158,17 +171,8 @@ async fn test_one_cluster_over_three_leases_and_two_keepers() {
     let mut leases: Vec<u16> = g.parts.iter().map(|(p, _)| p.lease).collect();
     leases.sort();
     assert_eq!(leases, vec![0, 1, 2]);
-    let mut st = c.group_state(g.id).await.unwrap();
-    for _ in 0..200 {
-        if st.created {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        st = c.group_state(g.id).await.unwrap();
-    }
-    assert!(st.created, "{st:?}");
-    let bundle_zones: Vec<String> = st
-        .bundle_workers
+    let placed = created(&c, g.id).await;
+    let bundle_zones: Vec<String> = placed
         .iter()
         .map(|w| s.zone_of[w.as_ref().unwrap()].clone())
         .collect();
@@ -284,6 +288,28 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(st.worker_id, worker_c);
+    // A STRICT_SPREAD group over the three zones, and a GPU task in its zone-c bundle.
+    let g = c
+        .create_placement_group(
+            vec![spec::resources(1000, 1); 3],
+            pb::PlacementStrategy::StrictSpread,
+        )
+        .await
+        .unwrap();
+    let placed = created(&c, g.id).await;
+    let bundle_c = placed
+        .iter()
+        .position(|w| w.as_deref() == Some(worker_c.as_str()))
+        .unwrap();
+    let mut in_c = gpu(spec::builtin("sleep", "3000"));
+    in_c.strategy = Some(spec::strategy(
+        pb::scheduling_strategy::Kind::PlacementGroup(pb::PlacementGroupTarget {
+            placement_group_id: g.id,
+            bundle_index: bundle_c as i32,
+        }),
+    ));
+    let in_c = c.submit(vec![in_c]).await.unwrap()[0];
+    assert_eq!(in_c.lease, 2);
 
     // Zone c goes dark: lease 2's only worker dies.
     for h in &s.workers {
@@ -291,7 +317,7 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
             h.kill();
         }
     }
-    for r in [long, dep, other] {
+    for r in [long, dep, other, in_c] {
         let g = c.get(r, 0, Duration::from_secs(60)).await.unwrap();
         let st = g.status.unwrap();
         assert_eq!(st.state, pb::TaskState::Finished as i32, "{r}: {st:?}");
@@ -303,6 +329,16 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
     assert_ne!(c.locate(long).lease, 2, "the ref follows the task");
     assert_ne!(c.locate(dep).lease, 2);
     assert_eq!(c.locate(other), other, "the task on a live lease stayed");
+    // The group's zone-c bundle was made again on a live lease, on a worker none of its other
+    // bundles holds (STRICT_SPREAD), and the bundle's task ran there.
+    let healed = created(&c, g.id).await;
+    let mut workers: Vec<&String> = healed.iter().map(|w| w.as_ref().unwrap()).collect();
+    assert!(!workers.contains(&&worker_c), "{healed:?}");
+    workers.sort();
+    workers.dedup();
+    assert_eq!(workers.len(), 3, "{healed:?}");
+    let st = c.status(&[in_c]).await.unwrap().remove(0);
+    assert_eq!(Some(&st.worker_id), healed[bundle_c].as_ref());
     // Its status is read where it is now.
     let st = c.status(&[long]).await.unwrap().remove(0);
     assert_eq!(st.state, pb::TaskState::Finished as i32);
@@ -313,7 +349,7 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
     // failed with its cancelled dependency): nothing waits there to run twice.
     let left = c.list(pb::TaskState::Unspecified, 100).await.unwrap();
     let on_2: Vec<_> = left.iter().filter(|(t, _)| t.lease == 2).collect();
-    assert_eq!(on_2.len(), 2);
+    assert_eq!(on_2.len(), 3);
     for (t, st) in on_2 {
         assert!(
             st.state == pb::TaskState::Cancelled as i32
