@@ -41,6 +41,7 @@ impl InProcess {
             persist: false,
             keeper_port: 0,
             ws_url: net.ws_url().to_string(),
+            decimals: crate::localnet::DECIMALS,
         };
         let sys = crate::localnet_system::start(&g, &admin, &args, &cancel)
             .await

@@ -267,6 +267,7 @@ pub async fn run(g: &Global, args: LocalnetArgs) -> Result<()> {
             persist: args.ledger.is_some(),
             keeper_port: args.keeper_port,
             ws_url: net.ws_url().to_string(),
+            decimals: DECIMALS,
         };
         let s = crate::localnet_system::start(&local, &admin, &sys_args, &cancel).await;
         sp.stop();

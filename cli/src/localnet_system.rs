@@ -40,6 +40,8 @@ pub struct SystemArgs {
     pub keeper_port: u16,
     /// The localnet's pubsub URL (the keepers' watchers follow the program there).
     pub ws_url: String,
+    /// The decimals of the localnet's mint (parties are funded in whole tokens).
+    pub decimals: u8,
 }
 
 /// What runs: the summary, the handles, and what the demo drives.
@@ -86,9 +88,14 @@ async fn exists(client: &GpunetClient, address: &Pubkey) -> Result<bool> {
 }
 
 /// SOL and tokens for a new party (from the admin, the mint authority).
-async fn fund(client: &GpunetClient, admin: &Keypair, mint: &Pubkey, who: &Pubkey) -> Result<()> {
+async fn fund(
+    client: &GpunetClient,
+    admin: &Keypair,
+    (mint, decimals): (&Pubkey, u8),
+    who: &Pubkey,
+) -> Result<()> {
     client.airdrop(who, 10 * 1_000_000_000).await?;
-    let amount = PARTY_TOKENS * 10u64.pow(u32::from(crate::localnet::DECIMALS));
+    let amount = PARTY_TOKENS * 10u64.pow(u32::from(decimals));
     setup::mint_to_wallet(client, admin, admin, mint, who, amount)
         .await
         .with_context(|| {
@@ -113,7 +120,7 @@ pub async fn start(
     let client = g.client();
     let config = client.config().await.context("reading the config")?;
     let mint = config.mint;
-    let token = 10u64.pow(u32::from(crate::localnet::DECIMALS));
+    let token = 10u64.pow(u32::from(args.decimals));
 
     // Keepers: registered once, their endpoint kept current.
     let mut keepers = Vec::new();
@@ -127,7 +134,7 @@ pub async fn start(
         let url = format!("http://127.0.0.1:{port}");
         let account = pda::keeper(&w.pubkey());
         if !exists(&client, &account).await? {
-            fund(&client, admin, &mint, &w.pubkey()).await?;
+            fund(&client, admin, (&mint, args.decimals), &w.pubkey()).await?;
             let ata = token::ata(&w.pubkey(), &mint);
             let reg = ix::keeper_register(&w.pubkey(), &ata, &mint, &url);
             client
@@ -154,7 +161,7 @@ pub async fn start(
     let provider = pda::provider(&pw.pubkey());
     let gpus = (WORKERS as u32) * GPUS_PER_WORKER;
     if !exists(&client, &provider).await? {
-        fund(&client, admin, &mint, &pw.pubkey()).await?;
+        fund(&client, admin, (&mint, args.decimals), &pw.pubkey()).await?;
         let offer = GpuOffer {
             class: GpuClass::Other,
             count: gpus as u16,
@@ -185,7 +192,7 @@ pub async fn start(
     }
     let (user, user_path) = party(&args.dir, "user")?;
     if !exists(&client, &token::ata(&user.pubkey(), &mint)).await? {
-        fund(&client, admin, &mint, &user.pubkey()).await?;
+        fund(&client, admin, (&mint, args.decimals), &user.pubkey()).await?;
     }
 
     // Run them.

@@ -34,7 +34,7 @@ mod worker_follow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use gpunet_sdk::GpunetClient;
 use gpunet_sdk::task::SigningKey;
@@ -233,10 +233,14 @@ async fn run(cli: Cli) -> Result<()> {
             cluster,
             failover_after,
             cmd,
-        } => {
-            let cluster = cluster.map(|id| (id, Duration::from_secs_f64(failover_after.max(0.0))));
-            task::run(g, conn, cluster, cmd).await
-        }
+        } => match cluster {
+            Some(_) if !conn.lease.is_empty() => bail!("give --lease or --cluster, not both"),
+            Some(id) => {
+                let failover_after = Duration::from_secs_f64(failover_after.max(0.0));
+                cluster_task::run(g, id, failover_after, cmd).await
+            }
+            None => task::run(g, conn, cmd).await,
+        },
         Cmd::Job { conn, cmd } => job::run(g, conn, cmd).await,
         Cmd::Bench {
             conn,

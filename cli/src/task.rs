@@ -212,19 +212,8 @@ pub async fn connect(g: &Global, conn: &Conn) -> Result<Client> {
         })
 }
 
-/// `gpunet task …` (with `--cluster`: [`crate::cluster_task`]).
-pub async fn run(
-    g: &Global,
-    conn: Conn,
-    spanning: Option<(u32, Duration)>,
-    cmd: TaskCmd,
-) -> Result<()> {
-    if let Some((id, failover_after)) = spanning {
-        if !conn.lease.is_empty() {
-            bail!("give --lease or --cluster, not both");
-        }
-        return crate::cluster_task::run(g, id, failover_after, cmd).await;
-    }
+/// `gpunet task …` on one lease (with `--cluster`, `crate::cluster_task` instead).
+pub async fn run(g: &Global, conn: Conn, cmd: TaskCmd) -> Result<()> {
     let c = connect(g, &conn).await?;
     let out = g.output;
     match cmd {
