@@ -4,7 +4,7 @@
 //! and a restart on the same `--ledger` finds everything again.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
@@ -86,6 +86,42 @@ impl Localnet {
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
         (out.status.success(), v, stderr)
+    }
+
+    /// A new wallet `name` in `dir` with 5 SOL and `tokens` base units from `admin`'s faucet.
+    pub(crate) fn wallet(&self, admin: &Path, dir: &Path, name: &str, tokens: &str) -> PathBuf {
+        let path = dir.join(format!("{name}.json"));
+        let kp = solana_sdk::signature::Keypair::new();
+        solana_sdk::signature::write_keypair_file(&kp, &path).unwrap();
+        let key = solana_sdk::signer::Signer::pubkey(&kp).to_string();
+        self.ok(admin, &["faucet", &key, "--sol", "5", "--tokens", tokens]);
+        path
+    }
+
+    /// Registers and stakes `wallet` as a provider of two H100s in `region`/`zone`.
+    pub(crate) fn provider(&self, wallet: &Path, region: &str, zone: &str, price: &str) {
+        self.ok(
+            wallet,
+            &[
+                "provider",
+                "register",
+                "--region",
+                region,
+                "--zone",
+                zone,
+                "--endpoint",
+                "grpc://127.0.0.1:7000",
+                "--gpu-class",
+                "h100",
+                "--gpus",
+                "2",
+                "--vram",
+                "80",
+                "--price",
+                price,
+            ],
+        );
+        self.ok(wallet, &["provider", "stake", "2000000000"]);
     }
 
     pub(crate) fn ok(&self, keypair: &Path, args: &[&str]) -> Value {
@@ -535,14 +571,7 @@ fn test_cli_cluster_open_matches_a_spec_across_three_providers() {
     let admin = dir.path().join("admin.json");
     let (net, _) = start_localnet(dir.path(), &admin);
     net.ok(&admin, &["keeper", "register"]);
-    let wallet = |name: &str, tokens: &str| {
-        let path = dir.path().join(format!("{name}.json"));
-        let kp = solana_sdk::signature::Keypair::new();
-        solana_sdk::signature::write_keypair_file(&kp, &path).unwrap();
-        let key = solana_sdk::signer::Signer::pubkey(&kp).to_string();
-        net.ok(&admin, &["faucet", &key, "--sol", "5", "--tokens", tokens]);
-        path
-    };
+    let wallet = |name: &str, tokens: &str| net.wallet(&admin, dir.path(), name, tokens);
     for (name, region, zone, price) in [
         ("p1", "eu-west", "a", "10"),
         ("p2", "eu-west", "b", "11"),
@@ -550,28 +579,7 @@ fn test_cli_cluster_open_matches_a_spec_across_three_providers() {
         ("far", "us-east", "a", "1"),
     ] {
         let p = wallet(name, "2000000000");
-        net.ok(
-            &p,
-            &[
-                "provider",
-                "register",
-                "--region",
-                region,
-                "--zone",
-                zone,
-                "--endpoint",
-                "grpc://127.0.0.1:7000",
-                "--gpu-class",
-                "h100",
-                "--gpus",
-                "2",
-                "--vram",
-                "80",
-                "--price",
-                price,
-            ],
-        );
-        net.ok(&p, &["provider", "stake", "2000000000"]);
+        net.provider(&p, region, zone, price);
     }
     let user = wallet("user", "1000000");
     let spec = [

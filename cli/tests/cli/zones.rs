@@ -4,7 +4,7 @@
 //! goes dark mid-run (its only worker process SIGKILLed) and no task of the cluster is lost:
 //! the client waiting on them submits the dark lease's task again on the other leases.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,16 +22,6 @@ impl Drop for Workers {
             let _ = c.wait();
         }
     }
-}
-
-/// A wallet with SOL and tokens from the admin's faucet.
-fn wallet(net: &Localnet, admin: &Path, dir: &Path, name: &str, tokens: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.json"));
-    let kp = solana_sdk::signature::Keypair::new();
-    solana_sdk::signature::write_keypair_file(&kp, &path).unwrap();
-    let key = solana_sdk::signer::Signer::pubkey(&kp).to_string();
-    net.ok(admin, &["faucet", &key, "--sol", "5", "--tokens", tokens]);
-    path
 }
 
 /// `gpunet … --output json ARGS`, one JSON value per line.
@@ -71,29 +61,8 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
     // Two more providers, zones b and c, each with one worker process of two GPUs.
     let mut workers = Workers(Vec::new());
     for zone in ["b", "c"] {
-        let p = wallet(&net, &admin, dir.path(), &format!("p-{zone}"), "2000000000");
-        net.ok(
-            &p,
-            &[
-                "provider",
-                "register",
-                "--region",
-                "local",
-                "--zone",
-                zone,
-                "--endpoint",
-                "grpc://127.0.0.1:7000",
-                "--gpu-class",
-                "h100",
-                "--gpus",
-                "2",
-                "--vram",
-                "80",
-                "--price",
-                "10",
-            ],
-        );
-        net.ok(&p, &["provider", "stake", "2000000000"]);
+        let p = net.wallet(&admin, dir.path(), &format!("p-{zone}"), "2000000000");
+        net.provider(&p, "local", zone, "10");
         let child = Command::new(env!("CARGO_BIN_EXE_gpunet"))
             .args(["--url", &net.url, "--keypair"])
             .arg(&p)
@@ -107,7 +76,7 @@ fn test_cli_a_cluster_over_three_zones_loses_no_task_when_one_goes_dark() {
             .unwrap();
         workers.0.push((format!("local-{zone}"), child));
     }
-    let user = wallet(&net, &admin, dir.path(), "user", "100000000");
+    let user = net.wallet(&admin, dir.path(), "user", "100000000");
     // The cluster's ML stack: a package from a local wheel and an environment variable.
     let job = dir.path().join("job");
     gpunet_worker::runtime_env::demo_wheel(&job.join("wheels")).unwrap();

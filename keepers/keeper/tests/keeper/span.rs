@@ -138,6 +138,17 @@ async fn created(c: &ClusterClient, id: u64) -> Vec<Option<String>> {
     panic!("placement group {id} never placed");
 }
 
+/// `t` in bundle `bundle` of group `pg`.
+fn in_bundle(mut t: pb::TaskSpec, pg: u64, bundle: usize) -> pb::TaskSpec {
+    t.strategy = Some(spec::strategy(
+        pb::scheduling_strategy::Kind::PlacementGroup(pb::PlacementGroupTarget {
+            placement_group_id: pg,
+            bundle_index: bundle as i32,
+        }),
+    ));
+    t
+}
+
 fn echo(payload: &str) -> pb::TaskSpec {
     spec::builtin("echo", payload.to_string())
 }
@@ -181,23 +192,11 @@ async fn test_one_cluster_over_three_leases_and_two_keepers() {
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "{bundle_zones:?}");
     for (b, zone) in bundle_zones.iter().enumerate() {
-        let mut t = gpu(echo("in-bundle"));
-        t.strategy = Some(spec::strategy(
-            pb::scheduling_strategy::Kind::PlacementGroup(pb::PlacementGroupTarget {
-                placement_group_id: g.id,
-                bundle_index: b as i32,
-            }),
-        ));
+        let t = in_bundle(gpu(echo("in-bundle")), g.id, b);
         let r = c.submit(vec![t]).await.unwrap()[0];
         assert_eq!(&s.zone_ran(&c, r).await, zone, "bundle {b}");
     }
-    let mut bad = echo("x");
-    bad.strategy = Some(spec::strategy(
-        pb::scheduling_strategy::Kind::PlacementGroup(pb::PlacementGroupTarget {
-            placement_group_id: g.id,
-            bundle_index: 3,
-        }),
-    ));
+    let bad = in_bundle(echo("x"), g.id, 3);
     assert!(
         matches!(c.submit(vec![bad]).await, Err(ClusterError::Invalid(e)) if e.contains("no bundle 3"))
     );
@@ -301,13 +300,7 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
         .iter()
         .position(|w| w.as_deref() == Some(worker_c.as_str()))
         .unwrap();
-    let mut in_c = gpu(spec::builtin("sleep", "3000"));
-    in_c.strategy = Some(spec::strategy(
-        pb::scheduling_strategy::Kind::PlacementGroup(pb::PlacementGroupTarget {
-            placement_group_id: g.id,
-            bundle_index: bundle_c as i32,
-        }),
-    ));
+    let in_c = in_bundle(gpu(spec::builtin("sleep", "3000")), g.id, bundle_c);
     let in_c = c.submit(vec![in_c]).await.unwrap()[0];
     assert_eq!(in_c.lease, 2);
 
