@@ -27,7 +27,7 @@ async fn sessions(
 }
 
 /// Sessions on every reachable lease of the user's cluster `id` (the others named on stderr).
-async fn connect(g: &Global, id: u32) -> Result<ClusterClient> {
+pub async fn connect(g: &Global, id: u32) -> Result<ClusterClient> {
     let (c, left) = sessions(g, id).await?;
     for l in left {
         eprintln!(

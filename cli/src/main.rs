@@ -157,6 +157,9 @@ enum Cmd {
     Job {
         #[command(flatten)]
         conn: task::Conn,
+        /// A cluster opened from a spec: the job goes to one of its leases (ids LEASE.TASK).
+        #[arg(long, global = true, env = "GPUNET_CLUSTER")]
+        cluster: Option<u32>,
         #[command(subcommand)]
         cmd: job::JobCmd,
     },
@@ -241,7 +244,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             None => task::run(g, conn, cmd).await,
         },
-        Cmd::Job { conn, cmd } => job::run(g, conn, cmd).await,
+        Cmd::Job { conn, cluster, cmd } => job::run(g, conn, cluster, cmd).await,
         Cmd::Bench {
             conn,
             scale,

@@ -461,6 +461,32 @@ fn test_cli_localnet_runs_keepers_and_a_demo_provider_that_serve_a_lease() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("LEASE.TASK"));
     let both = gpunet(&["task", "--cluster", &cid, "--lease", &lease, "list"]);
     assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    // A job on the cluster: followed to its end, then listed by its LEASE.TASK id.
+    let out = gpunet(&[
+        "job",
+        "--cluster",
+        &cid,
+        "submit",
+        "--follow",
+        "--",
+        "sh",
+        "-c",
+        "echo cluster-job",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cluster-job\n");
+    let jobs: serde_json::Value =
+        serde_json::from_str(&json_job(&gpunet, &cid, &["list"])).unwrap();
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(job["state"], "finished", "{jobs}");
+    let jid = job["job_id"].as_str().unwrap().to_string();
+    assert!(jid.starts_with("0."), "{jobs}");
+    let again = gpunet(&["job", "--cluster", &cid, "logs", &jid]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "cluster-job\n");
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -560,6 +586,21 @@ fn test_migrations_init_initialises_a_chain_by_url() {
     assert!(run().contains("already initialised"));
     assert_eq!(net.ok(&admin, &["config", "show"])["mint"], cfg["mint"]);
     net.stop();
+}
+
+/// `gpunet --output json job --cluster ID ARGS`'s stdout (asserting success).
+fn json_job(
+    gpunet: &dyn Fn(&[&str]) -> std::process::Output,
+    cluster: &str,
+    args: &[&str],
+) -> String {
+    let out = gpunet(&[&["--output", "json", "job", "--cluster", cluster], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// `gpunet cluster open`: a spec matched across three providers in three zones, opened as three
