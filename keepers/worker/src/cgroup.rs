@@ -243,6 +243,8 @@ impl Cgroups {
                 let (Some(mount), Some(path)) = (v2_mount, v2_own) else {
                     return Err("no cgroup hierarchy with the memory and cpu controllers".into());
                 };
+                // A worker earlier in this process may have moved it into its own leaf.
+                let path = path.strip_suffix("/gpunet-worker-self").unwrap_or(&path);
                 let mine = mount.join(path.trim_start_matches('/'));
                 sweep(&mine);
                 Tree::V2(mine.join(&leaf))

@@ -318,7 +318,11 @@ impl ClusterClient {
                             .filter(|(p, _)| !exclude.contains(&p.lease))
                             .min_by_key(|(p, _)| sent.get(&p.lease).copied().unwrap_or(0))
                             .map(|(p, pg)| (p.lease, *pg, -1))
-                            .ok_or_else(|| ClusterError::Invalid("empty placement group".into()))?
+                            .ok_or_else(|| {
+                                ClusterError::Unschedulable(format!(
+                                    "placement group {pg}: no part on a live lease"
+                                ))
+                            })?
                     } else {
                         group.locate(bundle as usize).ok_or_else(|| {
                             ClusterError::Invalid(format!(
