@@ -196,6 +196,10 @@ impl Core {
                 let res = pg.bundles.iter().map(res_of).collect();
                 if let Some(c) = f.s.cl.clusters.get_mut(&lease) {
                     c.sched.restore_group(pg.id, res, strategy);
+                    if pg.removed {
+                        // Kept as a tombstone: its id is never handed out again.
+                        c.sched.remove_group(pg.id);
+                    }
                 }
             }
             for id in pending {
@@ -283,6 +287,53 @@ impl Core {
         })
     }
 
+    /// Remove placement group `pg` of a lease's cluster (Ray's `remove_placement_group`): its
+    /// unfinished tasks are cancelled (running ones killed), its reservations freed, and the
+    /// removal persisted with the cancellations. Returns the cancelled tasks.
+    pub fn remove_placement_group(
+        &self,
+        lease: &Arc<str>,
+        pg: u64,
+    ) -> Result<Vec<u64>, KeeperError> {
+        self.op(|f| {
+            if !f.ensure_cluster(lease) {
+                return Err(f.lease_error(lease));
+            }
+            let known =
+                f.s.cl
+                    .clusters
+                    .get(lease)
+                    .is_some_and(|c| c.sched.group_info(pg).is_some());
+            if !known {
+                return Err(KeeperError::NotFound(format!("placement group {pg}")));
+            }
+            let in_group: Vec<u64> =
+                f.s.tasks
+                    .unfinished_of(lease)
+                    .into_iter()
+                    .filter(|id| {
+                        f.s.tasks.tasks.get(id).is_some_and(|t| {
+                            matches!(
+                                t.spec.strategy.as_ref().and_then(|s| s.kind.as_ref()),
+                                Some(pb::scheduling_strategy::Kind::PlacementGroup(p))
+                                    if p.placement_group_id == pg
+                            )
+                        })
+                    })
+                    .collect();
+            let cancelled = in_group.into_iter().filter(|id| f.cancel(*id)).collect();
+            f.s.cl.remove_group(lease, pg)?;
+            f.ctx.batch.groups.push(GroupRecord {
+                lease: lease.to_string(),
+                id: pg,
+                removed: true,
+                ..Default::default()
+            });
+            f.dispatch(lease);
+            Ok(cancelled)
+        })
+    }
+
     /// Create a placement group on a lease's cluster; it is persisted (and re-created with
     /// the same id after a restart) before the caller sees it.
     pub async fn create_placement_group(
@@ -309,6 +360,7 @@ impl Core {
                 id,
                 bundles: bundles.to_vec(),
                 strategy: strategy as i32,
+                removed: false,
             }],
             ack: Some(tx),
             ..Default::default()

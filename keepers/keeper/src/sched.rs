@@ -548,11 +548,11 @@ impl Scheduler {
 
     /// Give back what a finished task held.
     pub fn release(&mut self, g: &Grant) {
-        if let Some((pg, b)) = g.bundle {
-            if let Some(bd) = self
-                .groups
-                .get_mut(&pg)
-                .and_then(|gr| gr.bundles.get_mut(b as usize))
+        // Back into its bundle; a removed group's share goes back to the worker instead.
+        if let Some((pg, b)) = g.bundle
+            && let Some(gr) = self.groups.get_mut(&pg)
+        {
+            if let Some(bd) = gr.bundles.get_mut(b as usize)
                 && bd.worker == Some(g.worker)
             {
                 bd.free.add(&g.res);

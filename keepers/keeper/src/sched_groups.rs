@@ -68,6 +68,25 @@ impl Scheduler {
         self.place_pending_groups();
     }
 
+    /// Remove a placement group (Ray's `remove_placement_group`): the unused part of each
+    /// placed bundle goes back to its worker at once; what the group's running tasks hold goes
+    /// back as they end ([`Scheduler::release`]). False when there is no such group.
+    pub fn remove_group(&mut self, pg: u64) -> bool {
+        let Some(g) = self.groups.remove(&pg) else {
+            return false;
+        };
+        for bd in g.bundles {
+            let Some(w) = bd.worker else { continue };
+            let Some(wk) = self.worker_mut(w).filter(|wk| wk.alive) else {
+                continue;
+            };
+            wk.free.add(&bd.free);
+            wk.free_gpus |= bd.free_gpus;
+            self.avail_insert(w);
+        }
+        true
+    }
+
     /// Snapshot of a placement group.
     pub fn group_info(&self, pg: u64) -> Option<GroupInfo> {
         let g = self.groups.get(&pg)?;

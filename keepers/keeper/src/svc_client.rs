@@ -346,6 +346,20 @@ impl pb::keeper_service_server::KeeperService for ClientSvc {
         ))
     }
 
+    async fn remove_placement_group(
+        &self,
+        req: Request<pb::RemovePlacementGroupRequest>,
+    ) -> Result<Response<pb::RemovePlacementGroupResponse>, Status> {
+        let r = req.into_inner();
+        let lease = self.auth(r.auth.as_ref())?;
+        let cancelled = self
+            .core
+            .remove_placement_group(&lease, r.placement_group_id)?;
+        Ok(Response::new(pb::RemovePlacementGroupResponse {
+            cancelled,
+        }))
+    }
+
     async fn prove_worker(
         &self,
         req: Request<pb::ProveRequest>,

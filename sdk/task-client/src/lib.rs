@@ -321,6 +321,20 @@ impl Client {
         Ok(r.into_inner())
     }
 
+    /// Remove a placement group (its unfinished tasks cancelled, its reservations freed);
+    /// returns the cancelled tasks.
+    pub async fn remove_placement_group(&self, pg: u64) -> Result<Vec<u64>, Status> {
+        let r = self
+            .rpc
+            .clone()
+            .remove_placement_group(pb::RemovePlacementGroupRequest {
+                auth: Some(self.next_auth()),
+                placement_group_id: pg,
+            })
+            .await?;
+        Ok(r.into_inner().cancelled)
+    }
+
     /// Run a benchmark proof on `worker` (a member of the lease's cluster) and wait for the
     /// keeper's verdict. `n` / `rounds` override the keeper's default size.
     pub async fn prove(

@@ -521,6 +521,15 @@ impl Clusters {
         Ok((id, pg_info(id, &info)))
     }
 
+    /// Removes placement group `pg` of a lease's cluster; false when it has none such.
+    pub fn remove_group(&mut self, lease: &Arc<str>, pg: u64) -> Result<bool, KeeperError> {
+        let c = self
+            .clusters
+            .get_mut(lease)
+            .ok_or_else(|| KeeperError::NotFound(format!("lease {lease}")))?;
+        Ok(c.sched.remove_group(pg))
+    }
+
     // ------------------------------------------------------------ scheduling
 
     /// The scheduler's request for a task spec on a lease's cluster.

@@ -900,6 +900,7 @@ mod tests {
                     ..Default::default()
                 }],
                 strategy: pb::PlacementStrategy::StrictSpread as i32,
+                removed: false,
             }],
             checkpoints: vec![CheckpointRecord {
                 lease_id: "l".into(),

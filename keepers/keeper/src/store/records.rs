@@ -148,6 +148,9 @@ pub struct GroupRecord {
     /// `pb::PlacementStrategy`.
     #[prost(int32, tag = "4")]
     pub strategy: i32,
+    /// Removed by its user: not re-created on restart (its id is not handed out again).
+    #[prost(bool, tag = "5")]
+    pub removed: bool,
 }
 
 /// A checkpoint the chain side posts, recorded before it is sent (the wire message served by

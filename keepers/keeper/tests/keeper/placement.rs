@@ -354,3 +354,81 @@ async fn test_zones_select_spread_and_a_dark_zone_loses_no_task() {
         }
     }
 }
+
+/// Removing a placement group (Ray's `remove_placement_group`): its running and queued tasks
+/// are cancelled, its reservation goes back to the worker (a task needing the worker's only GPU
+/// runs), it is gone from the cluster, and a restart on the same database neither brings it
+/// back nor hands its id out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_removing_a_placement_group_cancels_its_tasks_and_frees_its_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.db_path = tmp.path().join("k.redb").to_string_lossy().into_owned();
+    let mut env = Env::start(cfg.clone(), 1).await;
+    env.add_worker(1, 4).await;
+    let c = env.client().await;
+    let gpu = task::resources(1000, 1);
+    let pg = c
+        .create_placement_group(vec![gpu.clone()], pb::PlacementStrategy::Pack)
+        .await
+        .unwrap();
+    assert_eq!(pg.state(), pb::PlacementGroupState::Created);
+    let in_group = |ms: &'static str| {
+        let mut t = task::builtin("sleep", ms);
+        t.resources = Some(gpu.clone());
+        t.strategy = Some(task::strategy(Kind::PlacementGroup(
+            pb::PlacementGroupTarget {
+                placement_group_id: pg.placement_group_id,
+                bundle_index: 0,
+            },
+        )));
+        t
+    };
+    let ids = c
+        .submit(vec![in_group("30000"), in_group("30000")])
+        .await
+        .unwrap();
+    running_on(&c, ids[0]).await;
+    // The worker's only GPU is the group's: a plain GPU task waits.
+    let mut plain = task::builtin("echo", "freed");
+    plain.resources = Some(gpu.clone());
+    let plain = c.submit(vec![plain]).await.unwrap()[0];
+    assert!(
+        !c.get(plain, 0, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .ready
+    );
+
+    let mut cancelled = c
+        .remove_placement_group(pg.placement_group_id)
+        .await
+        .unwrap();
+    cancelled.sort();
+    assert_eq!(cancelled, ids);
+    for id in &ids {
+        let st = c.get(*id, 0, T).await.unwrap().status.unwrap();
+        assert_eq!(st.state, pb::TaskState::Cancelled as i32, "{st:?}");
+    }
+    let r = c.get(plain, 0, T).await.unwrap();
+    assert_eq!(&r.data[..], b"freed", "the GPU went back to the worker");
+    assert!(c.cluster().await.unwrap().placement_groups.is_empty());
+    let again = c
+        .remove_placement_group(pg.placement_group_id)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::NotFound, "{again}");
+    // A task naming the removed group is refused at once.
+    let refused = c.submit_wait(vec![in_group("1")], T).await.unwrap();
+    let st = refused.outcomes[0].status.clone().unwrap();
+    assert_eq!(st.error_kind, pb::ErrorKind::Unschedulable as i32, "{st:?}");
+
+    let env = env.restart(cfg).await;
+    let c = env.client().await;
+    assert!(c.cluster().await.unwrap().placement_groups.is_empty());
+    let next = c
+        .create_placement_group(vec![gpu.clone()], pb::PlacementStrategy::Pack)
+        .await
+        .unwrap();
+    assert!(next.placement_group_id > pg.placement_group_id);
+}

@@ -200,6 +200,19 @@ async fn test_one_cluster_over_three_leases_and_two_keepers() {
     assert!(
         matches!(c.submit(vec![bad]).await, Err(ClusterError::Invalid(e)) if e.contains("no bundle 3"))
     );
+    // Removed from all three leases at once.
+    c.remove_placement_group(g.id).await.unwrap();
+    let v = c.view().await;
+    for (l, info) in &v.leases {
+        assert!(
+            info.as_ref().unwrap().placement_groups.is_empty(),
+            "lease {l}"
+        );
+    }
+    let gone = in_bundle(echo("x"), g.id, 0);
+    assert!(
+        matches!(c.submit(vec![gone]).await, Err(ClusterError::Invalid(e)) if e.contains("no placement group"))
+    );
 
     // An object made on keeper A's lease 0 is an argument of a task on keeper B's lease 2.
     let x = c.submit(vec![select_zone(echo("x"), "a")]).await.unwrap()[0];
@@ -303,6 +316,11 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
     let in_c = in_bundle(gpu(spec::builtin("sleep", "3000")), g.id, bundle_c);
     let in_c = c.submit(vec![in_c]).await.unwrap()[0];
     assert_eq!(in_c.lease, 2);
+    // A second one queued behind it in the same bundle.
+    let in_c2 = c
+        .submit(vec![in_bundle(gpu(echo("second")), g.id, bundle_c)])
+        .await
+        .unwrap()[0];
 
     // Zone c goes dark: lease 2's only worker dies.
     for h in &s.workers {
@@ -310,7 +328,7 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
             h.kill();
         }
     }
-    for r in [long, dep, other, in_c] {
+    for r in [long, dep, other, in_c, in_c2] {
         let g = c.get(r, 0, Duration::from_secs(60)).await.unwrap();
         let st = g.status.unwrap();
         assert_eq!(st.state, pb::TaskState::Finished as i32, "{r}: {st:?}");
@@ -330,8 +348,25 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
     workers.sort();
     workers.dedup();
     assert_eq!(workers.len(), 3, "{healed:?}");
-    let st = c.status(&[in_c]).await.unwrap().remove(0);
-    assert_eq!(Some(&st.worker_id), healed[bundle_c].as_ref());
+    for r in [in_c, in_c2] {
+        let st = c.status(&[r]).await.unwrap().remove(0);
+        assert_eq!(Some(&st.worker_id), healed[bundle_c].as_ref());
+    }
+    // The old part was removed from lease 2's keeper (it still answers: only its worker died).
+    let v = c.view().await;
+    let on_2 = v
+        .leases
+        .iter()
+        .find(|(l, _)| *l == 2)
+        .unwrap()
+        .1
+        .as_ref()
+        .unwrap();
+    assert!(
+        on_2.placement_groups.is_empty(),
+        "{:?}",
+        on_2.placement_groups
+    );
     // Its status is read where it is now.
     let st = c.status(&[long]).await.unwrap().remove(0);
     assert_eq!(st.state, pb::TaskState::Finished as i32);
@@ -342,7 +377,7 @@ async fn test_a_lease_going_dark_loses_no_task_of_the_cluster() {
     // failed with its cancelled dependency): nothing waits there to run twice.
     let left = c.list(pb::TaskState::Unspecified, 100).await.unwrap();
     let on_2: Vec<_> = left.iter().filter(|(t, _)| t.lease == 2).collect();
-    assert_eq!(on_2.len(), 3);
+    assert_eq!(on_2.len(), 4);
     for (t, st) in on_2 {
         assert!(
             st.state == pb::TaskState::Cancelled as i32

@@ -65,9 +65,8 @@ impl ClusterClient {
     }
 
     /// Makes the part of group `pg` held by the dark lease `dark` again on the other live
-    /// leases (for `STRICT_SPREAD`, away from the workers holding its other parts), and points
-    /// the group at it. The old part stays reserved on the dark lease's keeper (there is no
-    /// call to remove a group) until that lease ends.
+    /// leases (for `STRICT_SPREAD`, away from the workers holding its other parts), points the
+    /// group at it, and removes the old part from the dark lease's keeper where it answers.
     pub(super) async fn heal_group(&self, pg: u64, dark: LeaseIdx) -> Result<(), ClusterError> {
         let group = self
             .lock()
@@ -121,59 +120,128 @@ impl ClusterClient {
         let new_parts = self
             .create_parts(plan, &group.bundles, group.strategy)
             .await?;
-        let mut g = self.lock();
-        let Some(cur) = g.groups.get(&pg).cloned() else {
-            return Ok(());
+        let cur = {
+            let mut g = self.lock();
+            let Some(cur) = g.groups.get(&pg).cloned() else {
+                return Ok(());
+            };
+            let mut parts: Vec<(Part, u64)> = cur
+                .parts
+                .iter()
+                .filter(|(p, _)| p.lease != dark)
+                .cloned()
+                .collect();
+            parts.extend(new_parts);
+            g.groups.insert(
+                pg,
+                Arc::new(Group {
+                    parts,
+                    ..(*cur).clone()
+                }),
+            );
+            cur
         };
-        let mut parts: Vec<(Part, u64)> = cur
+        // The old part, best effort: its keeper may answer though its workers are gone; if
+        // not, it stays reserved there until that lease ends.
+        let old: Vec<(Part, u64)> = cur
             .parts
             .iter()
-            .filter(|(p, _)| p.lease != dark)
+            .filter(|(p, _)| p.lease == dark)
             .cloned()
             .collect();
-        parts.extend(new_parts);
-        g.groups.insert(
-            pg,
-            Arc::new(Group {
-                parts,
-                ..(*cur).clone()
-            }),
-        );
+        self.remove_parts(&old).await;
         Ok(())
     }
 
-    /// Creates each planned part as a group on its lease's keeper.
+    /// Creates each planned part as a group on its lease's keeper; if one is refused, the
+    /// parts already made are removed again (nothing stays reserved) and the refusal returned.
     async fn create_parts(
         &self,
         plan: Vec<Part>,
         bundles: &[pb::Resources],
         strategy: pb::PlacementStrategy,
     ) -> Result<Vec<(Part, u64)>, ClusterError> {
-        let mut parts = Vec::with_capacity(plan.len());
+        let mut parts: Vec<(Part, u64)> = Vec::with_capacity(plan.len());
         for p in plan {
             let mine = p.bundles.iter().map(|b| bundles[*b].clone()).collect();
-            let info = self
+            let made = match self.member(p.lease) {
+                Ok(m) => m
+                    .create_placement_group(mine, strategy)
+                    .await
+                    .map_err(|status| ClusterError::Keeper {
+                        lease: p.lease,
+                        status,
+                    }),
+                Err(e) => Err(e),
+            };
+            match made {
+                Ok(info) => parts.push((p, info.placement_group_id)),
+                Err(e) => {
+                    let left = self.remove_parts(&parts).await;
+                    return Err(match (e, left.is_empty()) {
+                        (e, true) => e,
+                        (ClusterError::Keeper { lease, status }, false) => ClusterError::Keeper {
+                            lease,
+                            status: Status::new(
+                                status.code(),
+                                format!(
+                                    "{} (the parts on leases {left:?} could not be removed: \
+                                     they stay reserved until their leases end)",
+                                    status.message()
+                                ),
+                            ),
+                        },
+                        (e, false) => e,
+                    });
+                }
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Removes parts from their keepers; the leases where that failed.
+    async fn remove_parts(&self, parts: &[(Part, u64)]) -> Vec<LeaseIdx> {
+        let mut failed = Vec::new();
+        for (p, local) in parts {
+            let ok = match self.member(p.lease) {
+                Ok(m) => m.remove_placement_group(*local).await.is_ok(),
+                Err(_) => false,
+            };
+            if !ok {
+                failed.push(p.lease);
+            }
+        }
+        failed
+    }
+
+    /// Removes a placement group from every lease holding a part of it (Ray's
+    /// `remove_placement_group`): its unfinished tasks are cancelled, its reservations freed.
+    /// Returns the tasks cancelled.
+    pub async fn remove_placement_group(
+        &self,
+        id: u64,
+    ) -> Result<Vec<super::TaskRef>, ClusterError> {
+        let group = self
+            .lock()
+            .groups
+            .remove(&id)
+            .ok_or_else(|| ClusterError::Invalid(format!("no placement group {id}")))?;
+        let mut cancelled = Vec::new();
+        for (p, local) in &group.parts {
+            let ids = self
                 .member(p.lease)?
-                .create_placement_group(mine, strategy)
+                .remove_placement_group(*local)
                 .await
                 .map_err(|status| ClusterError::Keeper {
                     lease: p.lease,
-                    status: Status::new(
-                        status.code(),
-                        format!(
-                            "{} (parts already created on leases {:?} stay reserved until \
-                             their leases end)",
-                            status.message(),
-                            parts
-                                .iter()
-                                .map(|(p, _): &(Part, u64)| p.lease)
-                                .collect::<Vec<_>>()
-                        ),
-                    ),
+                    status,
                 })?;
-            parts.push((p, info.placement_group_id));
+            cancelled.extend(ids.into_iter().map(|task| super::TaskRef {
+                lease: p.lease,
+                task,
+            }));
         }
-        Ok(parts)
+        Ok(cancelled)
     }
 
     /// A placement group's state, read from its parts' keepers.

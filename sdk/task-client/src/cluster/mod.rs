@@ -458,12 +458,15 @@ impl ClusterClient {
                     || matches!(&res, Err(s) if s.code() == Code::FailedPrecondition);
                 let dep_moved =
                     kind == Some(pb::ErrorKind::DependencyFailed as i32) && self.deps_moved(r);
+                // Its group's bundle moved off this lease (the part there was removed, with
+                // the tasks in it): follow the bundle.
+                let bundle_moved = self.bundle_moved(r, cur.lease);
                 // No live worker (or no keeper answering) for `failover_after`.
                 self.fresh_view().await;
                 let dark = self.long_dark().contains(&cur.lease);
                 let owned = self.lock().owned.contains_key(&r);
-                if owned && (lost || dep_moved || (dark && !failed)) {
-                    self.move_task(r, cur, lost || dark).await?;
+                if owned && (lost || dep_moved || bundle_moved || (dark && !failed)) {
+                    self.move_task(r, cur, lost || dark || bundle_moved).await?;
                     continue;
                 }
                 if failed || Instant::now() >= deadline {
@@ -484,6 +487,25 @@ impl ClusterClient {
                 }
             }
         })
+    }
+
+    /// Whether `r` (a task this client submitted) names a bundle of a group whose part for it
+    /// is no longer on `lease`.
+    fn bundle_moved(&self, r: TaskRef, lease: LeaseIdx) -> bool {
+        let g = self.lock();
+        let Some((pg, bundle)) = g.owned.get(&r).and_then(group_target) else {
+            return false;
+        };
+        let Some(group) = g.groups.get(&pg) else {
+            return false;
+        };
+        if bundle >= 0 {
+            group
+                .locate(bundle as usize)
+                .is_some_and(|(l, _, _)| l != lease)
+        } else {
+            !group.parts.iter().any(|(p, _)| p.lease == lease)
+        }
     }
 
     /// Whether an argument of `r` (a task this client submitted) was moved since.
