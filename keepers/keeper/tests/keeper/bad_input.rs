@@ -53,6 +53,7 @@ const METHODS: &[&str] = &[
     "/gpunet.v1.KeeperService/List",
     "/gpunet.v1.KeeperService/GetCluster",
     "/gpunet.v1.KeeperService/CreatePlacementGroup",
+    "/gpunet.v1.KeeperService/RemovePlacementGroup",
     "/gpunet.v1.WorkerService/GetChallenge",
     "/gpunet.v1.WorkerService/FetchObject",
     "/gpunet.v1.KeeperService/NoSuchMethod",
