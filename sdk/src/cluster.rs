@@ -433,6 +433,7 @@ pub async fn connect(
         .await?
         .remove(&id)
         .ok_or(ConnectError::NoCluster(id))?;
+    let mut endpoints: BTreeMap<Pubkey, String> = BTreeMap::new();
     let mut channels: BTreeMap<String, crate::task::Channel> = BTreeMap::new();
     let (mut members, mut left) = (Vec::new(), Vec::new());
     for (address, l) in leases {
@@ -448,12 +449,19 @@ pub async fn connect(
             skip(format!("{:?}", l.status).to_lowercase());
             continue;
         }
-        let endpoint = match client.fetch::<crate::Keeper>("keeper", &l.keeper).await {
-            Ok(k) => k.endpoint,
-            Err(e) => {
-                skip(format!("its keeper {}: {e}", l.keeper));
-                continue;
-            }
+        // Leases often share a keeper: its account is read once.
+        let endpoint = match endpoints.get(&l.keeper) {
+            Some(e) => e.clone(),
+            None => match client.fetch::<crate::Keeper>("keeper", &l.keeper).await {
+                Ok(k) => {
+                    endpoints.insert(l.keeper, k.endpoint.clone());
+                    k.endpoint
+                }
+                Err(e) => {
+                    skip(format!("its keeper {}: {e}", l.keeper));
+                    continue;
+                }
+            },
         };
         let ch = match channels.get(&endpoint) {
             Some(c) => c.clone(),

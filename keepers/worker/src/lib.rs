@@ -101,6 +101,18 @@ struct Shared {
     envs: runtime_env::RuntimeEnvs,
 }
 
+/// What a required facility resolved to: it, or nothing; and why the worker cannot run, when
+/// it was required and cannot be had. Nothing is resolved for a standby connection.
+fn settle<T>(
+    standby: bool,
+    resolve: impl FnOnce() -> Result<Option<T>, String>,
+) -> (Option<T>, Option<String>) {
+    match if standby { Ok(None) } else { resolve() } {
+        Ok(t) => (t, None),
+        Err(why) => (None, Some(why)),
+    }
+}
+
 /// A running worker.
 pub struct WorkerHandle {
     /// Graceful shutdown (drain).
@@ -185,46 +197,34 @@ pub fn spawn_with(mut cfg: WorkerConfig, proof: Arc<dyn ProofExecutor>) -> Worke
         let p = proof.clone();
         tokio::task::spawn_blocking(move || p.warm_up());
     }
-    let sandbox = if cfg.standby {
-        Ok(None)
-    } else {
-        cfg.sandbox.resolve()
-    };
-    let (sandbox, unusable) = match sandbox {
-        Ok(s) => {
-            if s.is_none() && cfg.sandbox == SandboxMode::Auto && !cfg.standby {
-                warn!(
-                    "process tasks run UNSANDBOXED: bubblewrap is not installed or cannot build \
-                     a sandbox here (install `bubblewrap`, or choose --sandbox off to say so)"
-                );
-            }
-            (s, None)
+    // A standby connection runs no tasks: it needs neither a sandbox nor cgroups.
+    let (sandbox, sandbox_err) = settle(cfg.standby, || cfg.sandbox.resolve());
+    let (cgroups, cgroups_err) = settle(cfg.standby, || cfg.cgroups.resolve());
+    if sandbox.is_none()
+        && sandbox_err.is_none()
+        && cfg.sandbox == SandboxMode::Auto
+        && !cfg.standby
+    {
+        warn!(
+            "process tasks run UNSANDBOXED: bubblewrap is not installed or cannot build \
+             a sandbox here (install `bubblewrap`, or choose --sandbox off to say so)"
+        );
+    }
+    match &cgroups {
+        Some(c) => info!(
+            version = c.version(),
+            "process tasks get a cgroup each (memory and CPU caps)"
+        ),
+        None if cgroups_err.is_none() && cfg.cgroups == CgroupMode::Auto && !cfg.standby => {
+            warn!(
+                "process tasks run WITHOUT cgroups: this worker cannot make them here (run it as \
+                 root or in a delegated cgroup v2 subtree, or choose --cgroups off to say so); \
+                 memory limits fall back to RLIMIT_AS and CPU is not capped"
+            )
         }
-        Err(why) => (None, Some(why)),
-    };
-    let cgroups = if cfg.standby {
-        Ok(None)
-    } else {
-        cfg.cgroups.resolve()
-    };
-    let (cgroups, unusable) = match cgroups {
-        Ok(c) => {
-            match &c {
-                Some(c) => info!(
-                    version = c.version(),
-                    "process tasks get a cgroup each (memory and CPU caps)"
-                ),
-                None if cfg.cgroups == CgroupMode::Auto && !cfg.standby => warn!(
-                    "process tasks run WITHOUT cgroups: this worker cannot make them here (run it as \
-                     root or in a delegated cgroup v2 subtree, or choose --cgroups off to say so); \
-                     memory limits fall back to RLIMIT_AS and CPU is not capped"
-                ),
-                None => {}
-            }
-            (c, unusable)
-        }
-        Err(why) => (None, unusable.or(Some(why))),
-    };
+        None => {}
+    }
+    let unusable = sandbox_err.or(cgroups_err);
     let shared = Arc::new(Shared {
         cfg,
         hw,

@@ -541,38 +541,46 @@ impl ClusterClient {
         Ok(())
     }
 
-    /// Statuses, each read where the task is now.
-    pub async fn status(&self, refs: &[TaskRef]) -> Result<Vec<pb::TaskStatus>, ClusterError> {
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
+    /// Where each of `refs` is now, grouped by lease: (lease, [(position in refs, task id)]).
+    fn by_lease(&self, refs: &[TaskRef]) -> Vec<(LeaseIdx, Vec<(usize, u64)>)> {
+        let mut by: std::collections::BTreeMap<LeaseIdx, Vec<(usize, u64)>> = Default::default();
+        for (i, r) in refs.iter().enumerate() {
             let cur = self.locate(*r);
-            let mut s = self
-                .member(cur.lease)?
-                .status(&[cur.task])
+            by.entry(cur.lease).or_default().push((i, cur.task));
+        }
+        by.into_iter().collect()
+    }
+
+    /// Statuses, each read where the task is now (one request per lease).
+    pub async fn status(&self, refs: &[TaskRef]) -> Result<Vec<pb::TaskStatus>, ClusterError> {
+        let mut out = vec![pb::TaskStatus::default(); refs.len()];
+        for (lease, items) in self.by_lease(refs) {
+            let ids: Vec<u64> = items.iter().map(|(_, t)| *t).collect();
+            let got = self
+                .member(lease)?
+                .status(&ids)
                 .await
-                .map_err(|status| ClusterError::Keeper {
-                    lease: cur.lease,
-                    status,
-                })?;
-            out.push(s.pop().unwrap_or_default());
+                .map_err(|status| ClusterError::Keeper { lease, status })?;
+            for ((i, _), st) in items.into_iter().zip(got) {
+                out[i] = st;
+            }
         }
         Ok(out)
     }
 
-    /// Cancels tasks where they are; true for each that was cancelled.
+    /// Cancels tasks where they are (one request per lease); true for each that was cancelled.
     pub async fn cancel(&self, refs: &[TaskRef]) -> Result<Vec<bool>, ClusterError> {
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            let cur = self.locate(*r);
-            let c = self
-                .member(cur.lease)?
-                .cancel(&[cur.task])
+        let mut out = vec![false; refs.len()];
+        for (lease, items) in self.by_lease(refs) {
+            let ids: Vec<u64> = items.iter().map(|(_, t)| *t).collect();
+            let done = self
+                .member(lease)?
+                .cancel(&ids)
                 .await
-                .map_err(|status| ClusterError::Keeper {
-                    lease: cur.lease,
-                    status,
-                })?;
-            out.push(c.first().copied().unwrap_or(false));
+                .map_err(|status| ClusterError::Keeper { lease, status })?;
+            for ((i, _), ok) in items.into_iter().zip(done) {
+                out[i] = ok;
+            }
         }
         Ok(out)
     }
